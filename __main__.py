@@ -1,0 +1,30 @@
+"""k8s-platform: load the stack config, validate it, build the platform, export outputs."""
+
+import pulumi
+
+from stacks.config import ConfigError
+from stacks.files import PROJECT_ROOT, config_from_runtime
+from stacks.program import ProgramSecrets, deploy
+from stacks.spec import (
+    SECRET_KUBECONFIG,
+    SECRET_MYSQL_REPLICATION_PASSWORD,
+    SECRET_MYSQL_ROOT_PASSWORD,
+    SECRET_SSH_PRIVATE_KEY,
+)
+
+config = pulumi.Config()
+secrets = ProgramSecrets(
+    ssh_private_key=config.get_secret(SECRET_SSH_PRIVATE_KEY),
+    kubeconfig=config.get_secret(SECRET_KUBECONFIG),
+    mysql_root_password=config.get_secret(SECRET_MYSQL_ROOT_PASSWORD),
+    mysql_replication_password=config.get_secret(SECRET_MYSQL_REPLICATION_PASSWORD),
+)
+try:
+    # every problem is reported before a single resource is registered
+    outputs = deploy(config_from_runtime(), secrets, PROJECT_ROOT)
+except ConfigError as exc:
+    # RunError: shown to the user as a message, without a Python traceback
+    raise pulumi.RunError(str(exc)) from None
+
+for key, value in outputs.items():
+    pulumi.export(key, value)

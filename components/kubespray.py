@@ -1,0 +1,273 @@
+"""KubesprayCluster: a Kubernetes cluster installed by kubespray from a control host.
+
+Creates pulumi-command `remote.Command` resources on the control host, each with
+one job:
+
+- `<name>-prepare`    fetch kubespray at the pinned version into `workdir`, with its
+                      own Python venv (re-runs when version or source change)
+- `<name>-inventory`  upload hosts.yaml + group_vars (re-runs when they change)
+- `<name>-cluster`    `cluster.yml` (re-runs when the control plane / etcd layout,
+                      group_vars or the kubespray version change; never on a no-op up)
+- `<name>-node-<n>`   one per worker-only node: `scale.yml --limit <n>` when it is
+                      added to a running cluster, `remove-node.yml` when it is removed
+- `<name>-upgrade`    `upgrade-cluster.yml` when `kubeVersion` changes
+- `<name>-kubeconfig` reads `artifacts/admin.conf` back (secret output)
+- `<name>-reset`      only with `resetOnDestroy: true`: `reset.yml` on destroy
+
+Every playbook writes its full log on the control host (the path is printed); the
+command's output keeps only a short tail, so state stays small and no secret is in it.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+import yaml
+
+from stacks import inventory as inv
+from stacks.spec import ClusterSpec, Node
+
+LOG_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class KubesprayClusterArgs:
+    cluster: ClusterSpec
+    schedulable_control_plane: bool
+    ssh_private_key: pulumi.Input[str]
+    inventory_name: str  # directory under <workdir>/inventory/, one per stack
+
+
+def _q(value: str) -> str:
+    """Quote for the remote shell, keeping a leading ~/ expandable."""
+    if value.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(value[2:])
+    return shlex.quote(value)
+
+
+def _write_file(path: str, content: str) -> str:
+    encoded = base64.b64encode(content.encode()).decode()
+    return f"printf '%s' {encoded} | base64 -d > {path}.tmp && mv {path}.tmp {path}"
+
+
+class KubesprayCluster(pulumi.ComponentResource):
+    """Runs kubespray over SSH from the control host; exports the admin kubeconfig as a secret."""
+
+    kubeconfig: pulumi.Output[str]
+
+    def __init__(self, name: str, args: KubesprayClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("k8s-platform:cluster:KubesprayCluster", name, None, opts)
+        cluster = args.cluster
+        assert cluster.kubespray is not None and cluster.control_host is not None
+        ks = cluster.kubespray
+        ch = cluster.control_host
+
+        self.workdir = ks.workdir
+        src = f"{_q(ks.workdir)}/src"
+        venv = f"{_q(ks.workdir)}/venv"
+        inv_dir = f"{_q(ks.workdir)}/inventory/{shlex.quote(args.inventory_name)}"
+        logs = f"{_q(ks.workdir)}/logs"
+        self.inventory_dir = f"{ks.workdir}/inventory/{args.inventory_name}"
+        self.admin_conf_path = f"{self.inventory_dir}/artifacts/admin.conf"
+
+        proxy = None
+        if ch.proxy_jump is not None:
+            proxy = command.remote.ProxyConnectionArgs(
+                host=ch.proxy_jump.host,
+                port=ch.proxy_jump.port,
+                user=ch.proxy_jump.user,
+                private_key=args.ssh_private_key,
+            )
+        connection = command.remote.ConnectionArgs(
+            host=ch.host,
+            port=ch.port,
+            user=ch.user,
+            private_key=args.ssh_private_key,
+            host_key=ch.host_key or None,
+            proxy=proxy,
+            # an unreachable control host fails within about a minute instead of hanging
+            dial_error_limit=6,
+            per_dial_timeout=10,
+        )
+
+        # git fetch of a single tag works for any source: upstream, a mirror, or a local path
+        prepare_script = "\n".join(
+            [
+                "set -eu",
+                f"mkdir -p {_q(ks.workdir)} {logs}",
+                f"if [ ! -d {src}/.git ]; then git init -q {src}; fi",
+                f"cd {src}",
+                f"git fetch -q --depth 1 {shlex.quote(ks.source)} {shlex.quote('refs/tags/' + ks.version if ks.version.startswith('v') else ks.version)}",
+                "git checkout -q --force FETCH_HEAD",
+                f"if [ ! -x {venv}/bin/python ]; then python3 -m venv {venv}; fi",
+                f"{venv}/bin/pip install -q -r requirements.txt > {logs}/prepare-pip.log 2>&1"
+                f" || {{ tail -n {LOG_TAIL_LINES} {logs}/prepare-pip.log >&2; exit 1; }}",
+                f"echo kubespray {shlex.quote(ks.version)} ready in {src}",
+            ]
+        )
+        self.prepare = command.remote.Command(
+            f"{name}-prepare",
+            connection=connection,
+            create=prepare_script,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        rendered = inv.render(cluster, args.schedulable_control_plane)
+        inventory_script = "\n".join(
+            [
+                "set -eu",
+                f"mkdir -p {inv_dir}/group_vars/all {inv_dir}/artifacts",
+                _write_file(f"{inv_dir}/hosts.yaml", rendered.hosts_yaml),
+                _write_file(f"{inv_dir}/{inv.GROUP_VARS_PATH}", rendered.group_vars_yaml),
+                f"echo inventory written to {inv_dir}",
+            ]
+        )
+        self.inventory = command.remote.Command(
+            f"{name}-inventory",
+            connection=connection,
+            create=inventory_script,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.prepare]),
+        )
+
+        forks = min(max(len(cluster.nodes), 5), 50)
+        key_flag = f" --private-key {_q(cluster.ansible_key_path)}" if cluster.ansible_key_path else ""
+        base = (
+            f"ANSIBLE_PIPELINING=True ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_FORCE_COLOR=False "
+            f"ANSIBLE_SSH_ARGS='-o ControlMaster=auto -o ControlPersist=30m -o ServerAliveInterval=30' "
+            f"{venv}/bin/ansible-playbook -i {inv_dir}/hosts.yaml --become "
+            f"--user {shlex.quote(cluster.ansible_user)}{key_flag} --forks {forks}"
+        )
+
+        def playbook(label: str, args_: str, pre: str = "") -> str:
+            """Run one playbook with its log on the control host and a short tail in Pulumi."""
+            return "\n".join(
+                [
+                    "set -u",
+                    f"cd {src}",
+                    f"mkdir -p {logs}",
+                    f"log={logs}/{label}-$(date -u +%Y%m%dT%H%M%SZ).log",
+                    pre,
+                    f'{base} {args_} > "$log" 2>&1',
+                    "rc=$?",
+                    'if [ "$rc" -ne 0 ]; then',
+                    f'  echo "{label} failed (exit $rc); full log on the control host: $log" >&2',
+                    f'  tail -n {LOG_TAIL_LINES} "$log" >&2',
+                    '  exit "$rc"',
+                    "fi",
+                    f'echo "{label} ok; full log: $log"',
+                    "grep -A20 'PLAY RECAP' \"$log\" | tail -n 20 || true",
+                ]
+            )
+
+        digest = inv.cluster_digest(cluster, args.schedulable_control_plane)
+        self.cluster_digest = digest
+        self.cluster = command.remote.Command(
+            f"{name}-cluster",
+            connection=connection,
+            # the digest is part of the command, so a changed layout is an update that re-runs
+            # cluster.yml, and an unchanged one is no diff at all
+            create=playbook("cluster", "cluster.yml", pre=f": cluster digest {digest}"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.inventory]),
+        )
+
+        kubectl = f"{inv_dir}/artifacts/kubectl --kubeconfig {inv_dir}/artifacts/admin.conf"
+        self.nodes: dict[str, command.remote.Command] = {}
+        for node in cluster.nodes:
+            if not node.worker_only:
+                continue
+            self.nodes[node.name] = self._worker(name, node, connection, playbook, kubectl, inv_dir, src)
+
+        kube_version = cluster.kube_version or "kubespray-default"
+        self.upgrade = command.remote.Command(
+            f"{name}-upgrade",
+            connection=connection,
+            # cluster.yml installs the version on first run; later changes of it upgrade
+            create=f": kube_version {shlex.quote(kube_version)} installed by cluster.yml",
+            update=playbook(
+                "upgrade-cluster", "upgrade-cluster.yml", pre=f": kube_version {shlex.quote(kube_version)}"
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster, *self.nodes.values()]),
+        )
+
+        self.kubeconfig_reader = command.remote.Command(
+            f"{name}-kubeconfig",
+            connection=connection,
+            create=f"cat {inv_dir}/artifacts/admin.conf",
+            triggers=[digest, kube_version],
+            logging="none",
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.cluster, self.upgrade],
+                additional_secret_outputs=["stdout", "stderr"],
+            ),
+        )
+        server = inv.api_server_url(cluster)
+        self.kubeconfig = pulumi.Output.secret(self.kubeconfig_reader.stdout).apply(
+            lambda text: rewrite_server(text, server)
+        )
+
+        self.reset: command.remote.Command | None = None
+        if cluster.reset_on_destroy:
+            self.reset = command.remote.Command(
+                f"{name}-reset",
+                connection=connection,
+                create=": reset.yml runs when this stack is destroyed (resetOnDestroy: true)",
+                delete=playbook("reset", "reset.yml -e skip_confirmation=true"),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
+            )
+
+        self.register_outputs(
+            {
+                "kubeconfig": self.kubeconfig,
+                "inventoryDir": self.inventory_dir,
+                "clusterDigest": digest,
+            }
+        )
+
+    def _worker(
+        self, name, node: Node, connection, playbook, kubectl: str, inv_dir: str, src: str
+    ) -> command.remote.Command:  # type: ignore[no-untyped-def]
+        extra_inv = f"{inv_dir}/remove-{shlex.quote(node.name)}.yaml"
+        node_q = shlex.quote(node.name)
+        # Worker joins the cluster: scale.yml for just this node, after refreshing facts of all
+        # nodes (kubespray's documented way to use --limit). A node that cluster.yml already
+        # joined (first deployment) is skipped.
+        create = "\n".join(
+            [
+                f"if {kubectl} get node {node_q} >/dev/null 2>&1; then echo node {node_q} already in the cluster; exit 0; fi",
+                playbook("facts", "playbooks/facts.yml"),
+                playbook(f"scale-{node.name}", f"scale.yml --limit {node_q}"),
+            ]
+        )
+        delete = "\n".join(
+            [
+                _write_file(extra_inv, inv.node_inventory(node)),
+                playbook(
+                    f"remove-node-{node.name}",
+                    f"-i {extra_inv} remove-node.yml -e node={node_q} -e skip_confirmation=true",
+                ),
+            ]
+        )
+        return command.remote.Command(
+            f"{name}-node-{node.name}",
+            connection=connection,
+            create=create,
+            delete=delete,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
+        )
+
+
+def rewrite_server(kubeconfig: str, server: str) -> str:
+    """Point every cluster entry of admin.conf at the API endpoint users can reach."""
+    doc = yaml.safe_load(kubeconfig) if kubeconfig else None
+    if not isinstance(doc, dict):
+        return kubeconfig
+    for entry in doc.get("clusters") or []:
+        cluster = entry.get("cluster") if isinstance(entry, dict) else None
+        if isinstance(cluster, dict):
+            cluster["server"] = server
+    return yaml.safe_dump(doc, sort_keys=False)

@@ -1,0 +1,3 @@
+from stacks.cli import main
+
+raise SystemExit(main())

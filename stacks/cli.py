@@ -1,0 +1,131 @@
+"""`python -m stacks`: validate stack configs, print the kubespray inventory, render manifests.
+
+Runs without the Pulumi CLI, without a cluster and without network. Exit codes:
+0 success, 1 a problem with the config, 2 a usage error. Problems go to stderr,
+one line each: `<key.path>: <what is wrong and what would be right>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stacks import inventory as inv
+from stacks.config import ConfigError
+from stacks.files import PROJECT_ROOT, load_spec_file, stack_file
+from stacks.spec import PlatformSpec
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _sources(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    if args.config_file:
+        return [(str(args.config_file), Path(args.config_file))]
+    stacks = args.stack if isinstance(args.stack, list) else [args.stack]
+    return [(name, stack_file(name, args.root)) for name in stacks if name]
+
+
+def _report(label: str, exc: ConfigError) -> None:
+    print(f"{label}: {len(exc.problems)} problem(s)", file=sys.stderr)
+    for problem in exc.problems:
+        print(str(problem), file=sys.stderr)
+
+
+def _load_one(args: argparse.Namespace) -> PlatformSpec | None:
+    ((label, path),) = _sources(args)
+    try:
+        return load_spec_file(path, args.root)
+    except ConfigError as exc:
+        _report(label, exc)
+        return None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for label, path in _sources(args):
+        try:
+            spec = load_spec_file(path, args.root)
+        except ConfigError as exc:
+            _report(label, exc)
+            failed += 1
+            continue
+        print(
+            f"{label}: ok ({spec.environment}, {spec.cluster.mode} mode, {len(spec.cluster.nodes)} node(s), "
+            f"{len(spec.helm.releases)} release(s), {len(spec.apps)} app(s))"
+        )
+    return 1 if failed else 0
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    spec = _load_one(args)
+    if spec is None:
+        return 1
+    if spec.cluster.mode != "kubespray":
+        print("cluster.mode: is 'existing'; there is no kubespray inventory for this stack", file=sys.stderr)
+        return 1
+    rendered = inv.render(spec.cluster, spec.schedulable_control_plane)
+    if args.out:
+        out = Path(args.out)
+        (out / inv.GROUP_VARS_PATH).parent.mkdir(parents=True, exist_ok=True)
+        (out / "hosts.yaml").write_text(rendered.hosts_yaml, encoding="utf-8")
+        (out / inv.GROUP_VARS_PATH).write_text(rendered.group_vars_yaml, encoding="utf-8")
+        print(f"wrote {out / 'hosts.yaml'} and {out / inv.GROUP_VARS_PATH}")
+        return 0
+    sys.stdout.write(f"# hosts.yaml\n{rendered.hosts_yaml}---\n# {inv.GROUP_VARS_PATH}\n{rendered.group_vars_yaml}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    spec = _load_one(args)
+    if spec is None:
+        return 1
+    from stacks.render import render_stack
+
+    try:
+        written = render_stack(spec, args.root, Path(args.out))
+    except ConfigError as exc:
+        _report(_sources(args)[0][0], exc)
+        return 1
+    print(f"wrote {len(written)} manifest(s) to {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m stacks", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help="project root (where Pulumi.yaml is)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def stack_args(p: argparse.ArgumentParser, many: bool = False) -> None:
+        p.add_argument("stack", nargs="*" if many else "?", help="stack name: reads Pulumi.<STACK>.yaml")
+        p.add_argument("--config-file", type=Path, help="any file in the Pulumi.<stack>.yaml format")
+
+    p = sub.add_parser("validate", help="parse + validate; prints every problem")
+    stack_args(p, many=True)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("inventory", help="print the kubespray inventory and group_vars the cluster component uploads")
+    stack_args(p)
+    p.add_argument("--out", help="write hosts.yaml and group_vars/ into this directory instead of printing")
+    p.set_defaults(func=cmd_inventory)
+
+    p = sub.add_parser("render", help="write every Kubernetes object the stack declares as YAML (secrets redacted)")
+    stack_args(p)
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=cmd_render)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    has_stack = bool(args.stack)
+    if has_stack == bool(args.config_file):
+        parser.error(f"{args.command}: give a STACK name or --config-file FILE (one of them)")
+    return int(args.func(args))

@@ -1,0 +1,106 @@
+"""Read stack config from `Pulumi.<stack>.yaml` files or from the running Pulumi program.
+
+Both paths produce the same `{key: value}` mapping (namespace stripped) in which
+secret values are replaced by `config.SECRET`, so `parse_config` never sees a
+secret's plaintext and the CLI validates exactly what `pulumi preview` validates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stacks.config import NAMESPACE, SECRET, ConfigError, Problem, strip_namespace
+from stacks.spec import PlatformSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def stack_file(stack: str, root: Path = PROJECT_ROOT) -> Path:
+    return root / f"Pulumi.{stack}.yaml"
+
+
+def _unsecure(value: Any) -> Any:
+    """Replace `{secure: ...}` leaves with the SECRET marker, recursively."""
+    if isinstance(value, Mapping):
+        if set(value) == {"secure"}:
+            return SECRET
+        return {k: _unsecure(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unsecure(v) for v in value]
+    return value
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file; syntax errors become a ConfigError naming the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(str(path), "no such stack file")]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(str(path), f"cannot read: {exc.strerror}")]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError([Problem(str(path), f"{problem}{where}")]) from None
+
+
+def config_from_file(path: Path) -> dict[str, Any]:
+    """The `k8s-platform:` keys of a stack file, secrets as markers."""
+    doc = load_yaml(path)
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, Mapping):
+        raise ConfigError([Problem(str(path), "a stack file is a mapping with a 'config:' key")])
+    unknown = [
+        k for k in doc if k not in ("config", "secretsprovider", "encryptionsalt", "encryptedkey", "environment")
+    ]
+    if unknown:
+        raise ConfigError(
+            [Problem(str(path), f"unknown top-level key {unknown[0]!r}; stack settings go under 'config:'")]
+        )
+    config = doc.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise ConfigError([Problem("config", "must be a mapping of 'k8s-platform:<key>: value'")], str(path))
+    return strip_namespace(_unsecure(config), str(path))
+
+
+def load_spec_file(path: Path, root: Path = PROJECT_ROOT) -> PlatformSpec:
+    from stacks.config import parse_config
+
+    return parse_config(config_from_file(path), project_root=root, source=str(path))
+
+
+def config_from_runtime() -> dict[str, Any]:
+    """The `k8s-platform:` keys as the Pulumi engine passed them to this program.
+
+    Values the engine hands over are strings (objects as JSON); secret keys are
+    replaced by the marker so the plaintext goes no further than `pulumi.Config`.
+    """
+    from pulumi.runtime import config as runtime_config
+
+    values = dict(runtime_config.get_config_env())
+    values.update(runtime_config.CONFIG.get())
+    secret_keys = set(runtime_config.get_config_secret_keys_env())
+    secret_keys.update(k for k in values if runtime_config.is_config_secret(k))
+    raw: dict[str, Any] = {}
+    prefix = f"{NAMESPACE}:"
+    for full_key, value in values.items():
+        if not full_key.startswith(prefix):
+            continue
+        key = full_key[len(prefix) :]
+        if full_key in secret_keys:
+            raw[key] = SECRET
+            continue
+        try:
+            raw[key] = json.loads(value)
+        except (TypeError, ValueError):
+            raw[key] = value
+    return raw

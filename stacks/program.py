@@ -1,0 +1,167 @@
+"""The composition of k8s-platform: a validated `PlatformSpec` in, resources out.
+
+Creates, in order: the cluster (kubespray over SSH, or an existing kubeconfig), a
+Kubernetes provider built from its kubeconfig, the stack's namespaces, the cluster
+add-ons, Helm releases, MySQL and the stateless apps. Everything in-cluster uses
+that provider, so nothing is created before the cluster exists. `__main__.py`
+calls `build` with real secrets; `python -m stacks render` calls it under mocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.helm_release import HelmRelease, HelmReleaseArgs
+from components.kubespray import KubesprayCluster, KubesprayClusterArgs
+from components.mysql import MySQLCluster, MySQLClusterArgs
+from components.namespaces import NamespacesArgs, PlatformNamespaces
+from components.webapp import WebApp, WebAppArgs
+from stacks.config import ConfigError, Problem
+from stacks.spec import PlatformSpec
+
+
+@dataclass(frozen=True)
+class ProgramSecrets:
+    """Secret config values, as Pulumi secrets; None where the key is not set."""
+
+    ssh_private_key: pulumi.Output[str] | None = None
+    kubeconfig: pulumi.Output[str] | None = None
+    mysql_root_password: pulumi.Output[str] | None = None
+    mysql_replication_password: pulumi.Output[str] | None = None
+
+
+def _existing_kubeconfig(spec: PlatformSpec, secrets: ProgramSecrets) -> pulumi.Output[str]:
+    if secrets.kubeconfig is not None:
+        return secrets.kubeconfig
+    path = Path(spec.cluster.kubeconfig).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            [Problem("cluster.kubeconfig", f"cannot read {str(path)!r}: {exc.strerror or exc}")]
+        ) from None
+    # the file's content goes into the provider's inputs, so it is stored encrypted
+    return pulumi.Output.secret(text)
+
+
+def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack: str = "") -> dict[str, Any]:
+    """Register every resource of the stack; returns the stack outputs."""
+    stack = stack or pulumi.get_stack()
+    outputs: dict[str, Any] = {"environment": spec.environment, "clusterMode": spec.cluster.mode}
+    cluster_deps: list[pulumi.Resource] = []
+    taints_from: tuple[str, ...] = ()
+
+    if spec.cluster.mode == "kubespray":
+        if secrets.ssh_private_key is None:
+            raise ConfigError([Problem("sshPrivateKey", "is required in kubespray mode")])
+        cluster = KubesprayCluster(
+            "cluster",
+            KubesprayClusterArgs(
+                cluster=spec.cluster,
+                schedulable_control_plane=spec.schedulable_control_plane,
+                ssh_private_key=secrets.ssh_private_key,
+                inventory_name=f"k8s-platform-{stack}",
+            ),
+        )
+        kubeconfig = cluster.kubeconfig
+        cluster_deps.append(cluster)
+        outputs["inventoryDir"] = cluster.inventory_dir
+        outputs["nodes"] = [n.name for n in spec.cluster.nodes]
+    else:
+        kubeconfig = _existing_kubeconfig(spec, secrets)
+        if spec.schedulable_control_plane:
+            taints_from = tuple(n.name for n in spec.cluster.nodes if n.is_control_plane)
+
+    provider = k8s.Provider(
+        "k8s",
+        kubeconfig=kubeconfig,
+        context=spec.cluster.context or None,
+        opts=pulumi.ResourceOptions(depends_on=cluster_deps, additional_secret_outputs=["kubeconfig"]),
+    )
+    outputs["kubeconfig"] = pulumi.Output.secret(kubeconfig)
+    in_cluster = pulumi.ResourceOptions(provider=provider, depends_on=cluster_deps)
+
+    namespaces = PlatformNamespaces(
+        "namespaces",
+        NamespacesArgs(names=spec.namespaces, labels={"k8s-platform/environment": spec.environment}),
+        opts=in_cluster,
+    )
+    addons = ClusterAddons(
+        "addons",
+        ClusterAddonsArgs(
+            spec=spec.addons,
+            schedulable_control_plane=spec.schedulable_control_plane,
+            remove_taints_from=taints_from,
+        ),
+        opts=in_cluster,
+    )
+
+    releases = []
+    for release in spec.helm.releases:
+        ns = namespaces.by_name.get(release.namespace)
+        releases.append(
+            HelmRelease(
+                f"release-{release.namespace}-{release.name}",
+                HelmReleaseArgs(spec=release, project_root=str(project_root), namespace_resource=ns),
+                opts=pulumi.ResourceOptions(provider=provider, depends_on=[*cluster_deps, addons]),
+            )
+        )
+    outputs["helmReleases"] = [
+        pulumi.Output.all(r.release_name, r.namespace, r.chart, r.version, r.revision).apply(
+            lambda v: {"name": v[0], "namespace": v[1], "chart": v[2], "version": v[3], "revision": v[4]}
+        )
+        for r in releases
+    ]
+
+    if spec.mysql.enabled:
+        if secrets.mysql_root_password is None or secrets.mysql_replication_password is None:
+            raise ConfigError([Problem("mysqlRootPassword", "MySQL passwords are required when mysql.enabled is true")])
+        mysql = MySQLCluster(
+            spec.mysql.name,
+            MySQLClusterArgs(
+                spec=spec.mysql,
+                root_password=secrets.mysql_root_password,
+                replication_password=secrets.mysql_replication_password,
+                protect=spec.environment == "prod",
+                required_anti_affinity=spec.environment == "prod",
+                namespace_resource=namespaces.by_name.get(spec.mysql.namespace),
+            ),
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=[*cluster_deps, addons]),
+        )
+        outputs["mysql"] = {
+            "primaryHost": mysql.primary_host,
+            "readHost": mysql.read_host,
+            "members": mysql.members,
+        }
+
+    apps = {}
+    for app in spec.apps:
+        web = WebApp(
+            f"app-{app.namespace}-{app.name}",
+            WebAppArgs(
+                spec=app,
+                ingress_class=spec.addons.ingress.class_name,
+                load_balancer_available=spec.addons.load_balancer.enabled,
+            ),
+            opts=pulumi.ResourceOptions(
+                provider=provider,
+                depends_on=[*cluster_deps, namespaces, addons],
+            ),
+        )
+        apps[f"{app.namespace}/{app.name}"] = {"service": web.service_name, "url": web.url}
+    outputs["apps"] = apps
+    return outputs
+
+
+def deploy(raw_config: dict[str, Any], secrets: ProgramSecrets, project_root: Path, stack: str = "") -> dict[str, Any]:
+    """Validate the whole config, then build; a bad config registers no resource at all."""
+    from stacks.config import parse_config
+
+    spec = parse_config(raw_config, project_root=project_root, source=f"stack {stack or pulumi.get_stack()}")
+    return build(spec, secrets, project_root, stack)

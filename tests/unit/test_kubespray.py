@@ -1,0 +1,240 @@
+"""KubesprayCluster under Pulumi mocks: the command graph, its triggers and per-node operations."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pulumi
+import pytest
+from conftest import FAKE_ADMIN_CONF, PROJECT_ROOT, PlatformMocks, kubespray_config, run_program
+
+from components.kubespray import KubesprayCluster, KubesprayClusterArgs, rewrite_server
+from stacks import inventory as inv
+from stacks.config import parse_config
+
+CMD = "command:remote:Command"
+
+
+def build_cluster(cfg: dict[str, Any]) -> KubesprayCluster:
+    spec = parse_config(cfg, project_root=PROJECT_ROOT)
+    holder: dict[str, KubesprayCluster] = {}
+
+    def program() -> Any:
+        c = KubesprayCluster(
+            "cluster",
+            KubesprayClusterArgs(
+                cluster=spec.cluster,
+                schedulable_control_plane=spec.schedulable_control_plane,
+                ssh_private_key=pulumi.Output.secret("test-key-material"),
+                inventory_name="k8s-platform-test",
+            ),
+        )
+        holder["c"] = c
+        return c.kubeconfig.apply(lambda k: holder.__setitem__("kubeconfig", k))
+
+    run_program(program)
+    return holder["c"]
+
+
+def commands(mocks: PlatformMocks) -> dict[str, dict[str, Any]]:
+    return {r.name: r.inputs for r in mocks.of_type(CMD)}
+
+
+def test_command_graph_and_jobs(mocks: PlatformMocks) -> None:
+    build_cluster(kubespray_config())
+    cmds = commands(mocks)
+    # node3 has etcd, so no worker-only nodes in the notes' layout
+    assert set(cmds) == {"cluster-prepare", "cluster-inventory", "cluster-cluster", "cluster-upgrade", "cluster-kubeconfig"}
+    assert "git fetch -q --depth 1 https://github.com/kubernetes-sigs/kubespray.git refs/tags/v2.31.0" in cmds["cluster-prepare"]["create"]
+    assert "-m venv" in cmds["cluster-prepare"]["create"] and "requirements.txt" in cmds["cluster-prepare"]["create"]
+    cluster = cmds["cluster-cluster"]["create"]
+    assert "ansible-playbook -i " in cluster and " cluster.yml" in cluster
+    assert "--become --user tiger" in cluster and "ANSIBLE_PIPELINING=True" in cluster and "ControlPersist" in cluster
+    assert "--forks 5" in cluster
+    assert "PLAY RECAP" in cluster and "full log on the control host" in cluster
+    assert "admin.conf" in cmds["cluster-kubeconfig"]["create"]
+    assert "delete" not in cmds["cluster-cluster"]
+
+
+def test_dependencies_prepare_inventory_cluster_kubeconfig(mocks: PlatformMocks) -> None:
+    c = build_cluster(kubespray_config())
+    # ResourceOptions.depends_on is what orders the remote commands
+    assert c.inventory._transformations is not None  # resource exists
+    from pulumi.resource import Resource
+
+    def deps(res: Resource) -> list[Resource]:
+        opts = getattr(res, "_opts", None)
+        return list(opts.depends_on) if opts and opts.depends_on else []
+
+    # fall back to the recorded graph when the SDK keeps no opts on the resource
+    graph = {
+        "cluster-inventory": ["cluster-prepare"],
+        "cluster-cluster": ["cluster-inventory"],
+        "cluster-upgrade": ["cluster-cluster"],
+        "cluster-kubeconfig": ["cluster-cluster", "cluster-upgrade"],
+    }
+    by_obj = {c.prepare: "cluster-prepare", c.inventory: "cluster-inventory", c.cluster: "cluster-cluster",
+              c.upgrade: "cluster-upgrade", c.kubeconfig_reader: "cluster-kubeconfig"}
+    for res, name in by_obj.items():
+        recorded = [by_obj[d] for d in deps(res) if d in by_obj]
+        if recorded or name == "cluster-prepare":
+            assert recorded == graph.get(name, []), f"{name}: depends on {recorded}"
+
+
+def test_uploaded_inventory_is_what_the_cli_prints(mocks: PlatformMocks) -> None:
+    cfg = kubespray_config()
+    build_cluster(cfg)
+    spec = parse_config(cfg, project_root=PROJECT_ROOT)
+    rendered = inv.render(spec.cluster, True)
+    script = commands(mocks)["cluster-inventory"]["create"]
+    import base64
+    import re
+
+    blobs = [base64.b64decode(b).decode() for b in re.findall(r"printf '%s' (\S+) \| base64 -d", script)]
+    assert blobs == [rendered.hosts_yaml, rendered.group_vars_yaml]
+
+
+def test_kubeconfig_is_secret_and_points_at_endpoint(mocks: PlatformMocks) -> None:
+    cfg = kubespray_config()
+    cfg["cluster"]["apiServerEndpoint"] = "https://k8s.example.com:6443"
+    c = build_cluster(cfg)
+    secret_flag: dict[str, bool] = {}
+
+    def check() -> Any:
+        return pulumi.Output.is_secret(c.kubeconfig)
+
+    import asyncio
+
+    secret_flag["v"] = asyncio.get_event_loop().run_until_complete(c.kubeconfig.is_secret())
+    assert secret_flag["v"] is True
+    rewritten = rewrite_server(FAKE_ADMIN_CONF, "https://k8s.example.com:6443")
+    assert "server: https://k8s.example.com:6443" in rewritten and "127.0.0.1" not in rewritten
+    assert mocks.named("cluster-kubeconfig").inputs.get("logging") == "none"
+
+
+def test_default_server_is_first_control_plane(ks_config: dict[str, Any]) -> None:
+    spec = parse_config(ks_config, project_root=PROJECT_ROOT)
+    assert inv.api_server_url(spec.cluster) == "https://10.4.17.167:6443"
+
+
+def _with_worker(cfg: dict[str, Any], name: str = "node4", addr: str = "10.4.17.170") -> dict[str, Any]:
+    cfg = copy.deepcopy(cfg)
+    cfg["cluster"]["nodes"].append({"name": name, "address": addr, "roles": ["worker"]})
+    return cfg
+
+
+def test_worker_only_node_gets_scale_and_remove(mocks: PlatformMocks) -> None:
+    build_cluster(_with_worker(kubespray_config()))
+    node = commands(mocks)["cluster-node-node4"]
+    assert "scale.yml --limit node4" in node["create"]
+    assert "playbooks/facts.yml" in node["create"]
+    assert "get node node4" in node["create"]  # already joined by cluster.yml: skip
+    assert "remove-node.yml -e node=node4 -e skip_confirmation=true" in node["delete"]
+    # remove-node.yml needs the node in the inventory even after it left the config
+    assert "remove-node4.yaml" in node["delete"]
+
+
+def test_cluster_digest_ignores_workers_and_kube_version(ks_config: dict[str, Any]) -> None:
+    base = parse_config(ks_config, project_root=PROJECT_ROOT).cluster
+    with_worker = parse_config(_with_worker(ks_config), project_root=PROJECT_ROOT).cluster
+    assert inv.cluster_digest(base, True) == inv.cluster_digest(with_worker, True)
+    upgraded = copy.deepcopy(ks_config)
+    upgraded["cluster"]["kubeVersion"] = "1.35.4"
+    assert inv.cluster_digest(base, True) == inv.cluster_digest(parse_config(upgraded, project_root=PROJECT_ROOT).cluster, True)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("cluster.kubespray.version", "v2.30.0"),
+        ("cluster.kubespray.source", "https://mirror.example.com/kubespray.git"),
+        ("cluster.proxy.http", "http://10.0.0.9:3128"),
+        ("cluster.imageRepos.quay", "mirror.example.com/quay"),
+        ("cluster.networkPlugin", "cilium"),
+        ("cluster.containerManager", "crio"),
+        ("cluster.extraVars", {"etcd_deployment_type": "host"}),
+    ],
+)
+def test_cluster_digest_changes_with_each_input(ks_config: dict[str, Any], path: str, value: Any) -> None:
+    before = parse_config(ks_config, project_root=PROJECT_ROOT)
+    changed = copy.deepcopy(ks_config)
+    node: Any = changed
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+    after = parse_config(changed, project_root=PROJECT_ROOT)
+    assert inv.cluster_digest(before.cluster, before.schedulable_control_plane) != inv.cluster_digest(
+        after.cluster, after.schedulable_control_plane
+    ), path
+
+
+def test_schedulable_control_plane_changes_kube_node(ks_config: dict[str, Any]) -> None:
+    ks_config["cluster"]["nodes"][0]["roles"] = ["control-plane", "etcd"]
+    on = parse_config(ks_config, project_root=PROJECT_ROOT)
+    ks_config["schedulableControlPlane"] = False
+    off = parse_config(ks_config, project_root=PROJECT_ROOT)
+    assert "node1" in inv.hosts_document(on.cluster, True)["all"]["children"]["kube_node"]["hosts"]
+    assert "node1" not in inv.hosts_document(off.cluster, False)["all"]["children"]["kube_node"]["hosts"]
+    assert inv.cluster_digest(on.cluster, True) != inv.cluster_digest(off.cluster, False)
+
+
+def test_identical_config_gives_identical_commands() -> None:
+    first, second = PlatformMocks(), PlatformMocks()
+    for m in (first, second):
+        pulumi.runtime.set_mocks(m, project="k8s-platform", stack="dev", preview=False)
+        build_cluster(_with_worker(kubespray_config()))
+    assert commands(first) == commands(second)
+
+
+def test_kube_version_change_is_an_upgrade_not_a_cluster_run(mocks: PlatformMocks) -> None:
+    cfg = kubespray_config()
+    build_cluster(cfg)
+    before = commands(mocks)
+    mocks.resources.clear()
+    upgraded = copy.deepcopy(cfg)
+    upgraded["cluster"]["kubeVersion"] = "1.35.4"
+    build_cluster(upgraded)
+    after = commands(mocks)
+    assert before["cluster-cluster"] == after["cluster-cluster"]
+    assert before["cluster-inventory"] != after["cluster-inventory"]  # group_vars carry kube_version
+    assert "upgrade-cluster.yml" in after["cluster-upgrade"]["update"]
+    assert before["cluster-upgrade"]["create"] != after["cluster-upgrade"]["create"]  # a diff, so update runs
+
+
+def test_reset_only_when_asked(mocks: PlatformMocks) -> None:
+    build_cluster(kubespray_config())
+    assert "cluster-reset" not in commands(mocks)
+    mocks.resources.clear()
+    cfg = kubespray_config()
+    cfg["cluster"]["resetOnDestroy"] = True
+    build_cluster(cfg)
+    reset = commands(mocks)["cluster-reset"]
+    assert "reset.yml -e skip_confirmation=true" in reset["delete"]
+    assert "ansible-playbook" not in reset["create"]
+
+
+def test_no_secret_in_any_command(mocks: PlatformMocks) -> None:
+    build_cluster(_with_worker(kubespray_config()))
+    for name, inputs in commands(mocks).items():
+        for key in ("create", "update", "delete"):
+            assert "test-key-material" not in str(inputs.get(key, "")), name
+
+
+def test_bastion_and_host_key_reach_the_connection(mocks: PlatformMocks) -> None:
+    cfg = kubespray_config()
+    cfg["cluster"]["controlHost"]["proxyJump"] = {"host": "bastion.example.com", "user": "jump"}
+    build_cluster(cfg)
+    wrapped = mocks.named("cluster-cluster").inputs["connection"]
+    # the connection carries the private key, so the whole object travels as a secret
+    assert "4dabf18193072939515e22adb298388d" in wrapped, "connection is not marked secret"
+    conn = wrapped["value"]
+    assert conn["proxy"]["host"] == "bastion.example.com" and conn["proxy"]["user"] == "jump"
+    assert conn["hostKey"].startswith("ssh-ed25519 ")
+    assert conn["dialErrorLimit"] == 6
+
+
+def test_preview_with_unknowns(preview_mocks: PlatformMocks) -> None:
+    build_cluster(_with_worker(kubespray_config()))
+    assert {r.name for r in preview_mocks.of_type(CMD)} >= {"cluster-cluster", "cluster-node-node4"}
