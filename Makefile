@@ -71,7 +71,7 @@ destroy: setup
 	source "$$(scripts/engine.sh --env)" && pulumi destroy --stack $(STACK)
 
 bench: setup ## render time per app for 10/100/500 apps (median of runs)
-	$(BIN)/python bench/bench_render.py
+	$(BIN)/python bench/bench_render.py --sizes 10 100 500 --runs 3
 
 clean:
 	rm -rf render .pytest_cache .mypy_cache .ruff_cache

@@ -53,6 +53,8 @@ class PlatformMocks(pulumi.runtime.Mocks):
 
     def __init__(self) -> None:
         self.resources: list[Registered] = []
+        # what a StackReference to this stack reads back (its previous outputs)
+        self.stack_outputs: dict[str, Any] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         outputs = dict(args.inputs)
@@ -70,6 +72,10 @@ class PlatformMocks(pulumi.runtime.Mocks):
                 "revision": 1,
                 "status": "deployed",
             }
+        elif args.typ == "pulumi:pulumi:StackReference":
+            # a stack that has never been deployed: no previous outputs
+            outputs["outputs"] = dict(self.stack_outputs)
+            outputs["secretOutputNames"] = []
         elif args.typ.startswith("kubernetes:"):
             meta = dict(outputs.get("metadata") or {})
             meta.setdefault("name", args.name)

@@ -1,0 +1,64 @@
+"""PlatformNamespaces: one labelled Namespace per name, exposed by name."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.namespaces import NamespacesArgs, PlatformNamespaces
+from tests.unit.conftest import PlatformMocks, run_program
+
+NS_TYPE = "kubernetes:core/v1:Namespace"
+
+
+def _build(names: tuple[str, ...], labels: dict[str, str] | None = None) -> dict[str, PlatformNamespaces]:
+    made: dict[str, PlatformNamespaces] = {}
+
+    def program() -> None:
+        made["ns"] = PlatformNamespaces("namespaces", NamespacesArgs(names=names, labels=labels or {}))
+
+    run_program(program)
+    return made
+
+
+def test_one_namespace_per_name_with_explicit_names(mocks: PlatformMocks) -> None:
+    _build(("web", "data", "web"))
+    created = mocks.of_type(NS_TYPE)
+    assert sorted(r.inputs["metadata"]["name"] for r in created) == ["data", "web"], (
+        f"expected one Namespace per distinct name, got {[r.name for r in created]}"
+    )
+    assert sorted(r.name for r in created) == ["namespaces-data", "namespaces-web"]
+
+
+def test_labels_include_managed_by_and_given_labels(mocks: PlatformMocks) -> None:
+    _build(("web",), {"k8s-platform/environment": "dev", "app.kubernetes.io/managed-by": "someone-else"})
+    labels = mocks.named("namespaces-web").inputs["metadata"]["labels"]
+    assert labels == {"k8s-platform/environment": "dev", "app.kubernetes.io/managed-by": "k8s-platform"}, labels
+
+
+def test_by_name_and_parent_in_urn(mocks: PlatformMocks) -> None:
+    def program() -> pulumi.Output[None]:
+        nss = PlatformNamespaces("namespaces", NamespacesArgs(names=("web", "data"), labels={}))
+        assert sorted(nss.by_name) == ["data", "web"]
+
+        def check(args: list[str]) -> None:
+            urn, name = args
+            assert "k8s-platform:namespaces:PlatformNamespaces$kubernetes:core/v1:Namespace::namespaces-web" in urn, (
+                f"{urn}: Namespace must be a child of the component"
+            )
+            assert name == "web", f"{urn}: metadata.name {name!r}"
+
+        web = nss.by_name["web"]
+        return pulumi.Output.all(web.urn, web.metadata.name).apply(check)
+
+    run_program(program)
+
+
+def test_preview_registers_the_same_namespaces(preview_mocks: PlatformMocks) -> None:
+    _build(("web",))
+    assert [r.name for r in preview_mocks.of_type(NS_TYPE)] == ["namespaces-web"]
+
+
+def test_no_names_no_namespaces(mocks: PlatformMocks) -> None:
+    made = _build(())
+    assert mocks.of_type(NS_TYPE) == []
+    assert made["ns"].by_name == {}
