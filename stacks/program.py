@@ -120,6 +120,13 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
     ]
 
     if spec.mysql.enabled:
+        # Kubernetes forbids changing a StatefulSet's volumeClaimTemplates: compare with what this
+        # stack deployed last time (its own previous outputs) and refuse before the StatefulSet is sent.
+        self_ref = pulumi.StackReference(
+            f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}",
+            opts=pulumi.ResourceOptions(depends_on=cluster_deps),
+        )
+        previous_storage = self_ref.get_output("mysql").apply(lambda m: (m or {}).get("storage"))
         if secrets.mysql_root_password is None or secrets.mysql_replication_password is None:
             raise ConfigError([Problem("mysqlRootPassword", "MySQL passwords are required when mysql.enabled is true")])
         mysql = MySQLCluster(
@@ -131,6 +138,7 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
                 protect=spec.environment == "prod",
                 required_anti_affinity=spec.environment == "prod",
                 namespace_resource=namespaces.by_name.get(spec.mysql.namespace),
+                previous_storage=previous_storage,
             ),
             opts=pulumi.ResourceOptions(provider=provider, depends_on=[*cluster_deps, addons]),
         )
@@ -138,6 +146,7 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
             "primaryHost": mysql.primary_host,
             "readHost": mysql.read_host,
             "members": mysql.members,
+            "storage": mysql.storage,
         }
 
     apps = {}

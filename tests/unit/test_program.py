@@ -105,3 +105,25 @@ def test_outputs_never_contain_secrets(mocks: PlatformMocks) -> None:
     for secret in ("ssh-key-under-test", "root-pw-under-test", "repl-pw-under-test"):
         assert secret not in text
     assert "mysql-primary.data.svc.cluster.local" in text
+
+
+def test_mysql_storage_change_is_refused_and_deployed_claims_kept(mocks: PlatformMocks, monkeypatch: pytest.MonkeyPatch) -> None:
+    errors: list[str] = []
+    monkeypatch.setattr(pulumi.log, "error", lambda msg, *a, **k: errors.append(msg))
+    raw = config_from_file(stack_file("staging"))  # 20Gi on local-path
+    mocks.stack_outputs = {"mysql": {"storage": {"name": "mysql", "namespace": "data", "size": "10Gi",
+                                                  "storageClass": "local-path"}}}
+    run_stack(raw)
+    assert any(e.startswith("mysql.storage.size: cannot change from 10Gi to 20Gi") for e in errors), errors
+    (sts,) = mocks.of_type("kubernetes:apps/v1:StatefulSet")
+    claim = sts.inputs["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert claim["resources"]["requests"]["storage"] == "10Gi"  # the deployed template, untouched
+
+
+def test_mysql_unchanged_storage_deploys(mocks: PlatformMocks) -> None:
+    raw = config_from_file(stack_file("staging"))
+    mocks.stack_outputs = {"mysql": {"storage": {"name": "mysql", "namespace": "data", "size": "20Gi",
+                                                  "storageClass": "local-path"}}}
+    outputs = run_stack(raw)
+    assert mocks.of_type("kubernetes:apps/v1:StatefulSet")
+    assert "storage" in outputs["mysql"]

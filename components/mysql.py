@@ -1,0 +1,545 @@
+"""MySQL 8.4 LTS as one primary and N-1 read replicas on Kubernetes.
+
+Creates, in the spec's namespace, all named `<spec.name>[-suffix]`:
+
+- Secret `<name>-credentials`: the root and replication passwords (Pulumi secrets);
+- ConfigMap `<name>-config`: mysql.cnf, primary.cnf, replica.cnf and the
+  scripts in `components/mysql_scripts/`;
+- Services: headless `<name>` (stable member DNS, publishes not-ready pods so a
+  seeding replica can reach its donor), `<name>-primary` (ordinal 0 only, for
+  writes) and `<name>-read` (every ready member);
+- StatefulSet `<name>` (OrderedReady, PVC per member, retained on delete and
+  scale-down) with init containers `config` (role file by ordinal, server_id =
+  100 + ordinal) and `seed` (CLONE of a running member into a new replica's
+  empty volume), the `mysql` container and the `replication` sidecar that
+  attaches replicas to the primary with GTID auto-positioning;
+- PodDisruptionBudget `<name>` (maxUnavailable 1) and NetworkPolicy `<name>`
+  (TCP 3306 from `allow_from` peers and from the members themselves).
+
+Replication topology is fixed: ordinal 0 is the primary, there is no automatic
+failover. Passwords reach containers only through `secretKeyRef`; scripts pass
+them to MySQL on stdin or in an option file written at runtime (mode 0600).
+
+Kubernetes refuses any change to a StatefulSet's volumeClaimTemplates, so a
+change of `mysql.storage` on a deployed cluster is rejected before the update
+by `check_storage_change` (see `MySQLClusterArgs.previous_storage`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from stacks.spec import MySQLSpec, MySQLStorage
+
+MYSQL_PORT = 3306
+MYSQL_UID = 999  # the mysql user of the official image
+REPLICATION_USER = "repl"
+SCRIPTS_MOUNT = "/opt/k8s-platform/mysql"
+CLIENT_CNF_DIR = "/etc/mysql/client"
+CONF_DIR = "/etc/mysql/conf.d"
+DATA_MOUNT = "/var/lib/mysql"
+DATA_VOLUME = "data"
+ROOT_PASSWORD_KEY = "root-password"
+REPLICATION_PASSWORD_KEY = "replication-password"
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+
+SCRIPTS_DIR = Path(__file__).parent / "mysql_scripts"
+SCRIPT_FILES = (
+    "lib.sh",
+    "init-config.sh",
+    "init-data.sh",
+    "create-replication-user.sh",
+    "replication-agent.sh",
+    "probe.sh",
+)
+CNF_FILES = ("mysql.cnf", "primary.cnf", "replica.cnf")
+
+
+def load_scripts() -> dict[str, str]:
+    """The ConfigMap's data: every cnf and script under components/mysql_scripts/."""
+    return {f: (SCRIPTS_DIR / f).read_text(encoding="utf-8") for f in (*CNF_FILES, *SCRIPT_FILES)}
+
+
+# --- storage guard ----------------------------------------------------------------
+
+
+def storage_output(spec: MySQLSpec) -> dict[str, str]:
+    """What the program exports (as the `storage` member of the mysql output) so the
+    next run can compare; see `storage_from_output`."""
+    return {
+        "name": spec.name,
+        "namespace": spec.namespace,
+        "size": spec.storage.size,
+        "storageClass": spec.storage.storage_class,
+    }
+
+
+def storage_from_output(value: Any, spec: MySQLSpec) -> MySQLStorage | None:
+    """The storage the StatefulSet of `spec` was deployed with, read back from a
+    previous `storage_output` value; None when there is nothing to compare
+    (first deployment, MySQL previously disabled, or another name/namespace,
+    i.e. a different StatefulSet)."""
+    if not isinstance(value, Mapping):
+        return None
+    if value.get("name") != spec.name or value.get("namespace") != spec.namespace:
+        return None
+    size = value.get("size")
+    if not isinstance(size, str) or not size:
+        return None
+    storage_class = value.get("storageClass") or ""
+    return MySQLStorage(size=size, storage_class=str(storage_class))
+
+
+def check_storage_change(previous: MySQLStorage | None, current: MySQLStorage) -> list[str]:
+    """Problems, one line each in the `<key.path>: <what and what instead>` form,
+    if `current` would change the volumeClaimTemplates of a StatefulSet deployed
+    with `previous`; empty when nothing changes or nothing was deployed."""
+    if previous is None:
+        return []
+    problems: list[str] = []
+    why = "Kubernetes forbids changing a StatefulSet's volumeClaimTemplates, so the update would fail half-way"
+    if previous.size != current.size:
+        problems.append(
+            f"mysql.storage.size: cannot change from {previous.size} to {current.size} on the deployed "
+            f"cluster: {why}. Keep {previous.size}; to grow the disks, expand each PVC "
+            f"(kubectl -n <namespace> patch pvc data-<name>-<ordinal> -p "
+            f'\'{{"spec":{{"resources":{{"requests":{{"storage":"{current.size}"}}}}}}}}\') '
+            "if the storage class allows volume expansion, or deploy a new cluster under another "
+            "mysql.name and migrate"
+        )
+    if previous.storage_class != current.storage_class:
+        shown_prev = previous.storage_class or "(cluster default)"
+        shown_cur = current.storage_class or "(cluster default)"
+        problems.append(
+            f"mysql.storage.storageClass: cannot change from {shown_prev} to {shown_cur} on the "
+            f"deployed cluster: {why}. Keep {previous.storage_class!r}, or deploy a new cluster under "
+            "another mysql.name and migrate the data"
+        )
+    return problems
+
+
+# --- component ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MySQLClusterArgs:
+    spec: MySQLSpec
+    root_password: pulumi.Input[str]
+    replication_password: pulumi.Input[str]
+    protect: bool = False
+    required_anti_affinity: bool = False
+    namespace_resource: k8s.core.v1.Namespace | None = None
+    # The `storage` member of this stack's previous mysql output (e.g. read through
+    # a StackReference to the stack itself). When given, a storage change is
+    # rejected before the StatefulSet is registered.
+    previous_storage: pulumi.Input[Any] | None = None
+    cluster_domain: str = "cluster.local"
+
+
+def _labels(spec: MySQLSpec) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "mysql",
+        "app.kubernetes.io/instance": spec.name,
+        "app.kubernetes.io/managed-by": "k8s-platform",
+    }
+
+
+def _selector(spec: MySQLSpec) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "mysql", "app.kubernetes.io/instance": spec.name}
+
+
+def _meta(spec: MySQLSpec, name: str, component: str) -> k8s.meta.v1.ObjectMetaArgs:
+    return k8s.meta.v1.ObjectMetaArgs(
+        name=name,
+        namespace=spec.namespace,
+        labels={**_labels(spec), "app.kubernetes.io/component": component},
+    )
+
+
+def _container_security() -> k8s.core.v1.SecurityContextArgs:
+    return k8s.core.v1.SecurityContextArgs(
+        run_as_non_root=True,
+        run_as_user=MYSQL_UID,
+        run_as_group=MYSQL_UID,
+        allow_privilege_escalation=False,
+        privileged=False,
+        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def _resources(requests: Mapping[str, str], limits: Mapping[str, str]) -> k8s.core.v1.ResourceRequirementsArgs:
+    return k8s.core.v1.ResourceRequirementsArgs(
+        requests=dict(requests) or None,
+        limits=dict(limits) or None,
+    )
+
+
+class MySQLCluster(pulumi.ComponentResource):
+    """One primary (ordinal 0) and `spec.replicas - 1` GTID replicas seeded by CLONE."""
+
+    primary_host: pulumi.Output[str]
+    read_host: pulumi.Output[str]
+    members: pulumi.Output[int]
+    storage: pulumi.Output[dict[str, str]]
+
+    def __init__(self, name: str, args: MySQLClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("k8s-platform:mysql:MySQLCluster", name, None, opts)
+        spec = args.spec
+        ns = spec.namespace
+        after_ns = [args.namespace_resource] if args.namespace_resource is not None else []
+        child = pulumi.ResourceOptions(parent=self, depends_on=after_ns)
+        secret_name = f"{spec.name}-credentials"
+        config_name = f"{spec.name}-config"
+        service_domain = f"{spec.name}.{ns}.svc.{args.cluster_domain}"
+
+        self.secret = k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata=_meta(spec, secret_name, "credentials"),
+            type="Opaque",
+            string_data={
+                ROOT_PASSWORD_KEY: pulumi.Output.secret(args.root_password),
+                REPLICATION_PASSWORD_KEY: pulumi.Output.secret(args.replication_password),
+            },
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
+            ),
+        )
+
+        config_data = load_scripts()
+        self.config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata=_meta(spec, config_name, "config"),
+            data=config_data,
+            opts=child,
+        )
+        # Pods restart when the configuration or scripts change (the ConfigMap keeps
+        # its name, so nothing else would tell the StatefulSet).
+        config_hash = hashlib.sha256(json.dumps(config_data, sort_keys=True).encode()).hexdigest()
+
+        port = k8s.core.v1.ServicePortArgs(name="mysql", port=MYSQL_PORT, target_port="mysql", protocol="TCP")
+        self.headless_service = k8s.core.v1.Service(
+            f"{name}-headless",
+            metadata=_meta(spec, spec.name, "database"),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                cluster_ip="None",
+                publish_not_ready_addresses=True,
+                selector=_selector(spec),
+                ports=[port],
+            ),
+            opts=child,
+        )
+        self.primary_service = k8s.core.v1.Service(
+            f"{name}-primary",
+            metadata=_meta(spec, f"{spec.name}-primary", "primary"),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector={**_selector(spec), POD_NAME_LABEL: f"{spec.name}-0"},
+                ports=[port],
+            ),
+            opts=child,
+        )
+        self.read_service = k8s.core.v1.Service(
+            f"{name}-read",
+            metadata=_meta(spec, f"{spec.name}-read", "read"),
+            spec=k8s.core.v1.ServiceSpecArgs(type="ClusterIP", selector=_selector(spec), ports=[port]),
+            opts=child,
+        )
+
+        storage_size: pulumi.Input[str] = spec.storage.size
+        storage_class: pulumi.Input[str | None] = spec.storage.storage_class or None
+        if args.previous_storage is not None:
+            current = spec.storage
+
+            def guard(previous: Any) -> MySQLStorage:
+                deployed = storage_from_output(previous, spec)
+                problems = check_storage_change(deployed, current)
+                if not problems or deployed is None:
+                    return current
+                # Refuse the change, keep the deployed claim template so nothing half-applies, and
+                # fail the preview/update with the explanation (no traceback, no partial StatefulSet).
+                for problem in problems:
+                    pulumi.log.error(problem, resource=self)
+                return deployed
+
+            kept = pulumi.Output.from_input(args.previous_storage).apply(guard)
+            storage_size = kept.apply(lambda s: s.size)
+            storage_class = kept.apply(lambda s: s.storage_class or None)
+
+        self.statefulset = k8s.apps.v1.StatefulSet(
+            f"{name}-statefulset",
+            metadata=_meta(spec, spec.name, "database"),
+            spec=k8s.apps.v1.StatefulSetSpecArgs(
+                service_name=spec.name,
+                replicas=spec.replicas,
+                pod_management_policy="OrderedReady",
+                update_strategy=k8s.apps.v1.StatefulSetUpdateStrategyArgs(type="RollingUpdate"),
+                persistent_volume_claim_retention_policy=(
+                    k8s.apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicyArgs(
+                        when_deleted="Retain", when_scaled="Retain"
+                    )
+                ),
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=_selector(spec)),
+                template=self._pod_template(spec, args, secret_name, config_name, service_domain, config_hash),
+                volume_claim_templates=[
+                    k8s.core.v1.PersistentVolumeClaimArgs(
+                        metadata=k8s.meta.v1.ObjectMetaArgs(name=DATA_VOLUME, labels=_labels(spec)),
+                        spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                            access_modes=["ReadWriteOnce"],
+                            storage_class_name=storage_class,
+                            resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": storage_size}),
+                        ),
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    protect=args.protect,
+                    # `pulumi destroy` (or dropping MySQL from the stack) leaves the
+                    # StatefulSet, its pods and PVCs in the cluster.
+                    retain_on_delete=True,
+                    depends_on=[self.secret, self.config_map, self.headless_service],
+                    # The first rollout initializes the primary and clones every replica.
+                    custom_timeouts=pulumi.CustomTimeouts(create="30m", update="30m"),
+                ),
+            ),
+        )
+
+        self.pdb = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=_meta(spec, spec.name, "database"),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=_selector(spec)),
+            ),
+            opts=child,
+        )
+
+        peers = [
+            k8s.networking.v1.NetworkPolicyPeerArgs(
+                namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                    match_labels={"kubernetes.io/metadata.name": peer.namespace}
+                ),
+                # No labels: every pod of that namespace.
+                pod_selector=(
+                    k8s.meta.v1.LabelSelectorArgs(match_labels=dict(peer.pod_labels)) if peer.pod_labels else None
+                ),
+            )
+            for peer in spec.allow_from
+        ]
+        # Replication and clone traffic between members (same namespace).
+        peers.append(
+            k8s.networking.v1.NetworkPolicyPeerArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=_selector(spec))
+            )
+        )
+        self.network_policy = k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata=_meta(spec, spec.name, "database"),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=_selector(spec)),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=peers,
+                        ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=MYSQL_PORT)],
+                    )
+                ],
+            ),
+            opts=child,
+        )
+
+        svc_suffix = f".svc.{args.cluster_domain}"
+        self.primary_host = pulumi.Output.concat(
+            self.primary_service.metadata.name, ".", self.primary_service.metadata.namespace, svc_suffix
+        )
+        self.read_host = pulumi.Output.concat(
+            self.read_service.metadata.name, ".", self.read_service.metadata.namespace, svc_suffix
+        )
+        self.members = pulumi.Output.from_input(spec.replicas)
+        self.port = pulumi.Output.from_input(MYSQL_PORT)
+        self.secret_name = self.secret.metadata.name
+        self.storage = pulumi.Output.from_input(storage_output(spec))
+        self.register_outputs(
+            {
+                "primary_host": self.primary_host,
+                "read_host": self.read_host,
+                "members": self.members,
+                "port": self.port,
+                "secret_name": self.secret_name,
+                "storage": self.storage,
+            }
+        )
+
+    @staticmethod
+    def _pod_template(
+        spec: MySQLSpec,
+        args: MySQLClusterArgs,
+        secret_name: str,
+        config_name: str,
+        service_domain: str,
+        config_hash: str,
+    ) -> k8s.core.v1.PodTemplateSpecArgs:
+        def secret_env(var: str, key: str) -> k8s.core.v1.EnvVarArgs:
+            return k8s.core.v1.EnvVarArgs(
+                name=var,
+                value_from=k8s.core.v1.EnvVarSourceArgs(
+                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name, key=key)
+                ),
+            )
+
+        base_env = [
+            k8s.core.v1.EnvVarArgs(
+                name="POD_NAME",
+                value_from=k8s.core.v1.EnvVarSourceArgs(
+                    field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="metadata.name")
+                ),
+            ),
+            k8s.core.v1.EnvVarArgs(name="MYSQL_CLUSTER_NAME", value=spec.name),
+            k8s.core.v1.EnvVarArgs(name="MYSQL_SERVICE_DOMAIN", value=service_domain),
+            k8s.core.v1.EnvVarArgs(name="MYSQL_REPLICATION_USER", value=REPLICATION_USER),
+        ]
+        root_pw = secret_env("MYSQL_ROOT_PASSWORD", ROOT_PASSWORD_KEY)
+        repl_pw = secret_env("MYSQL_REPLICATION_PASSWORD", REPLICATION_PASSWORD_KEY)
+
+        def mount(volume: str, path: str, read_only: bool = False) -> k8s.core.v1.VolumeMountArgs:
+            return k8s.core.v1.VolumeMountArgs(name=volume, mount_path=path, read_only=read_only)
+
+        scripts = mount("scripts", SCRIPTS_MOUNT, read_only=True)
+        data = mount(DATA_VOLUME, DATA_MOUNT)
+        conf = mount("conf", CONF_DIR)
+        conf_ro = mount("conf", CONF_DIR, read_only=True)
+        client = mount("client", CLIENT_CNF_DIR)
+        client_ro = mount("client", CLIENT_CNF_DIR, read_only=True)
+        main_resources = _resources(spec.resources.requests, spec.resources.limits)
+
+        def exec_probe(kind: str, period: int, failures: int, timeout: int = 5) -> k8s.core.v1.ProbeArgs:
+            return k8s.core.v1.ProbeArgs(
+                exec_=k8s.core.v1.ExecActionArgs(command=[f"{SCRIPTS_MOUNT}/probe.sh", kind]),
+                period_seconds=period,
+                timeout_seconds=timeout,
+                failure_threshold=failures,
+            )
+
+        init_config = k8s.core.v1.ContainerArgs(
+            name="config",
+            image=spec.image,
+            command=[f"{SCRIPTS_MOUNT}/init-config.sh"],
+            env=[*base_env, root_pw],
+            volume_mounts=[scripts, conf, client],
+            security_context=_container_security(),
+            resources=_resources({"cpu": "10m", "memory": "32Mi"}, {"memory": "64Mi"}),
+        )
+        # Runs a private mysqld while cloning, so it gets the database's resources.
+        init_seed = k8s.core.v1.ContainerArgs(
+            name="seed",
+            image=spec.image,
+            command=[f"{SCRIPTS_MOUNT}/init-data.sh"],
+            env=[*base_env, repl_pw],
+            volume_mounts=[scripts, data, conf_ro, client_ro],
+            security_context=_container_security(),
+            resources=main_resources,
+        )
+        mysql = k8s.core.v1.ContainerArgs(
+            name="mysql",
+            image=spec.image,
+            args=["mysqld"],
+            ports=[k8s.core.v1.ContainerPortArgs(name="mysql", container_port=MYSQL_PORT, protocol="TCP")],
+            # MYSQL_ROOT_PASSWORD and the replication password only matter on the
+            # primary's first start (entrypoint + initdb hook); later starts ignore them.
+            env=[*base_env, root_pw, repl_pw],
+            volume_mounts=[
+                data,
+                conf_ro,
+                client_ro,
+                scripts,
+                k8s.core.v1.VolumeMountArgs(name="initdb", mount_path="/docker-entrypoint-initdb.d", read_only=True),
+            ],
+            resources=main_resources,
+            security_context=_container_security(),
+            startup_probe=exec_probe("startup", period=10, failures=60),
+            liveness_probe=exec_probe("liveness", period=10, failures=6),
+            readiness_probe=exec_probe("readiness", period=10, failures=3),
+        )
+        agent = k8s.core.v1.ContainerArgs(
+            name="replication",
+            image=spec.image,
+            command=[f"{SCRIPTS_MOUNT}/replication-agent.sh"],
+            env=[*base_env, repl_pw],
+            volume_mounts=[scripts, client_ro],
+            security_context=_container_security(),
+            resources=_resources({"cpu": "10m", "memory": "32Mi"}, {"memory": "128Mi"}),
+        )
+
+        term = k8s.core.v1.PodAffinityTermArgs(
+            topology_key="kubernetes.io/hostname",
+            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=_selector(spec)),
+        )
+        anti_affinity = (
+            k8s.core.v1.PodAntiAffinityArgs(required_during_scheduling_ignored_during_execution=[term])
+            if args.required_anti_affinity
+            else k8s.core.v1.PodAntiAffinityArgs(
+                preferred_during_scheduling_ignored_during_execution=[
+                    k8s.core.v1.WeightedPodAffinityTermArgs(weight=100, pod_affinity_term=term)
+                ]
+            )
+        )
+
+        return k8s.core.v1.PodTemplateSpecArgs(
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                labels={**_labels(spec), "app.kubernetes.io/component": "database"},
+                annotations={
+                    "k8s-platform/config-sha256": config_hash,
+                    "kubectl.kubernetes.io/default-container": "mysql",
+                },
+            ),
+            spec=k8s.core.v1.PodSpecArgs(
+                automount_service_account_token=False,
+                enable_service_links=False,
+                termination_grace_period_seconds=120,
+                security_context=k8s.core.v1.PodSecurityContextArgs(
+                    run_as_non_root=True,
+                    run_as_user=MYSQL_UID,
+                    run_as_group=MYSQL_UID,
+                    fs_group=MYSQL_UID,
+                    fs_group_change_policy="OnRootMismatch",
+                    seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+                ),
+                affinity=k8s.core.v1.AffinityArgs(pod_anti_affinity=anti_affinity),
+                init_containers=[init_config, init_seed],
+                containers=[mysql, agent],
+                volumes=[
+                    k8s.core.v1.VolumeArgs(
+                        name="scripts",
+                        config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=config_name, default_mode=0o555),
+                    ),
+                    k8s.core.v1.VolumeArgs(
+                        name="initdb",
+                        config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
+                            name=config_name,
+                            default_mode=0o555,
+                            items=[
+                                k8s.core.v1.KeyToPathArgs(
+                                    key="create-replication-user.sh", path="10-create-replication-user.sh"
+                                )
+                            ],
+                        ),
+                    ),
+                    k8s.core.v1.VolumeArgs(name="conf", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                    # The root option file lives in memory only.
+                    k8s.core.v1.VolumeArgs(
+                        name="client",
+                        empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit="1Mi"),
+                    ),
+                ],
+            ),
+        )

@@ -1,0 +1,287 @@
+"""The MySQL cluster's shell scripts: real bash and shellcheck, then their logic
+against stub `mysql`/`mysqladmin` clients (no mysqld exists on this machine, so
+what MySQL itself does with the statements is not exercised here).
+
+The stubs record their argv and stdin, which is how the tests prove that
+passwords travel on stdin or in the option file and never on a command line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.mysql import SCRIPT_FILES, SCRIPTS_DIR
+
+SHELLCHECK = shutil.which("shellcheck")
+ROOT_PW = "r00t 'Pa55\\word\" #x"
+REPL_PW = "repl-'S3cret\\-0123"
+
+STUB = r"""#!/bin/bash
+# stub {name}: records argv and stdin, answers from $STUB_DIR
+n=$(cat "$STUB_DIR/count" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" >"$STUB_DIR/count"
+printf '%s\n' "{name} $*" >>"$STUB_DIR/argv.log"
+if [ ! -t 0 ]; then cat >>"$STUB_DIR/stdin.log"; fi
+case "$*" in
+    *"SHOW REPLICA STATUS"*) cat "$STUB_DIR/replica_status" 2>/dev/null || true ;;
+esac
+exit "$(cat "$STUB_DIR/exit_code" 2>/dev/null || echo 0)"
+"""
+
+REPLICA_STATUS = """*************************** 1. row ***************************
+             Replica_IO_State: Waiting for source to send event
+                  Source_Host: {host}
+                  Source_User: repl
+                  Source_Port: 3306
+           Replica_IO_Running: {io}
+          Replica_SQL_Running: {sql}
+               Last_SQL_Errno: {sql_errno}
+                Auto_Position: 1
+"""
+PRIMARY = "mysql-0.mysql.data.svc.cluster.local"
+
+
+@pytest.mark.parametrize("script", SCRIPT_FILES)
+def test_bash_syntax(script: str) -> None:
+    proc = subprocess.run(["bash", "-n", str(SCRIPTS_DIR / script)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"{script}: {proc.stderr}"
+
+
+@pytest.mark.parametrize("script", SCRIPT_FILES)
+def test_shellcheck(script: str) -> None:
+    if SHELLCHECK is None:
+        pytest.skip("shellcheck is not installed (apt-get install -y shellcheck; the setup target does)")
+    proc = subprocess.run(
+        [SHELLCHECK, "--external-sources", "--source-path=SCRIPTDIR", "--severity=style", script],
+        cwd=SCRIPTS_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{script}:\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.mark.parametrize("script", [s for s in SCRIPT_FILES if s != "lib.sh"])
+def test_scripts_are_strict_and_executable(script: str) -> None:
+    text = (SCRIPTS_DIR / script).read_text()
+    assert text.startswith("#!/bin/bash\n"), script
+    assert "\nset -eu\n" in text, f"{script}: needs set -eu"
+    assert os.stat(SCRIPTS_DIR / script).st_mode & stat.S_IXUSR, f"{script} is not executable"
+
+
+# --------------------------------------------------------------------------- behaviour
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> dict[str, str]:
+    """Env for running a script outside a pod: stub clients, paths under tmp_path."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for name in ("mysql", "mysqladmin"):
+        path = stubs / name
+        path.write_text(STUB.replace("{name}", name))
+        path.chmod(0o755)
+    for d in ("data", "conf.d", "client", "stub"):
+        (tmp_path / d).mkdir()
+    return {
+        "PATH": f"{stubs}:{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "STUB_DIR": str(tmp_path / "stub"),
+        "MYSQL_SCRIPTS_DIR": str(SCRIPTS_DIR),
+        "MYSQL_DATA_ROOT": str(tmp_path / "data"),
+        "MYSQL_CONF_DIR": str(tmp_path / "conf.d"),
+        "MYSQL_CLIENT_CNF": str(tmp_path / "client" / "root.cnf"),
+        "MYSQL_CLUSTER_NAME": "mysql",
+        "MYSQL_SERVICE_DOMAIN": "mysql.data.svc.cluster.local",
+        "MYSQL_REPLICATION_USER": "repl",
+        "MYSQL_ROOT_PASSWORD": ROOT_PW,
+        "MYSQL_REPLICATION_PASSWORD": REPL_PW,
+        "POD_NAME": "mysql-2",
+    }
+
+
+def run(script: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPTS_DIR / script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def stub_file(env: dict[str, str], name: str) -> str:
+    path = Path(env["STUB_DIR"]) / name
+    return path.read_text() if path.exists() else ""
+
+
+def assert_no_password_in_argv(env: dict[str, str]) -> None:
+    argv = stub_file(env, "argv.log")
+    for pw in (ROOT_PW, REPL_PW, "S3cret", "Pa55"):
+        assert pw not in argv, f"password on a command line:\n{argv}"
+
+
+def lib(env: dict[str, str], snippet: str) -> str:
+    proc = subprocess.run(
+        ["bash", "-c", f'set -eu; . "$MYSQL_SCRIPTS_DIR/lib.sh"; {snippet}'],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return proc.stdout
+
+
+def test_lib_helpers(sandbox: dict[str, str]) -> None:
+    assert lib(sandbox, "ordinal") == "2"
+    assert lib({**sandbox, "POD_NAME": "my-sql-db-17"}, "ordinal") == "17"
+    assert lib(sandbox, "member_host 0") == PRIMARY
+    assert lib(sandbox, 'sql_string "$MYSQL_REPLICATION_PASSWORD"') == "repl-''S3cret\\\\-0123"
+    status = REPLICA_STATUS.format(host=PRIMARY, io="Connecting", sql="Yes", sql_errno=0)
+    (Path(sandbox["STUB_DIR"]) / "s").write_text(status)
+    out = lib(sandbox, 'status_field "$(cat "$STUB_DIR/s")" Replica_IO_Running')
+    assert out == "Connecting"
+    assert lib(sandbox, 'status_field "$(cat "$STUB_DIR/s")" Source_Host') == PRIMARY
+    assert lib(sandbox, 'status_field "" Source_Host') == ""
+
+
+def test_init_config_picks_role_and_server_id(sandbox: dict[str, str]) -> None:
+    for pod, role, server_id in (("mysql-0", "primary", 100), ("mysql-2", "replica", 102)):
+        proc = run("init-config.sh", {**sandbox, "POD_NAME": pod})
+        assert proc.returncode == 0, proc.stderr
+        conf = Path(sandbox["MYSQL_CONF_DIR"])
+        assert (conf / "20-role.cnf").read_text() == (SCRIPTS_DIR / f"{role}.cnf").read_text(), pod
+        identity = (conf / "30-identity.cnf").read_text()
+        assert f"server_id={server_id}\n" in identity, pod
+        assert f"report_host={pod}.mysql.data.svc.cluster.local" in identity
+    cnf = Path(sandbox["MYSQL_CLIENT_CNF"])
+    assert stat.S_IMODE(cnf.stat().st_mode) == 0o600
+    # option-file escaping: backslash doubled, value double-quoted
+    assert cnf.read_text() == '[client]\nuser=root\npassword="r00t \'Pa55\\\\word" #x"\n'
+    assert_no_password_in_argv(sandbox)
+
+
+def test_init_data_leaves_the_primary_and_seeded_replicas_alone(sandbox: dict[str, str]) -> None:
+    proc = run("init-data.sh", {**sandbox, "POD_NAME": "mysql-0"})
+    assert proc.returncode == 0 and "nothing to seed" in proc.stderr
+    data = Path(sandbox["MYSQL_DATA_ROOT"])
+    (data / "data" / "mysql").mkdir(parents=True)
+    (data / ".k8s-platform-seeded").write_text("x")
+    proc = run("init-data.sh", sandbox)
+    assert proc.returncode == 0 and "already seeded" in proc.stderr
+    assert (data / "data" / "mysql").is_dir(), "seeded data must survive a restart"
+
+
+@pytest.mark.parametrize(
+    ("pod", "status", "expected"),
+    [
+        ("mysql-0", None, 0),
+        ("mysql-1", {"io": "Yes", "sql": "Yes"}, 0),
+        ("mysql-1", {"io": "Connecting", "sql": "Yes"}, 1),
+        ("mysql-1", {"io": "Yes", "sql": "No"}, 1),
+        ("mysql-1", "", 1),  # replication never configured
+    ],
+)
+def test_readiness_probe(sandbox: dict[str, str], pod: str, status: object, expected: int) -> None:
+    if isinstance(status, dict):
+        text = REPLICA_STATUS.format(host=PRIMARY, sql_errno=0, **status)
+        (Path(sandbox["STUB_DIR"]) / "replica_status").write_text(text)
+    elif status == "":
+        (Path(sandbox["STUB_DIR"]) / "replica_status").write_text("")
+    proc = run("probe.sh", {**sandbox, "POD_NAME": pod}, "readiness")
+    assert proc.returncode == expected, proc.stderr
+    argv = stub_file(sandbox, "argv.log")
+    assert "--defaults-extra-file=" in argv and "--protocol=TCP" in argv
+    assert_no_password_in_argv(sandbox)
+
+
+def test_liveness_probe_pings_over_tcp(sandbox: dict[str, str]) -> None:
+    assert run("probe.sh", sandbox, "liveness").returncode == 0
+    argv = stub_file(sandbox, "argv.log")
+    assert argv.startswith("mysqladmin --defaults-extra-file=") and argv.rstrip().endswith("ping")
+    (Path(sandbox["STUB_DIR"]) / "exit_code").write_text("1")
+    assert run("probe.sh", sandbox, "liveness").returncode == 1
+    assert run("probe.sh", sandbox, "bogus").returncode == 2
+
+
+def test_agent_configures_an_unconfigured_replica(sandbox: dict[str, str]) -> None:
+    proc = run("replication-agent.sh", {**sandbox, "REPLICATION_AGENT_ONCE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    sql = stub_file(sandbox, "stdin.log")
+    assert "STOP REPLICA" not in sql, "no channel yet: nothing to stop"
+    assert f"SOURCE_HOST = '{PRIMARY}'" in sql
+    assert "SOURCE_USER = 'repl'" in sql
+    assert "SOURCE_PASSWORD = 'repl-''S3cret\\\\-0123'" in sql, sql
+    assert "SOURCE_AUTO_POSITION = 1" in sql and "GET_SOURCE_PUBLIC_KEY = 1" in sql
+    assert sql.rstrip().endswith("START REPLICA;")
+    assert_no_password_in_argv(sandbox)
+
+
+def test_agent_repoints_a_replica_at_the_wrong_source(sandbox: dict[str, str]) -> None:
+    status = REPLICA_STATUS.format(host="elsewhere", io="Yes", sql="Yes", sql_errno=0)
+    (Path(sandbox["STUB_DIR"]) / "replica_status").write_text(status)
+    proc = run("replication-agent.sh", {**sandbox, "REPLICATION_AGENT_ONCE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    sql = stub_file(sandbox, "stdin.log")
+    assert sql.startswith("STOP REPLICA;\nCHANGE REPLICATION SOURCE TO")
+
+
+@pytest.mark.parametrize(
+    ("io", "sql", "sql_errno", "expected_sql"),
+    [
+        ("Yes", "Yes", 0, ""),  # healthy: untouched
+        ("Connecting", "Yes", 0, ""),  # source away: the IO thread retries by itself
+        ("No", "No", 0, "START REPLICA;\n"),  # stopped cleanly: restart
+        ("No", "No", 1062, ""),  # applier error: needs a human
+    ],
+)
+def test_agent_is_idempotent_on_a_configured_replica(
+    sandbox: dict[str, str], io: str, sql: str, sql_errno: int, expected_sql: str
+) -> None:
+    status = REPLICA_STATUS.format(host=PRIMARY, io=io, sql=sql, sql_errno=sql_errno)
+    (Path(sandbox["STUB_DIR"]) / "replica_status").write_text(status)
+    proc = run("replication-agent.sh", {**sandbox, "REPLICATION_AGENT_ONCE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert stub_file(sandbox, "stdin.log") == expected_sql
+
+
+def test_agent_respects_the_pause_marker_and_idles_on_the_primary(sandbox: dict[str, str]) -> None:
+    (Path(sandbox["MYSQL_DATA_ROOT"]) / ".k8s-platform-replication-paused").write_text("")
+    proc = run("replication-agent.sh", {**sandbox, "REPLICATION_AGENT_ONCE": "1"})
+    assert proc.returncode == 0 and "paused" in proc.stderr
+    assert stub_file(sandbox, "stdin.log") == ""
+    proc = run("replication-agent.sh", {**sandbox, "POD_NAME": "mysql-0", "REPLICATION_AGENT_ONCE": "1"})
+    assert proc.returncode == 0 and "primary" in proc.stderr
+    assert stub_file(sandbox, "argv.log") == ""
+
+
+def test_agent_failure_log_never_quotes_the_statement(sandbox: dict[str, str]) -> None:
+    # A stub that fails like a parse error quoting the statement text.
+    mysql = Path(sandbox["PATH"].split(":")[0]) / "mysql"
+    mysql.write_text(
+        "#!/bin/bash\n"
+        'case "$(cat)" in *CHANGE*) ;; *) exit 0 ;; esac\n'
+        "echo \"ERROR 1064 (42000) at line 1: You have an error near 'SOURCE_PASSWORD = secret'\" >&2\nexit 1\n"
+    )
+    proc = run("replication-agent.sh", {**sandbox, "REPLICATION_AGENT_ONCE": "1"})
+    assert "ERROR 1064 (42000) at line 1: You have an error" in proc.stderr
+    assert "SOURCE_PASSWORD" not in proc.stderr and "secret" not in proc.stderr
+
+
+def test_replication_user_hook_uses_stdin_and_the_option_file(sandbox: dict[str, str]) -> None:
+    proc = run("create-replication-user.sh", {**sandbox, "POD_NAME": "mysql-0"})
+    assert proc.returncode == 0, proc.stderr
+    argv = stub_file(sandbox, "argv.log")
+    assert "--defaults-extra-file=" in argv and "--protocol=SOCKET" in argv
+    sql = stub_file(sandbox, "stdin.log")
+    assert "CREATE USER IF NOT EXISTS 'repl'@'%'" in sql
+    assert "IDENTIFIED WITH caching_sha2_password BY 'repl-''S3cret\\\\-0123'" in sql
+    assert "GRANT REPLICATION SLAVE, BACKUP_ADMIN ON *.* TO 'repl'@'%'" in sql
+    assert_no_password_in_argv(sandbox)

@@ -1,0 +1,506 @@
+"""MySQLCluster under Pulumi mocks: every object, option, selector and guard."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+
+from components.mysql import (
+    CNF_FILES,
+    SCRIPT_FILES,
+    MySQLCluster,
+    MySQLClusterArgs,
+    check_storage_change,
+    storage_from_output,
+    storage_output,
+)
+from stacks.spec import MySQLSpec, MySQLStorage, PeerSelector, Resources
+from tests.unit.conftest import OptsRecorder, PlatformMocks, Registered, resolve, run_program
+
+# How the SDK marks a secret value on the wire (pulumi.runtime.rpc).
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+SECRET_MARK = "1b47061264138c4ac30d75fd1eb44270"
+ROOT_PW = "r00t-Pa55'word\\with\"quotes"
+REPL_PW = "repl-S3cret-Value-0123"
+
+SPEC = MySQLSpec(
+    enabled=True,
+    name="mysql",
+    namespace="data",
+    replicas=3,
+    image="mysql:8.4",
+    storage=MySQLStorage(size="20Gi", storage_class="local-path"),
+    resources=Resources(requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "2Gi"}),
+    allow_from=(
+        PeerSelector(namespace="web", pod_labels={"app.kubernetes.io/name": "my-nginx"}),
+        PeerSelector(namespace="jobs"),
+    ),
+)
+
+SELECTOR = {"app.kubernetes.io/name": "mysql", "app.kubernetes.io/instance": "mysql"}
+TYPES = {
+    "secret": "kubernetes:core/v1:Secret",
+    "config": "kubernetes:core/v1:ConfigMap",
+    "headless": "kubernetes:core/v1:Service",
+    "primary": "kubernetes:core/v1:Service",
+    "read": "kubernetes:core/v1:Service",
+    "statefulset": "kubernetes:apps/v1:StatefulSet",
+    "pdb": "kubernetes:policy/v1:PodDisruptionBudget",
+    "netpol": "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+}
+
+
+def build(
+    spec: MySQLSpec = SPEC,
+    recorder: OptsRecorder | None = None,
+    **kwargs: Any,
+) -> MySQLCluster:
+    """Runs a program that creates one MySQLCluster and returns it."""
+    built: list[MySQLCluster] = []
+    args: dict[str, Any] = {
+        "spec": spec,
+        "root_password": pulumi.Output.secret(ROOT_PW),
+        "replication_password": pulumi.Output.secret(REPL_PW),
+        "protect": False,
+        "required_anti_affinity": False,
+        **kwargs,
+    }
+
+    def program() -> None:
+        opts = pulumi.ResourceOptions(transformations=[recorder.transformation]) if recorder else None
+        built.append(MySQLCluster("db", MySQLClusterArgs(**args), opts=opts))
+
+    run_program(program)
+    return built[0]
+
+
+def unwrap_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(SECRET_SIG) == SECRET_MARK:
+            return unwrap_secrets(value.get("value"))
+        return {k: unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(v) for v in value]
+    return value
+
+
+def child(mocks: PlatformMocks, role: str) -> Registered:
+    res = mocks.named(f"db-{role}")
+    assert res.type == TYPES[role], f"db-{role}: type {res.type}"
+    return res
+
+
+def pod_spec(mocks: PlatformMocks) -> dict[str, Any]:
+    return child(mocks, "statefulset").inputs["spec"]["template"]["spec"]
+
+
+def all_containers(mocks: PlatformMocks) -> list[dict[str, Any]]:
+    ps = pod_spec(mocks)
+    return [*ps["initContainers"], *ps["containers"]]
+
+
+# --------------------------------------------------------------------------- objects
+
+
+def test_every_object_has_explicit_name_namespace_and_labels(mocks: PlatformMocks) -> None:
+    build()
+    expected_names = {
+        "secret": "mysql-credentials",
+        "config": "mysql-config",
+        "headless": "mysql",
+        "primary": "mysql-primary",
+        "read": "mysql-read",
+        "statefulset": "mysql",
+        "pdb": "mysql",
+        "netpol": "mysql",
+    }
+    for role, k8s_name in expected_names.items():
+        meta = child(mocks, role).inputs["metadata"]
+        assert meta["name"] == k8s_name, f"db-{role}: metadata.name {meta.get('name')!r}"
+        assert meta["namespace"] == "data", f"db-{role}: namespace {meta.get('namespace')!r}"
+        labels = meta["labels"]
+        assert labels["app.kubernetes.io/name"] == "mysql", f"db-{role}"
+        assert labels["app.kubernetes.io/instance"] == "mysql", f"db-{role}"
+        assert labels["app.kubernetes.io/managed-by"] == "k8s-platform", f"db-{role}"
+    component_children = [r for r in mocks.resources if r.type.startswith("kubernetes:")]
+    assert len(component_children) == len(expected_names)
+
+
+def test_children_are_parented_and_wait_for_the_namespace(mocks: PlatformMocks, opts_recorder: OptsRecorder) -> None:
+    ns_holder: list[k8s.core.v1.Namespace] = []
+
+    def program() -> None:
+        ns = k8s.core.v1.Namespace("ns-data", metadata={"name": "data"})
+        ns_holder.append(ns)
+        MySQLCluster(
+            "db",
+            MySQLClusterArgs(
+                spec=SPEC,
+                root_password=pulumi.Output.secret(ROOT_PW),
+                replication_password=pulumi.Output.secret(REPL_PW),
+                protect=False,
+                required_anti_affinity=False,
+                namespace_resource=ns,
+            ),
+            opts=pulumi.ResourceOptions(transformations=[opts_recorder.transformation]),
+        )
+
+    run_program(program)
+    for role in TYPES:
+        name = f"db-{role}"
+        assert isinstance(opts_recorder.opts[name].parent, MySQLCluster), name
+        assert ns_holder[0] in opts_recorder.depends_on(name), f"{name} does not wait for the namespace"
+
+
+# --------------------------------------------------------------------------- services
+
+
+def test_headless_service_publishes_not_ready_members(mocks: PlatformMocks) -> None:
+    build()
+    svc = child(mocks, "headless").inputs["spec"]
+    assert svc["clusterIP"] == "None"
+    assert svc["publishNotReadyAddresses"] is True
+    assert svc["selector"] == SELECTOR
+    assert svc["ports"] == [{"name": "mysql", "port": 3306, "protocol": "TCP", "targetPort": "mysql"}]
+    assert child(mocks, "statefulset").inputs["spec"]["serviceName"] == "mysql"
+
+
+def test_primary_service_selects_only_ordinal_zero(mocks: PlatformMocks) -> None:
+    build()
+    svc = child(mocks, "primary").inputs["spec"]
+    assert svc["selector"] == {**SELECTOR, "statefulset.kubernetes.io/pod-name": "mysql-0"}
+    assert svc["ports"][0]["port"] == 3306
+    assert not svc.get("publishNotReadyAddresses")
+
+
+def test_read_service_spans_every_ready_member(mocks: PlatformMocks) -> None:
+    build()
+    svc = child(mocks, "read").inputs["spec"]
+    assert svc["selector"] == SELECTOR
+    assert not svc.get("publishNotReadyAddresses"), "read service must only route to ready members"
+    pod_labels = child(mocks, "statefulset").inputs["spec"]["template"]["metadata"]["labels"]
+    assert SELECTOR.items() <= pod_labels.items()
+
+
+# --------------------------------------------------------------------------- statefulset
+
+
+def test_statefulset_shape(mocks: PlatformMocks) -> None:
+    build()
+    sts = child(mocks, "statefulset").inputs["spec"]
+    assert sts["replicas"] == 3
+    assert sts["podManagementPolicy"] == "OrderedReady"
+    assert sts["selector"] == {"matchLabels": SELECTOR}
+    assert sts["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    (vct,) = sts["volumeClaimTemplates"]
+    assert vct["metadata"]["name"] == "data"
+    assert vct["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert vct["spec"]["resources"] == {"requests": {"storage": "20Gi"}}
+    assert vct["spec"]["storageClassName"] == "local-path"
+    ps = sts["template"]["spec"]
+    assert [c["name"] for c in ps["initContainers"]] == ["config", "seed"]
+    assert [c["name"] for c in ps["containers"]] == ["mysql", "replication"]
+    assert ps["automountServiceAccountToken"] is False
+    assert all(c["image"] == "mysql:8.4" for c in all_containers(mocks))
+
+
+def test_default_storage_class_is_left_to_the_cluster(mocks: PlatformMocks) -> None:
+    build(replace(SPEC, storage=MySQLStorage(size="5Gi")))
+    vct = child(mocks, "statefulset").inputs["spec"]["volumeClaimTemplates"][0]
+    assert "storageClassName" not in vct["spec"]
+    assert vct["spec"]["resources"]["requests"]["storage"] == "5Gi"
+
+
+@pytest.mark.parametrize("protect", [True, False])
+def test_statefulset_protect_and_retain_on_delete(
+    mocks: PlatformMocks, opts_recorder: OptsRecorder, protect: bool
+) -> None:
+    build(recorder=opts_recorder, protect=protect)
+    opts = opts_recorder.opts["db-statefulset"]
+    assert opts.protect is protect, "db-statefulset: protect must follow args.protect"
+    assert opts.retain_on_delete is True, "db-statefulset: retain_on_delete"
+    assert opts.custom_timeouts is not None and opts.custom_timeouts.create == "30m"
+    deps = {getattr(d, "_name", None) for d in opts_recorder.depends_on("db-statefulset")}
+    assert {"db-secret", "db-config", "db-headless"} <= deps
+
+
+def test_resources_come_from_the_spec(mocks: PlatformMocks) -> None:
+    build()
+    (mysql,) = [c for c in pod_spec(mocks)["containers"] if c["name"] == "mysql"]
+    assert mysql["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
+    (seed,) = [c for c in pod_spec(mocks)["initContainers"] if c["name"] == "seed"]
+    assert seed["resources"] == mysql["resources"], "the seed runs a mysqld: same resources"
+
+
+def test_probes(mocks: PlatformMocks) -> None:
+    build()
+    (mysql,) = [c for c in pod_spec(mocks)["containers"] if c["name"] == "mysql"]
+    for probe, kind in (("startupProbe", "startup"), ("readinessProbe", "readiness"), ("livenessProbe", "liveness")):
+        assert mysql[probe]["exec"]["command"] == ["/opt/k8s-platform/mysql/probe.sh", kind], probe
+    # the first initialization of the primary must fit in the startup budget
+    startup = mysql["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
+
+
+def test_security_context_restrictive_everywhere(mocks: PlatformMocks) -> None:
+    build()
+    psc = pod_spec(mocks)["securityContext"]
+    assert psc["runAsNonRoot"] is True
+    assert psc["runAsUser"] == 999
+    assert psc["fsGroup"] == 999
+    assert psc["seccompProfile"] == {"type": "RuntimeDefault"}
+    for c in all_containers(mocks):
+        sc = c["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False, c["name"]
+        assert sc["capabilities"] == {"drop": ["ALL"]}, c["name"]
+        assert sc["runAsNonRoot"] is True, c["name"]
+        assert sc["runAsUser"] == 999, c["name"]
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, c["name"]
+
+
+@pytest.mark.parametrize(
+    ("required", "present", "absent"),
+    [
+        (True, "requiredDuringSchedulingIgnoredDuringExecution", "preferredDuringSchedulingIgnoredDuringExecution"),
+        (False, "preferredDuringSchedulingIgnoredDuringExecution", "requiredDuringSchedulingIgnoredDuringExecution"),
+    ],
+)
+def test_anti_affinity(mocks: PlatformMocks, required: bool, present: str, absent: str) -> None:
+    build(required_anti_affinity=required)
+    anti = pod_spec(mocks)["affinity"]["podAntiAffinity"]
+    assert absent not in anti
+    (term,) = anti[present]
+    if not required:
+        assert term["weight"] == 100
+        term = term["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"] == {"matchLabels": SELECTOR}
+
+
+def test_config_map_carries_role_files_and_scripts(mocks: PlatformMocks) -> None:
+    build()
+    data = child(mocks, "config").inputs["data"]
+    assert set(data) == {*CNF_FILES, *SCRIPT_FILES}
+    assert "gtid_mode=ON" in data["mysql.cnf"]
+    assert "enforce_gtid_consistency=ON" in data["mysql.cnf"]
+    assert "plugin_load_add=mysql_clone.so" in data["mysql.cnf"]
+    assert "super_read_only=ON" in data["replica.cnf"]
+    assert "super_read_only=OFF" in data["primary.cnf"]
+    assert "server_id=$((100 + ord))" in data["init-config.sh"]
+    assert "CLONE INSTANCE FROM" in data["init-data.sh"]
+    assert "SOURCE_AUTO_POSITION = 1" in data["replication-agent.sh"]
+    assert "GET_SOURCE_PUBLIC_KEY = 1" in data["replication-agent.sh"]
+    assert "caching_sha2_password" in data["create-replication-user.sh"]
+    assert "BACKUP_ADMIN" in data["create-replication-user.sh"]
+    assert "SHOW REPLICA STATUS" in data["probe.sh"]
+    legacy = ("CHANGE MASTER", "START SLAVE", "STOP SLAVE", "SHOW SLAVE", "MASTER_", "RESET SLAVE")
+    for fname, text in data.items():
+        for word in legacy:
+            assert word not in text.upper(), f"{fname}: uses removed syntax {word!r}"
+    # a script change rolls the pods
+    annotations = child(mocks, "statefulset").inputs["spec"]["template"]["metadata"]["annotations"]
+    assert len(annotations["k8s-platform/config-sha256"]) == 64
+
+
+def test_volumes_wire_scripts_initdb_and_memory_only_credentials(mocks: PlatformMocks) -> None:
+    build()
+    volumes = {v["name"]: v for v in pod_spec(mocks)["volumes"]}
+    assert volumes["scripts"]["configMap"] == {"name": "mysql-config", "defaultMode": 0o555}
+    assert volumes["initdb"]["configMap"]["items"] == [
+        {"key": "create-replication-user.sh", "path": "10-create-replication-user.sh"}
+    ]
+    assert volumes["client"]["emptyDir"]["medium"] == "Memory"
+    (mysql,) = [c for c in pod_spec(mocks)["containers"] if c["name"] == "mysql"]
+    mounts = {m["mountPath"]: m for m in mysql["volumeMounts"]}
+    assert mounts["/var/lib/mysql"]["name"] == "data"
+    assert mounts["/docker-entrypoint-initdb.d"]["name"] == "initdb"
+    assert mounts["/etc/mysql/client"].get("readOnly") is True
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def _walk(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [item for k, v in value.items() for item in _walk(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [item for i, v in enumerate(value) for item in _walk(v, f"{path}[{i}]")]
+    return [(path, value)]
+
+
+def test_passwords_only_through_secret_key_refs(mocks: PlatformMocks) -> None:
+    build()
+    sts = child(mocks, "statefulset").inputs
+    for path, value in _walk(sts):
+        if isinstance(value, str):
+            assert ROOT_PW not in value and REPL_PW not in value, f"db-statefulset: literal password at {path}"
+    for c in all_containers(mocks):
+        for arg in [*c.get("command", []), *c.get("args", [])]:
+            assert not arg.startswith("-p") and "--password" not in arg, f"{c['name']}: password flag in argv"
+        for env in c.get("env", []):
+            if "PASSWORD" in env["name"] or "PWD" in env["name"]:
+                assert "value" not in env, f"{c['name']}: {env['name']} has a literal value"
+                ref = env["valueFrom"]["secretKeyRef"]
+                assert ref["name"] == "mysql-credentials", f"{c['name']}: {env['name']}"
+                assert ref["key"] in {"root-password", "replication-password"}
+    for role in ("config", "headless", "primary", "read", "pdb", "netpol"):
+        text = json.dumps(child(mocks, role).inputs)
+        assert ROOT_PW not in text and REPL_PW not in text, f"db-{role} contains a password"
+
+
+def test_secret_holds_both_passwords_as_pulumi_secrets(mocks: PlatformMocks, opts_recorder: OptsRecorder) -> None:
+    cluster = build(recorder=opts_recorder)
+    secret = child(mocks, "secret").inputs
+    assert secret["type"] == "Opaque"
+    # the engine receives stringData wrapped as a secret value
+    assert secret["stringData"].get(SECRET_SIG) == SECRET_MARK, "db-secret: stringData not sent as a secret"
+    assert unwrap_secrets(secret["stringData"]) == {"root-password": ROOT_PW, "replication-password": REPL_PW}
+    assert set(opts_recorder.opts["db-secret"].additional_secret_outputs or []) >= {"data", "stringData"}
+
+    is_secret = asyncio.get_event_loop().run_until_complete(cluster.secret.string_data.is_secret())
+    assert is_secret, "db-secret: stringData must stay a Pulumi secret"
+
+
+# --------------------------------------------------------------------------- policies
+
+
+def test_pdb_allows_one_member_down(mocks: PlatformMocks) -> None:
+    build()
+    pdb = child(mocks, "pdb").inputs["spec"]
+    assert pdb["maxUnavailable"] == 1
+    assert pdb["selector"] == {"matchLabels": SELECTOR}
+
+
+def test_network_policy_admits_allow_from_and_members_on_3306_only(mocks: PlatformMocks) -> None:
+    build()
+    np = child(mocks, "netpol").inputs["spec"]
+    assert np["podSelector"] == {"matchLabels": SELECTOR}
+    assert np["policyTypes"] == ["Ingress"]
+    (rule,) = np["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 3306}]
+    assert rule["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "web"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "my-nginx"}},
+        },
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "jobs"}}},
+        {"podSelector": {"matchLabels": SELECTOR}},
+    ]
+
+
+def test_network_policy_without_allow_from_admits_members_only(mocks: PlatformMocks) -> None:
+    build(replace(SPEC, allow_from=()))
+    (rule,) = child(mocks, "netpol").inputs["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": SELECTOR}}]
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def test_outputs_name_hosts_and_never_passwords(mocks: PlatformMocks) -> None:
+    cluster = build()
+    assert resolve(cluster.primary_host) == "mysql-primary.data.svc.cluster.local"
+    assert resolve(cluster.read_host) == "mysql-read.data.svc.cluster.local"
+    assert resolve(cluster.members) == 3
+    assert resolve(cluster.port) == 3306
+    assert resolve(cluster.secret_name) == "mysql-credentials"
+    assert resolve(cluster.storage) == storage_output(SPEC)
+    for out in (cluster.primary_host, cluster.read_host, cluster.members, cluster.storage, cluster.secret_name):
+        text = json.dumps(resolve(out))
+        assert ROOT_PW not in text and REPL_PW not in text
+
+
+def test_single_member_cluster(mocks: PlatformMocks) -> None:
+    cluster = build(replace(SPEC, replicas=1))
+    assert child(mocks, "statefulset").inputs["spec"]["replicas"] == 1
+    assert resolve(cluster.members) == 1
+
+
+def test_preview_with_unknown_passwords(preview_mocks: PlatformMocks) -> None:
+    unknown: pulumi.Output[str] = pulumi.Output(
+        resources=set(),
+        future=_done(None),
+        is_known=_done(False),
+        is_secret=_done(True),
+    )
+    cluster = build(root_password=unknown, replication_password=unknown, previous_storage=None)
+    sts = preview_mocks.named("db-statefulset").inputs
+    assert sts["spec"]["replicas"] == 3
+    assert preview_mocks.named("db-secret").type == "kubernetes:core/v1:Secret"
+    assert resolve(cluster.primary_host) == "mysql-primary.data.svc.cluster.local"
+
+
+def _done(value: Any) -> Any:
+    fut: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
+    fut.set_result(value)
+    return fut
+
+
+# --------------------------------------------------------------------------- storage guard
+
+
+def test_check_storage_change_accepts_first_deploy_and_no_change() -> None:
+    assert check_storage_change(None, MySQLStorage("10Gi")) == []
+    assert check_storage_change(MySQLStorage("10Gi", "fast"), MySQLStorage("10Gi", "fast")) == []
+
+
+def test_check_storage_change_rejects_size_and_class_with_explanations() -> None:
+    problems = check_storage_change(MySQLStorage("10Gi", ""), MySQLStorage("20Gi", "fast"))
+    assert len(problems) == 2
+    size, klass = problems
+    assert size.startswith("mysql.storage.size: cannot change from 10Gi to 20Gi")
+    assert "volumeClaimTemplates" in size and "expand each PVC" in size
+    assert klass.startswith("mysql.storage.storageClass: cannot change from (cluster default) to fast")
+
+
+def test_storage_output_round_trip_and_foreign_clusters() -> None:
+    exported = storage_output(SPEC)
+    assert exported == {"name": "mysql", "namespace": "data", "size": "20Gi", "storageClass": "local-path"}
+    assert storage_from_output(exported, SPEC) == SPEC.storage
+    assert storage_from_output(None, SPEC) is None
+    assert storage_from_output({}, SPEC) is None
+    assert storage_from_output({**exported, "name": "other"}, SPEC) is None
+    assert storage_from_output({**exported, "namespace": "other"}, SPEC) is None
+
+
+def test_guard_passes_unchanged_storage_to_the_claim(mocks: PlatformMocks) -> None:
+    build(previous_storage=pulumi.Output.from_input(storage_output(SPEC)))
+    vct = child(mocks, "statefulset").inputs["spec"]["volumeClaimTemplates"][0]
+    assert vct["spec"]["resources"]["requests"]["storage"] == "20Gi"
+
+
+def test_guard_rejects_a_change_and_keeps_the_deployed_claim(mocks: PlatformMocks, monkeypatch: pytest.MonkeyPatch) -> None:
+    errors: list[str] = []
+    monkeypatch.setattr(pulumi.log, "error", lambda msg, *a, **k: errors.append(msg))
+    previous = {**storage_output(SPEC), "size": "10Gi", "storageClass": "fast"}
+    build(previous_storage=pulumi.Output.from_input(previous))
+    assert any(e.startswith("mysql.storage.size: cannot change from 10Gi to 20Gi") for e in errors), errors
+    assert any(e.startswith("mysql.storage.storageClass: cannot change from fast") for e in errors), errors
+    vct = child(mocks, "statefulset").inputs["spec"]["volumeClaimTemplates"][0]
+    # the update fails with the explanation, and the claim template sent is the deployed one
+    assert vct["spec"]["resources"]["requests"]["storage"] == "10Gi"
+    assert vct["spec"]["storageClassName"] == "fast"
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_objects_validate_strictly_against_kubernetes_1_34(mocks: PlatformMocks) -> None:
+    kubernetes_validate = pytest.importorskip(
+        "kubernetes_validate", reason="kubernetes-validate not installed (requirements-dev.txt)"
+    )
+    build(required_anti_affinity=True)
+    build_preferred = [r for r in mocks.resources if r.type.startswith("kubernetes:")]
+    assert len(build_preferred) == len(TYPES)
+    for res in build_preferred:
+        manifest = unwrap_secrets({k: v for k, v in res.inputs.items() if not k.startswith("__")})
+        try:
+            kubernetes_validate.validate(manifest, "1.34", strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{res.name} ({res.type}): {exc.message} at {list(exc.path)}")
