@@ -7,8 +7,16 @@ STACK ?= dev
 STAMP := $(VENV)/.installed
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_SKIP_UPDATE_CHECK := true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
+# The committed example stacks are encrypted with this documented, non-secret passphrase (they hold
+# placeholders only). Set PULUMI_CONFIG_PASSPHRASE(_FILE) for stacks with real secrets.
+ifeq ($(origin PULUMI_CONFIG_PASSPHRASE)$(origin PULUMI_CONFIG_PASSPHRASE_FILE),undefinedundefined)
+export PULUMI_CONFIG_PASSPHRASE := k8s-platform-example
+endif
+ENGINE_ENV = source "$$(scripts/engine.sh --print-dir)/env.sh"
 
-.PHONY: setup system-deps test test-fast unit conformance e2e lint typecheck validate inventory render \
+
+.PHONY: stack setup system-deps test test-fast unit conformance e2e lint typecheck validate inventory render \
         engine engine-check preview up destroy bench clean help
 
 help:
@@ -61,14 +69,18 @@ render: setup ## write STACK's manifests to render/STACK
 engine: ## build the Pulumi CLI, plugins and a local control plane from the Go module proxy (cached)
 	scripts/engine.sh
 
-preview: setup ## pulumi preview --diff of STACK
-	source "$$(scripts/engine.sh --env)" && pulumi preview --diff --stack $(STACK)
+stack: setup engine
+	@mkdir -p .pulumi-state
+	@$(ENGINE_ENV) && pulumi stack select --create $(STACK) --non-interactive >/dev/null
 
-up: setup ## pulumi up of STACK
-	source "$$(scripts/engine.sh --env)" && pulumi up --stack $(STACK)
+preview: stack ## pulumi preview --diff of STACK (default dev); contacts no machine
+	$(ENGINE_ENV) && pulumi preview --diff --stack $(STACK)
 
-destroy: setup
-	source "$$(scripts/engine.sh --env)" && pulumi destroy --stack $(STACK)
+up: stack ## pulumi up of STACK (refuses while the example placeholder secrets are set)
+	$(ENGINE_ENV) && pulumi up --stack $(STACK)
+
+destroy: stack
+	$(ENGINE_ENV) && pulumi destroy --stack $(STACK)
 
 bench: setup ## render time per app for 10/100/500 apps (median of runs)
 	$(BIN)/python bench/bench_render.py --sizes 10 100 500 --runs 3

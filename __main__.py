@@ -3,7 +3,7 @@
 import pulumi
 
 from stacks.config import ConfigError
-from stacks.files import PROJECT_ROOT, config_from_runtime
+from stacks.files import PROJECT_ROOT, config_from_runtime, placeholder_secrets
 from stacks.program import ProgramSecrets, deploy
 from stacks.spec import (
     SECRET_KUBECONFIG,
@@ -19,6 +19,13 @@ secrets = ProgramSecrets(
     mysql_root_password=config.get_secret(SECRET_MYSQL_ROOT_PASSWORD),
     mysql_replication_password=config.get_secret(SECRET_MYSQL_REPLICATION_PASSWORD),
 )
+placeholders = placeholder_secrets()
+if placeholders and not pulumi.runtime.is_dry_run():
+    # the example stacks preview as they are, but nothing is deployed with example secrets
+    raise pulumi.RunError(
+        "these secrets still hold the example placeholder; set your own first: "
+        + ", ".join(f"pulumi config set --secret {key}" for key in placeholders)
+    )
 try:
     # every problem is reported before a single resource is registered
     outputs = deploy(config_from_runtime(), secrets, PROJECT_ROOT)

@@ -104,3 +104,25 @@ def config_from_runtime() -> dict[str, Any]:
         except (TypeError, ValueError):
             raw[key] = value
     return raw
+
+
+# The committed example stacks carry placeholder secrets that begin with this text.
+PLACEHOLDER_PREFIX = "placeholder: replace with"
+
+
+def placeholder_secrets() -> list[str]:
+    """Secret keys (namespace stripped) that still hold the example placeholder.
+
+    Reads the decrypted value the engine handed to the program only to compare its
+    prefix; the value itself is never returned or printed.
+    """
+    from pulumi.runtime import config as runtime_config
+
+    values = dict(runtime_config.get_config_env())
+    values.update(runtime_config.CONFIG.get())
+    prefix = f"{NAMESPACE}:"
+    return sorted(
+        key[len(prefix) :]
+        for key, value in values.items()
+        if key.startswith(prefix) and isinstance(value, str) and value.startswith(PLACEHOLDER_PREFIX)
+    )
