@@ -1,10 +1,12 @@
 """k8s-platform: load the stack config, validate it, build the platform, export outputs."""
 
+import dataclasses
+
 import pulumi
 
-from stacks.config import ConfigError
+from stacks.config import ConfigError, parse_config
 from stacks.files import PROJECT_ROOT, config_from_runtime, placeholder_secrets
-from stacks.program import ProgramSecrets, deploy
+from stacks.program import ProgramSecrets, build
 from stacks.spec import (
     SECRET_KUBECONFIG,
     SECRET_MYSQL_REPLICATION_PASSWORD,
@@ -28,7 +30,10 @@ if placeholders and not pulumi.runtime.is_dry_run():
     )
 try:
     # every problem is reported before a single resource is registered
-    outputs = deploy(config_from_runtime(), secrets, PROJECT_ROOT)
+    spec = parse_config(config_from_runtime(), project_root=PROJECT_ROOT, source=f"stack {pulumi.get_stack()}")
+    # the secrets apps' secretEnv reference: only known once the config is parsed
+    secrets = dataclasses.replace(secrets, extra={key: config.require_secret(key) for key in spec.app_secret_keys})
+    outputs = build(spec, secrets, PROJECT_ROOT)
 except ConfigError as exc:
     # RunError: shown to the user as a message, without a Python traceback
     raise pulumi.RunError(str(exc)) from None

@@ -1,6 +1,7 @@
 """Creates the cluster add-ons: ingress controller, default StorageClass provisioner,
 metrics-server and MetalLB (each a Helm release), MetalLB's `IPAddressPool` +
-`L2Advertisement`, and `NodePatch`es that make control-plane nodes schedulable.
+`L2Advertisement`, the optional service mesh (Istio `base`, then `istiod`), and
+`NodePatch`es that make control-plane nodes schedulable.
 
 Each add-on's chart values are layered: platform defaults, then the stack's
 `addons.<addon>.values`, then the few settings the rest of the platform relies on
@@ -17,6 +18,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import mesh
 from components.helm_release import HelmRelease, HelmReleaseArgs, deep_merge
 from stacks.spec import AddonsSpec, ChartSource, HelmReleaseSpec
 
@@ -167,6 +169,26 @@ class ClusterAddons(pulumi.ComponentResource):
                 f"{name}-metrics-server",
                 HelmReleaseArgs(_release_spec(spec.metrics_server.chart, values), args.project_root),
                 opts=after_taints,
+            )
+
+        if spec.mesh is not None and spec.mesh.enabled:
+            mesh_spec = spec.mesh
+            ns = mesh_spec.chart.namespace
+            base = HelmRelease(
+                f"{name}-mesh-base",
+                HelmReleaseArgs(
+                    _release_spec(mesh_spec.base, mesh.base_values(ns, mesh_spec.base_values)), args.project_root
+                ),
+                opts=after_taints,
+            )
+            self.releases["meshBase"] = base
+            # istiod validates and serves the CRDs the base chart installs: base first.
+            self.releases["mesh"] = HelmRelease(
+                f"{name}-mesh",
+                HelmReleaseArgs(
+                    _release_spec(mesh_spec.chart, mesh.istiod_values(ns, mesh_spec.chart.values)), args.project_root
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*taint_deps, base.release]),
             )
 
         self.register_outputs(

@@ -198,7 +198,7 @@ class KubesprayCluster(pulumi.ComponentResource):
             connection=connection,
             create=f"cat {inv_dir}/artifacts/admin.conf",
             triggers=[digest, kube_version],
-            logging="none",
+            logging=command.remote.Logging.NONE,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[self.cluster, self.upgrade],
@@ -206,8 +206,8 @@ class KubesprayCluster(pulumi.ComponentResource):
             ),
         )
         server = inv.api_server_url(cluster)
-        self.kubeconfig = pulumi.Output.secret(self.kubeconfig_reader.stdout).apply(
-            lambda text: rewrite_server(text, server)
+        self.kubeconfig = pulumi.Output.secret(
+            self.kubeconfig_reader.stdout.apply(lambda text: rewrite_server(text, server))
         )
 
         self.reset: command.remote.Command | None = None

@@ -1,5 +1,12 @@
 """Creates a stateless web application: Deployment, Service, and optionally an
-Ingress and a HorizontalPodAutoscaler (autoscaling/v2, CPU), from an `AppSpec`.
+Ingress and a HorizontalPodAutoscaler (autoscaling/v2, CPU), from an `AppSpec`; with
+`config` a ConfigMap `<app>-config` (env and/or files), with `secretEnv` a Secret
+`<app>-secret` (env via secretKeyRef), with `volumes` one PersistentVolumeClaim
+`<app>-<volume>` each, and with `mesh` + `resilience` the mesh's traffic policy
+(components/mesh.py).
+
+A change of the ConfigMap's or Secret's content rolls the Deployment: the pod template
+carries `k8s-platform/config-hash`, a digest of both (see `config_hash`).
 
 Every object has an explicit `metadata.name` (the app name): rendering is
 deterministic, runbooks can name objects, and a rolling update keeps the same
@@ -8,16 +15,24 @@ Deployment so its old ReplicaSets stay available to `kubectl rollout undo`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import mesh
+from components.volumes import claim_spec
 from stacks.spec import AppSpec, ProbeSpec
 
 PORT_NAME = "http"
 MANAGED_BY = "k8s-platform"
+CONFIG_HASH_ANNOTATION = "k8s-platform/config-hash"
+CONFIG_VOLUME = "config"
 
 
 @dataclass(frozen=True)
@@ -25,6 +40,60 @@ class WebAppArgs:
     spec: AppSpec
     ingress_class: str = ""  # the ingress add-on's IngressClass, used when the app names none
     load_balancer_available: bool = False  # MetalLB (or a cloud LB) can assign addresses
+    # Values of the secret config keys the app's `secretEnv` names (key -> Pulumi secret).
+    secret_values: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    cluster_domain: str = "cluster.local"  # for the mesh's Service FQDNs
+    protect: bool = False  # prod: PVCs leave the stack only on purpose
+
+
+def config_map_name(app: AppSpec) -> str:
+    return f"{app.name}-config"
+
+
+def secret_name(app: AppSpec) -> str:
+    return f"{app.name}-secret"
+
+
+def claim_name(app: AppSpec, volume: str) -> str:
+    return f"{app.name}-{volume}"
+
+
+def _digest_config(data: Mapping[str, str]) -> str:
+    return hashlib.sha256(json.dumps(dict(data), sort_keys=True).encode()).hexdigest()
+
+
+def _digest_secrets(app: AppSpec, names: Sequence[str], values: Sequence[str]) -> str:
+    # A slow, salted KDF rather than sha256: the annotation is readable by anyone who may
+    # read Deployments (and sits in plain text in the Pulumi state), so guessing a short
+    # secret from it must cost real work per guess and per app.
+    payload = json.dumps(dict(zip(names, values, strict=True)), sort_keys=True).encode()
+    salt = f"k8s-platform/config-hash/{app.namespace}/{app.name}".encode()
+    return hashlib.scrypt(payload, salt=salt, n=2**14, r=8, p=1, dklen=32).hex()
+
+
+def config_hash(app: AppSpec, secret_values: Mapping[str, pulumi.Input[str]]) -> pulumi.Output[str] | None:
+    """Digest of the app's ConfigMap data and Secret values, for the pod-template annotation.
+
+    None when the app has neither (existing Deployments keep their template, so upgrading
+    the program rolls nobody). The secret part is computed inside `apply` and the result is
+    deliberately *not* a secret: a secret annotation would make Pulumi treat the Deployment's
+    whole pod template (and, through the provider, its `spec`) as secret, so `pulumi
+    preview --diff` would show `[secret]` instead of e.g. the image change. The value is a
+    one-way, salted scrypt digest, so nothing of the plaintext is recoverable from it.
+    """
+    if app.config is None and not app.secret_env:
+        return None
+    config_part = _digest_config(app.config.data) if app.config is not None else ""
+    if not app.secret_env:
+        return pulumi.Output.from_input(hashlib.sha256(f"{config_part}:".encode()).hexdigest())
+    names = sorted(app.secret_env)
+    values = [pulumi.Output.from_input(secret_values[app.secret_env[n]]) for n in names]
+
+    def combine(plain: list[Any]) -> str:
+        secret_part = _digest_secrets(app, names, [str(v) for v in plain])
+        return hashlib.sha256(f"{config_part}:{secret_part}".encode()).hexdigest()
+
+    return pulumi.Output.unsecret(pulumi.Output.all(*values).apply(combine))
 
 
 def selector_labels(app: AppSpec) -> dict[str, str]:
@@ -34,6 +103,9 @@ def selector_labels(app: AppSpec) -> dict[str, str]:
 
 def app_labels(app: AppSpec) -> dict[str, str]:
     return {**selector_labels(app), "app.kubernetes.io/managed-by": MANAGED_BY}
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _int_or_percent(value: str) -> int | str:
@@ -69,15 +141,19 @@ class WebApp(pulumi.ComponentResource):
     ingress: k8s.networking.v1.Ingress | None
     hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None
     url: pulumi.Output[str] | None
+    config_map: k8s.core.v1.ConfigMap | None
+    secret: k8s.core.v1.Secret | None
+    claims: dict[str, k8s.core.v1.PersistentVolumeClaim]
+    traffic_policy: mesh.AppTrafficPolicy | None
 
     def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("k8s-platform:webapp:WebApp", name, None, opts)
         app = args.spec
         labels = app_labels(app)
 
-        def meta(annotations: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
+        def meta(object_name: str = "", annotations: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
             return k8s.meta.v1.ObjectMetaArgs(
-                name=app.name, namespace=app.namespace, labels=labels, annotations=annotations
+                name=object_name or app.name, namespace=app.namespace, labels=labels, annotations=annotations
             )
 
         security = k8s.core.v1.SecurityContextArgs(
@@ -88,13 +164,102 @@ class WebApp(pulumi.ComponentResource):
             read_only_root_filesystem=app.read_only_root_filesystem,
             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
         )
+        missing = sorted(k for k in app.secret_env.values() if k not in args.secret_values)
+        if missing:
+            raise ValueError(f"app {app.name!r}: no value passed for the secret config key(s) {', '.join(missing)}")
+        deps: list[pulumi.Resource] = []
+        self.config_map = None
+        if app.config is not None:
+            self.config_map = k8s.core.v1.ConfigMap(
+                f"{name}-config",
+                metadata=meta(config_map_name(app)),
+                data=dict(sorted(app.config.data.items())),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            deps.append(self.config_map)
+        self.secret = None
+        if app.secret_env:
+            self.secret = k8s.core.v1.Secret(
+                f"{name}-secret",
+                metadata=meta(secret_name(app)),
+                type="Opaque",
+                string_data={
+                    env_name: pulumi.Output.secret(args.secret_values[key])
+                    for env_name, key in sorted(app.secret_env.items())
+                },
+                opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"]),
+            )
+            deps.append(self.secret)
+        self.claims = {}
+        for vol in app.volumes:
+            self.claims[vol.name] = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-pvc-{vol.name}",
+                metadata=meta(claim_name(app, vol.name)),
+                spec=claim_spec(vol.claim),
+                # The data outlives the app: `pulumi destroy` or dropping the volume from the
+                # stack leaves the claim (and its volume) in the cluster.
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=args.protect),
+            )
+            deps.append(self.claims[vol.name])
+
+        # Sorted: the pod template (and so the rollout) must not change when only
+        # the order of keys in the stack file does. The ConfigMap and Secret are named
+        # literally (not via their outputs): an output of a Secret is itself secret and
+        # would hide the Deployment's diff; `depends_on` keeps the order instead.
+        env: list[k8s.core.v1.EnvVarArgs] = [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in app.env.items()]
+        if app.config is not None and app.config.env:
+            env += [
+                k8s.core.v1.EnvVarArgs(
+                    name=k,
+                    value_from=k8s.core.v1.EnvVarSourceArgs(
+                        config_map_key_ref=k8s.core.v1.ConfigMapKeySelectorArgs(name=config_map_name(app), key=k)
+                    ),
+                )
+                for k in app.config.data
+                if _ENV_NAME.match(k)
+            ]
+        env += [
+            k8s.core.v1.EnvVarArgs(
+                name=k,
+                value_from=k8s.core.v1.EnvVarSourceArgs(
+                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name(app), key=k)
+                ),
+            )
+            for k in app.secret_env
+        ]
+        env.sort(key=lambda e: str(e.name))
+        volumes: list[k8s.core.v1.VolumeArgs] = []
+        mounts: list[k8s.core.v1.VolumeMountArgs] = []
+        if app.config is not None and app.config.mount_path:
+            volumes.append(
+                k8s.core.v1.VolumeArgs(
+                    name=CONFIG_VOLUME,
+                    config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=config_map_name(app)),
+                )
+            )
+            mounts.append(
+                k8s.core.v1.VolumeMountArgs(name=CONFIG_VOLUME, mount_path=app.config.mount_path, read_only=True)
+            )
+        for vol in app.volumes:
+            volumes.append(
+                k8s.core.v1.VolumeArgs(
+                    name=vol.name,
+                    persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
+                        claim_name=claim_name(app, vol.name), read_only=vol.read_only
+                    ),
+                )
+            )
+            mounts.append(
+                k8s.core.v1.VolumeMountArgs(name=vol.name, mount_path=vol.mount_path, read_only=vol.read_only)
+            )
+        digest = config_hash(app, args.secret_values)
+
         container = k8s.core.v1.ContainerArgs(
             name=app.name,
             image=app.image,
             ports=[k8s.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=app.port, protocol="TCP")],
-            # Sorted: the pod template (and so the rollout) must not change when only
-            # the order of keys in the stack file does.
-            env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(app.env.items())] or None,
+            env=env or None,
+            volume_mounts=mounts or None,
             resources=_resources(app),
             readiness_probe=_probe(app.readiness),
             liveness_probe=_probe(app.liveness),
@@ -117,9 +282,13 @@ class WebApp(pulumi.ComponentResource):
                     ),
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels={**labels, **mesh.injection_labels(app)},
+                        annotations={CONFIG_HASH_ANNOTATION: digest} if digest is not None else None,
+                    ),
                     spec=k8s.core.v1.PodSpecArgs(
                         containers=[container],
+                        volumes=volumes or None,
                         security_context=k8s.core.v1.PodSecurityContextArgs(
                             run_as_non_root=app.run_as_non_root,
                             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
@@ -127,7 +296,7 @@ class WebApp(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
         )
 
         svc = app.service
@@ -141,7 +310,7 @@ class WebApp(pulumi.ComponentResource):
             annotations = {"pulumi.com/skipAwait": "true"}
         self.service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata=meta(annotations),
+            metadata=meta(annotations=annotations),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type=svc.type,
                 selector=selector_labels(app),
@@ -199,6 +368,16 @@ class WebApp(pulumi.ComponentResource):
             )
             scheme = "https://" if ing.tls_secret else "http://"
             self.url = pulumi.Output.concat(scheme, ing.host, ing.path)
+
+        self.traffic_policy = None
+        if app.mesh and app.resilience is not None:
+            self.traffic_policy = mesh.AppTrafficPolicy(
+                f"{name}-mesh",
+                mesh.AppTrafficPolicyArgs(
+                    spec=app, service_port=svc.port, cluster_domain=args.cluster_domain, labels=labels
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service]),
+            )
 
         self.hpa = None
         if app.hpa is not None:

@@ -10,6 +10,7 @@ can echo a secret.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import re
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks import spec as s
-from stacks.catalog import DEFAULT_ADDON_CHARTS
+from stacks.catalog import DEFAULT_ADDON_CHARTS, MESH_BASE_CHART
 
 NAMESPACE = "k8s-platform"
 
@@ -40,7 +41,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        # Paths carry keys from the file, which may hold a newline: keep one problem per line.
+        path = self.path if self.path.isprintable() else repr(self.path)[1:-1]
+        return f"{path}: {self.message}"
 
 
 class ConfigError(Exception):
@@ -211,7 +214,7 @@ class Reader:
         return self.data.get(key, _MISSING)
 
     # typed getters
-    def str(
+    def text(
         self,
         key: str,
         default: str = "",
@@ -242,7 +245,7 @@ class Reader:
                 return default
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self.raw(key)
         if value is _MISSING or value is None:
             return default
@@ -253,7 +256,7 @@ class Reader:
             return default
         return value
 
-    def int(self, key: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    def integer(self, key: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
         value = self.raw(key)
         if value is _MISSING or value is None:
             return default
@@ -274,7 +277,7 @@ class Reader:
         if self.raw(key) in (_MISSING, None):
             return None
         before = len(self.problems)
-        value = self.int(key, 0, minimum=minimum, maximum=maximum)
+        value = self.integer(key, 0, minimum=minimum, maximum=maximum)
         return None if len(self.problems) > before else value
 
     def mapping(self, key: str) -> Reader:
@@ -282,9 +285,9 @@ class Reader:
 
     def items(self, key: str) -> list[Reader]:
         """One Reader per element of the list under `key`, with `key[i]` paths."""
-        return [Reader(item, self.sub(f"{key}[{i}]"), self.problems) for i, item in enumerate(self.list(key))]
+        return [Reader(item, self.sub(f"{key}[{i}]"), self.problems) for i, item in enumerate(self.sequence(key))]
 
-    def list(self, key: str) -> list[Any]:
+    def sequence(self, key: str) -> list[Any]:
         value = self.raw(key)
         if value is _MISSING or value is None:
             return []
@@ -295,7 +298,7 @@ class Reader:
 
     def str_list(self, key: str, check: Callable[[str], str | None] | None = None) -> tuple[str, ...]:
         out: list[str] = []
-        for i, item in enumerate(self.list(key)):
+        for i, item in enumerate(self.sequence(key)):
             if isinstance(item, bool) or not isinstance(item, (str, int, float)):
                 self.error(f"{key}[{i}]", f"must be a string, not {_type_name(item)}")
                 continue
@@ -412,11 +415,11 @@ def _parse_nodes(r: Reader, mode: str, env: str) -> tuple[s.Node, ...]:
     names: dict[str, int] = {}
     addresses: dict[str, int] = {}
     for i, n in enumerate(raw_nodes):
-        name = n.str("name", required=True, check=_subdomain_check("node name"))
-        address = n.str("address", required=(mode == "kubespray"), check=_host_check)
-        ip = n.str("ip", check=_ip_check)
+        name = n.text("name", required=True, check=_subdomain_check("node name"))
+        address = n.text("address", required=(mode == "kubespray"), check=_host_check)
+        ip = n.text("ip", check=_ip_check)
         roles: list[str] = []
-        raw_roles = n.list("roles")
+        raw_roles = n.sequence("roles")
         if not raw_roles:
             n.error("roles", f"is required: one or more of {', '.join(s.ROLES)}")
         for j, role in enumerate(raw_roles):
@@ -470,7 +473,7 @@ def _parse_nodes(r: Reader, mode: str, env: str) -> tuple[s.Node, ...]:
 
 
 def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.ClusterSpec:
-    mode = r.str("mode", "kubespray", choices=("kubespray", "existing"))
+    mode = r.text("mode", "kubespray", choices=("kubespray", "existing"))
     nodes = _parse_nodes(r, mode, env)
     kubespray_keys = (
         "kubespray", "controlHost", "ansibleUser", "ansibleKeyPath", "kubeVersion", "networkPlugin",
@@ -487,8 +490,8 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
             )
 
     if mode == "existing":
-        kubeconfig = r.str("kubeconfig")
-        context = r.str("context")
+        kubeconfig = r.text("kubeconfig")
+        context = r.text("context")
         if not kubeconfig and s.SECRET_KUBECONFIG not in secrets:
             r.error(
                 "kubeconfig",
@@ -502,7 +505,7 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
 
     kr = r.mapping("kubespray")
     kubespray = s.KubesprayRef(
-        version=kr.str(
+        version=kr.text(
             "version",
             required=True,
             check=lambda v: (
@@ -511,7 +514,7 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
                 else f"{v!r} is not a kubespray release tag like 'v2.31.0' (or a full commit hash)"
             ),
         ),
-        source=kr.str(
+        source=kr.text(
             "source",
             "https://github.com/kubernetes-sigs/kubespray.git",
             check=lambda v: (
@@ -520,26 +523,26 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
                 else f"{v!r} is not a git URL (https://, ssh://, git://, file://) or an absolute path on the control host"
             ),
         ),
-        workdir=kr.str("workdir", "~/kubespray", check=_path_check),
+        workdir=kr.text("workdir", "~/kubespray", check=_path_check),
     )
     kr.done()
 
     ch = r.mapping("controlHost")
     jump_r = ch.mapping("proxyJump")
-    jump_host = jump_r.str("host", check=_host_check)
+    jump_host = jump_r.text("host", check=_host_check)
     jump = s.ProxyJump(
         host=jump_host,
-        port=jump_r.int("port", 22, minimum=1, maximum=65535),
-        user=jump_r.str("user", check=_label_check("user name", 32)),
+        port=jump_r.integer("port", 22, minimum=1, maximum=65535),
+        user=jump_r.text("user", check=_label_check("user name", 32)),
     )
     jump_r.done()
     if jump_host and not jump.user:
         jump_r.error("user", "is required when proxyJump.host is set")
     control_host = s.ControlHost(
-        host=ch.str("host", required=True, check=_host_check),
-        port=ch.int("port", 22, minimum=1, maximum=65535),
-        user=ch.str("user", required=True, check=_label_check("user name", 32)),
-        host_key=ch.str("hostKey", check=_host_key_check),
+        host=ch.text("host", required=True, check=_host_check),
+        port=ch.integer("port", 22, minimum=1, maximum=65535),
+        user=ch.text("user", required=True, check=_label_check("user name", 32)),
+        host_key=ch.text("hostKey", check=_host_key_check),
         proxy_jump=jump if jump_host else None,
     )
     if env == "prod" and not control_host.host_key:
@@ -557,26 +560,26 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
 
     px = r.mapping("proxy")
     proxy = s.Proxy(
-        http=px.str("http", check=_proxy_check),
-        https=px.str("https", check=_proxy_check),
-        no_proxy=px.str("noProxy"),
+        http=px.text("http", check=_proxy_check),
+        https=px.text("https", check=_proxy_check),
+        no_proxy=px.text("noProxy"),
     )
     px.done()
 
     ir = r.mapping("imageRepos")
     registry_check = _registry_check
     repos = s.ImageRepos(
-        kube=ir.str("kube", check=registry_check),
-        gcr=ir.str("gcr", check=registry_check),
-        docker=ir.str("docker", check=registry_check),
-        quay=ir.str("quay", check=registry_check),
-        github=ir.str("github", check=registry_check),
-        files=ir.str("files", check=_url_check()),
+        kube=ir.text("kube", check=registry_check),
+        gcr=ir.text("gcr", check=registry_check),
+        docker=ir.text("docker", check=registry_check),
+        quay=ir.text("quay", check=registry_check),
+        github=ir.text("github", check=registry_check),
+        files=ir.text("files", check=_url_check()),
     )
     ir.done()
 
     dr = r.mapping("download")
-    download = s.Download(run_once=dr.bool("runOnce", False), localhost=dr.bool("localhost", False))
+    download = s.Download(run_once=dr.flag("runOnce", False), localhost=dr.flag("localhost", False))
     dr.done()
     if download.localhost and not download.run_once:
         dr.error("localhost", "needs download.runOnce: true (kubespray downloads once, on the control host)")
@@ -586,8 +589,8 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
         if key in MANAGED_GROUP_VARS:
             r.error(f"extraVars.{key}", f"is managed by the program; set {MANAGED_GROUP_VARS[key]} instead")
 
-    endpoint = r.str("apiServerEndpoint", check=_endpoint_check)
-    reset = r.bool("resetOnDestroy", False)
+    endpoint = r.text("apiServerEndpoint", check=_endpoint_check)
+    reset = r.flag("resetOnDestroy", False)
     if env == "prod" and reset:
         r.error("resetOnDestroy", "must be false in prod: reset.yml wipes every node")
 
@@ -595,11 +598,11 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
         mode="kubespray",
         kubespray=kubespray,
         control_host=control_host,
-        ansible_user=r.str("ansibleUser", required=True, check=_label_check("user name", 32)),
-        ansible_key_path=r.str("ansibleKeyPath", check=_path_check),
+        ansible_user=r.text("ansibleUser", required=True, check=_label_check("user name", 32)),
+        ansible_key_path=r.text("ansibleKeyPath", check=_path_check),
         nodes=nodes,
         kube_version=normalize_kube_version(
-            r.str(
+            r.text(
                 "kubeVersion",
                 check=lambda v: (
                     None
@@ -608,8 +611,8 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
                 ),
             )
         ),
-        network_plugin=r.str("networkPlugin", "calico", choices=NETWORK_PLUGINS),
-        container_manager=r.str("containerManager", "containerd", choices=CONTAINER_MANAGERS),
+        network_plugin=r.text("networkPlugin", "calico", choices=NETWORK_PLUGINS),
+        container_manager=r.text("containerManager", "containerd", choices=CONTAINER_MANAGERS),
         api_server_endpoint=endpoint,
         proxy=proxy,
         image_repos=repos,
@@ -637,12 +640,13 @@ def _host_key_check(value: str) -> str | None:
 
 
 def _proxy_check(value: str) -> str | None:
-    if not is_url(value):
-        return f"{value!r} is not a proxy URL like 'http://proxy.example.com:3128'"
+    # The password check comes first so that a malformed URL with a password is not echoed.
     if url_has_password(value):
         return (
             "must not contain a password: stack files are not secret; use a proxy that needs none or an IP allow-list"
         )
+    if not is_url(value):
+        return f"{value!r} is not a proxy URL like 'http://proxy.example.com:3128'"
     return None
 
 
@@ -661,10 +665,10 @@ def _endpoint_check(value: str) -> str | None:
 
 def _parse_chart_source(r: Reader, default: s.ChartSource) -> s.ChartSource:
     return s.ChartSource(
-        repo=r.str("repo", default.repo, check=_url_check(("https", "http", "oci"))),
-        chart=r.str("chart", default.chart),
-        version=r.str("version", default.version, check=_semver_check),
-        namespace=r.str("namespace", default.namespace, check=_label_check("namespace")),
+        repo=r.text("repo", default.repo, check=_url_check(("https", "http", "oci"))),
+        chart=r.text("chart", default.chart),
+        version=r.text("version", default.version, check=_semver_check),
+        namespace=r.text("namespace", default.namespace, check=_label_check("namespace")),
         values=r.any_map("values") or dict(default.values),
     )
 
@@ -676,26 +680,26 @@ def _semver_check(value: str) -> str | None:
 def _parse_addons(r: Reader) -> s.AddonsSpec:
     ing = r.mapping("ingress")
     ingress = s.IngressAddon(
-        enabled=ing.bool("enabled", True),
+        enabled=ing.flag("enabled", True),
         chart=_parse_chart_source(ing, DEFAULT_ADDON_CHARTS["ingress"]),
-        class_name=ing.str("className", "traefik", check=_subdomain_check("IngressClass name")),
+        class_name=ing.text("className", "traefik", check=_subdomain_check("IngressClass name")),
     )
     ing.done()
     st = r.mapping("storage")
     storage = s.StorageAddon(
-        enabled=st.bool("enabled", True),
+        enabled=st.flag("enabled", True),
         chart=_parse_chart_source(st, DEFAULT_ADDON_CHARTS["storage"]),
-        default_class=st.str("defaultClass", "local-path", check=_subdomain_check("StorageClass name")),
+        default_class=st.text("defaultClass", "local-path", check=_subdomain_check("StorageClass name")),
     )
     st.done()
     ms = r.mapping("metricsServer")
     metrics = s.Addon(
-        enabled=ms.bool("enabled", True), chart=_parse_chart_source(ms, DEFAULT_ADDON_CHARTS["metricsServer"])
+        enabled=ms.flag("enabled", True), chart=_parse_chart_source(ms, DEFAULT_ADDON_CHARTS["metricsServer"])
     )
     ms.done()
     lb = r.mapping("loadBalancer")
     load_balancer = s.LoadBalancerAddon(
-        enabled=lb.bool("enabled", False),
+        enabled=lb.flag("enabled", False),
         chart=_parse_chart_source(lb, DEFAULT_ADDON_CHARTS["loadBalancer"]),
         addresses=lb.str_list("addresses", check=_pool_check),
     )
@@ -703,11 +707,26 @@ def _parse_addons(r: Reader) -> s.AddonsSpec:
         lb.error(
             "addresses", "is required when the load balancer is enabled: CIDRs or ranges like '10.0.0.10-10.0.0.20'"
         )
-    elif load_balancer.enabled and not lb.list("addresses"):
+    elif load_balancer.enabled and not lb.sequence("addresses"):
         lb.error("addresses", "is empty; MetalLB needs at least one address range to hand out")
     lb.done()
+    me = r.mapping("mesh")
+    mesh = s.MeshAddon(
+        enabled=me.flag("enabled", False),
+        chart=_parse_chart_source(me, DEFAULT_ADDON_CHARTS["mesh"]),
+        base_chart=me.text(
+            "baseChart",
+            MESH_BASE_CHART,
+            check=lambda v: None if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", v) else f"{v!r} is not a chart name",
+        ),
+        base_values=me.any_map("baseValues"),
+        cluster_domain=me.text("clusterDomain", "cluster.local", check=_subdomain_check("cluster DNS domain")),
+    )
+    me.done()
     r.done()
-    return s.AddonsSpec(ingress=ingress, storage=storage, metrics_server=metrics, load_balancer=load_balancer)
+    return s.AddonsSpec(
+        ingress=ingress, storage=storage, metrics_server=metrics, load_balancer=load_balancer, mesh=mesh
+    )
 
 
 def _pool_check(value: str) -> str | None:
@@ -761,16 +780,16 @@ def _parse_helm(r: Reader, env: str, project_root: Path | None) -> s.HelmSpec:
     releases: list[s.HelmReleaseSpec] = []
     seen: dict[tuple[str, str], int] = {}
     for i, rr in enumerate(r.items("releases")):
-        name = rr.str("name", required=True, check=_label_check("release name", 53))
-        namespace = rr.str("namespace", "default", check=_label_check("namespace"))
-        repo = rr.str("repo", required=True, check=_url_check(("https", "http", "oci")))
-        chart = rr.str(
+        name = rr.text("name", required=True, check=_label_check("release name", 53))
+        namespace = rr.text("namespace", "default", check=_label_check("namespace"))
+        repo = rr.text("repo", required=True, check=_url_check(("https", "http", "oci")))
+        chart = rr.text(
             "chart",
             required=True,
             check=lambda v: None if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", v) else f"{v!r} is not a chart name",
         )
         before = len(rr.problems)
-        version = rr.str("version", check=_semver_check)
+        version = rr.text("version", check=_semver_check)
         if not version and len(rr.problems) == before and env != "dev":
             rr.error(
                 "version", f"is required in {env}: pin the chart version (e.g. '8.5.0') so upgrades are deliberate"
@@ -785,10 +804,10 @@ def _parse_helm(r: Reader, env: str, project_root: Path | None) -> s.HelmSpec:
             version=version,
             values=rr.any_map("values"),
             values_files=values_files,
-            atomic=rr.bool("atomic", True),
-            cleanup_on_fail=rr.bool("cleanupOnFail", True),
-            timeout=rr.int("timeout", 600, minimum=1, maximum=86400),
-            max_history=rr.int("maxHistory", 10, minimum=0, maximum=1000),
+            atomic=rr.flag("atomic", True),
+            cleanup_on_fail=rr.flag("cleanupOnFail", True),
+            timeout=rr.integer("timeout", 600, minimum=1, maximum=86400),
+            max_history=rr.integer("maxHistory", 10, minimum=0, maximum=1000),
         )
         rr.done()
         key = (namespace, name)
@@ -813,7 +832,7 @@ def _parse_peers(r: Reader, key: str) -> tuple[s.PeerSelector, ...]:
     for pr in r.items(key):
         peers.append(
             s.PeerSelector(
-                namespace=pr.str("namespace", required=True, check=_label_check("namespace")),
+                namespace=pr.text("namespace", required=True, check=_label_check("namespace")),
                 pod_labels=pr.str_map("podLabels"),
             )
         )
@@ -822,26 +841,26 @@ def _parse_peers(r: Reader, key: str) -> tuple[s.PeerSelector, ...]:
 
 
 def _parse_mysql(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.MySQLSpec:
-    enabled = r.bool("enabled", False)
+    enabled = r.flag("enabled", False)
     st = r.mapping("storage")
-    size = st.str(
+    size = st.text(
         "size",
         "10Gi",
         check=lambda v: None if parse_quantity(v) else f"{v!r} is not a storage size like '10Gi'",
     )
     storage = s.MySQLStorage(
-        size=size, storage_class=st.str("storageClass", check=_subdomain_check("StorageClass name"))
+        size=size, storage_class=st.text("storageClass", check=_subdomain_check("StorageClass name"))
     )
     st.done()
-    replicas = r.int("replicas", 3, minimum=1, maximum=9)
+    replicas = r.integer("replicas", 3, minimum=1, maximum=9)
     if enabled and env == "prod" and replicas < 3:
         r.error("replicas", f"prod needs at least 3 members (1 primary + 2 replicas), got {replicas}")
     spec = s.MySQLSpec(
         enabled=enabled,
-        name=r.str("name", "mysql", check=_label_check("name", 40)),
-        namespace=r.str("namespace", "data", check=_label_check("namespace")),
+        name=r.text("name", "mysql", check=_label_check("name", 40)),
+        namespace=r.text("namespace", "data", check=_label_check("namespace")),
         replicas=replicas,
-        image=r.str("image", "mysql:8.4", check=image_problem),
+        image=r.text("image", "mysql:8.4", check=image_problem),
         storage=storage,
         resources=_parse_resources(r.mapping("resources")),
         allow_from=_parse_peers(r, "allowFrom"),
@@ -863,9 +882,9 @@ def _parse_mysql(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.MySQLSpec
 
 def _parse_probe(r: Reader) -> s.ProbeSpec:
     probe = s.ProbeSpec(
-        path=r.str("path", check=lambda v: None if v.startswith("/") else f"{v!r} must start with '/'"),
-        initial_delay_seconds=r.int("initialDelaySeconds", 0, minimum=0, maximum=3600),
-        period_seconds=r.int("periodSeconds", 10, minimum=1, maximum=3600),
+        path=r.text("path", check=lambda v: None if v.startswith("/") else f"{v!r} must start with '/'"),
+        initial_delay_seconds=r.integer("initialDelaySeconds", 0, minimum=0, maximum=3600),
+        period_seconds=r.integer("periodSeconds", 10, minimum=1, maximum=3600),
     )
     r.done()
     return probe
@@ -876,13 +895,13 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
     seen: dict[tuple[str, str], int] = {}
     node_ports: dict[int, int] = {}
     for i, a in enumerate(r.items("apps")):
-        name = a.str("name", required=True, check=_label_check("app name", 50))
-        namespace = a.str("namespace", "default", check=_label_check("namespace"))
-        replicas = a.int("replicas", 1, minimum=0, maximum=1000)
-        port = a.int("port", 80, minimum=1, maximum=65535)
+        name = a.text("name", required=True, check=_label_check("app name", 50))
+        namespace = a.text("namespace", "default", check=_label_check("namespace"))
+        replicas = a.integer("replicas", 1, minimum=0, maximum=1000)
+        port = a.integer("port", 80, minimum=1, maximum=65535)
 
         sv = a.mapping("service")
-        stype = sv.str("type", "ClusterIP", choices=SERVICE_TYPES)
+        stype = sv.text("type", "ClusterIP", choices=SERVICE_TYPES)
         node_port = sv.optional_int("nodePort")
         if node_port is not None:
             lo, hi = NODE_PORT_RANGE
@@ -896,14 +915,14 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
                 sv.error("nodePort", f"{node_port} is already used by apps[{node_ports[node_port]}]")
             else:
                 node_ports[node_port] = i
-        service = s.ServiceSpec(type=stype, port=sv.int("port", port, minimum=1, maximum=65535), node_port=node_port)  # type: ignore[arg-type]
+        service = s.ServiceSpec(type=stype, port=sv.integer("port", port, minimum=1, maximum=65535), node_port=node_port)  # type: ignore[arg-type]
         sv.done()
 
         ingress = None
         if a.has("ingress") and a.raw("ingress") is not None:
             ig = a.mapping("ingress")
             ingress = s.IngressSpec(
-                host=ig.str(
+                host=ig.text(
                     "host",
                     required=True,
                     check=lambda v: (
@@ -912,9 +931,9 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
                         else f"{v!r} is not a DNS host name like 'app.example.com'"
                     ),
                 ),
-                path=ig.str("path", "/", check=lambda v: None if v.startswith("/") else f"{v!r} must start with '/'"),
-                class_name=ig.str("className", check=_subdomain_check("IngressClass name")),
-                tls_secret=ig.str("tlsSecret", check=_subdomain_check("Secret name")),
+                path=ig.text("path", "/", check=lambda v: None if v.startswith("/") else f"{v!r} must start with '/'"),
+                class_name=ig.text("className", check=_subdomain_check("IngressClass name")),
+                tls_secret=ig.text("tlsSecret", check=_subdomain_check("Secret name")),
             )
             if not ingress.class_name and not addons.ingress.enabled:
                 ig.error("className", "is required when addons.ingress is disabled (no default IngressClass)")
@@ -922,8 +941,8 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
 
         sr = a.mapping("strategy")
         strategy = s.StrategySpec(
-            max_surge=sr.str("maxSurge", "25%", check=_int_or_percent),
-            max_unavailable=sr.str("maxUnavailable", "0", check=_int_or_percent),
+            max_surge=sr.text("maxSurge", "25%", check=_int_or_percent),
+            max_unavailable=sr.text("maxUnavailable", "0", check=_int_or_percent),
         )
         if strategy.max_surge in ("0", "0%") and strategy.max_unavailable in ("0", "0%"):
             sr.error("maxUnavailable", "maxSurge and maxUnavailable cannot both be 0: the rollout could never progress")
@@ -933,9 +952,9 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
         if a.has("hpa") and a.raw("hpa") is not None:
             hr = a.mapping("hpa")
             hpa = s.HpaSpec(
-                min_replicas=hr.int("minReplicas", max(replicas, 1), minimum=1, maximum=1000),
-                max_replicas=hr.int("maxReplicas", max(replicas, 1), minimum=1, maximum=1000),
-                cpu_utilization=hr.int("cpuUtilization", 80, minimum=1, maximum=100),
+                min_replicas=hr.integer("minReplicas", max(replicas, 1), minimum=1, maximum=1000),
+                max_replicas=hr.integer("maxReplicas", max(replicas, 1), minimum=1, maximum=1000),
+                cpu_utilization=hr.integer("cpuUtilization", 80, minimum=1, maximum=100),
             )
             if hpa.max_replicas < hpa.min_replicas:
                 hr.error("maxReplicas", f"{hpa.max_replicas} is below minReplicas {hpa.min_replicas}")
@@ -944,7 +963,7 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
         app = s.AppSpec(
             name=name,
             namespace=namespace,
-            image=a.str("image", required=True, check=image_problem),
+            image=a.text("image", required=True, check=image_problem),
             replicas=replicas,
             port=port,
             service=service,
@@ -954,15 +973,16 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
                 "env",
                 key_check=lambda k: None if _ENV_NAME.match(k) else f"{k!r} is not a valid environment variable name",
             ),
-            revision_history_limit=a.int("revisionHistoryLimit", 10, minimum=0, maximum=100),
+            revision_history_limit=a.integer("revisionHistoryLimit", 10, minimum=0, maximum=100),
             strategy=strategy,
             readiness=_parse_probe(a.mapping("readiness")),
             liveness=_parse_probe(a.mapping("liveness")),
             hpa=hpa,
             run_as_user=a.optional_int("runAsUser", minimum=0, maximum=2**31 - 1),
-            run_as_non_root=a.bool("runAsNonRoot", True),
-            read_only_root_filesystem=a.bool("readOnlyRootFilesystem", False),
+            run_as_non_root=a.flag("runAsNonRoot", True),
+            read_only_root_filesystem=a.flag("readOnlyRootFilesystem", False),
         )
+        app = _parse_app_extras(a, app, addons, sr)
         if app.run_as_non_root and app.run_as_user == 0:
             a.error("runAsUser", "0 is root; set runAsNonRoot: false if the image really needs root")
         a.done()
@@ -980,10 +1000,498 @@ def _int_or_percent(value: str) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- mesh, app config, volumes
+
+_DURATION = re.compile(r"^((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_CONFIG_KEY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+# Envoy's x-envoy-retry-on and x-envoy-retry-grpc-on conditions, which Istio's retryOn takes
+# (plus bare HTTP status codes).
+RETRY_ON = (
+    "5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited",
+    "retriable-4xx", "refused-stream", "retriable-status-codes", "retriable-headers",
+    "http3-post-connect-failure", "cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
+)  # fmt: skip
+# Top-level keys that are settings, not secrets: `secretEnv` cannot point at them.
+_SETTING_KEYS = ("environment", "cluster", "schedulableControlPlane", "addons", "helm", "mysql", "apps", "storage")
+# Infrastructure credentials never handed to an app.
+_PLATFORM_ONLY_SECRETS = (s.SECRET_SSH_PRIVATE_KEY, s.SECRET_KUBECONFIG)
+CONFIG_MAP_MAX_BYTES = 1024 * 1024
+RESERVED_VOLUME_NAMES = ("config",)  # the ConfigMap volume of apps[].config
+
+
+def parse_duration(value: str) -> float | None:
+    """Seconds of a Go/Istio duration ('250ms', '5s', '1m30s'), None if malformed."""
+    if not _DURATION.match(value):
+        return None
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(value))
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds >= 1 and float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"
+
+
+def _duration_check(value: str) -> str | None:
+    if value.lstrip().startswith("-"):
+        return f"{value!r} is negative; durations must be positive, like '250ms', '5s' or '1m'"
+    seconds = parse_duration(value)
+    if seconds is None:
+        return f"{value!r} is not a duration like '250ms', '5s' or '1m' (a number and a unit: ms, s, m or h)"
+    if seconds < 1e-3:
+        return f"{value!r} must be at least 1ms: a zero duration disables or breaks the policy"
+    return None
+
+
+def _retry_on_check(value: str) -> str | None:
+    for part in value.split(","):
+        cond = part.strip()
+        if re.fullmatch(r"[1-5]\d\d", cond):
+            continue
+        if cond not in RETRY_ON:
+            return (
+                f"unknown retry condition {cond!r}{_did_you_mean(cond, RETRY_ON)}; use a comma-separated list of "
+                f"{', '.join(RETRY_ON[:6])}, … or HTTP status codes like 503"
+            )
+    return None
+
+
+def _config_map_key_check(key: str) -> str | None:
+    if len(key) > 253 or not _CONFIG_MAP_KEY.match(key) or key in (".", "..") or key.startswith(".."):
+        return (
+            f"{key!r} is not a valid ConfigMap key: letters, digits, '-', '_' and '.', at most 253 characters, "
+            "not starting with '..'"
+        )
+    return None
+
+
+def _mount_path_check(value: str) -> str | None:
+    if not value.startswith("/") or value == "/":
+        return f"{value!r} must be an absolute directory in the container like '/etc/app' (not '/')"
+    if ".." in value.split("/") or any(c.isspace() for c in value) or ":" in value:
+        return f"{value!r} must not contain '..', ':' or whitespace"
+    return None
+
+
+def _abs_path_check(value: str) -> str | None:
+    if not value.startswith("/") or ".." in value.split("/") or "\n" in value:
+        return f"{value!r} must be an absolute path like '/srv/data' (no '..')"
+    return None
+
+
+def _size_check(value: str) -> str | None:
+    return None if (parse_quantity(value) or 0) > 0 else f"{value!r} is not a storage size like '10Gi'"
+
+
+def _label_key_check(key: str) -> str | None:
+    name = key.rsplit("/", 1)[-1]
+    if len(key) > 316 or len(name) > 63 or not _LABEL_KEY.match(key):
+        return f"{key!r} is not a valid label key like 'tier' or 'example.com/tier'"
+    return None
+
+
+def _labels(r: Reader, key: str) -> dict[str, str]:
+    labels = r.str_map(key, key_check=_label_key_check)
+    for k, v in list(labels.items()):
+        if len(v) > 63 or not _LABEL_VALUE.match(v):
+            r.error(f"{key}.{k}", f"{v!r} is not a valid label value (at most 63 letters, digits, '-', '_', '.')")
+            del labels[k]
+    return labels
+
+
+def _access_modes(r: Reader, key: str, default: tuple[str, ...] | None) -> tuple[str, ...]:
+    if not r.has(key) or r.raw(key) is None:
+        if default is None:
+            r.error(key, f"is required: one or more of {', '.join(s.ACCESS_MODES)}")
+            return ()
+        return default
+    modes: list[str] = []
+    for j, mode in enumerate(r.sequence(key)):
+        if mode not in s.ACCESS_MODES:
+            r.error(
+                f"{key}[{j}]",
+                f"{mode!r} is not one of {', '.join(s.ACCESS_MODES)}{_did_you_mean(str(mode), s.ACCESS_MODES)}",
+            )
+        elif mode in modes:
+            r.error(f"{key}[{j}]", f"{mode!r} is listed twice")
+        else:
+            modes.append(mode)
+    if r.raw(key) == []:
+        r.error(key, f"is empty; list one or more of {', '.join(s.ACCESS_MODES)}")
+    if "ReadWriteOncePod" in modes and len(modes) > 1:
+        r.error(key, "ReadWriteOncePod cannot be combined with other access modes")
+    return tuple(modes)
+
+
+def _single_attach(modes: tuple[str, ...]) -> bool:
+    """A claim only one node (RWO) or one pod (RWOP) can use: no multi-node mode in it."""
+    return bool(modes) and not ({"ReadWriteMany", "ReadOnlyMany"} & set(modes))
+
+
+def _parse_resilience(r: Reader) -> s.ResilienceSpec:
+    before = len(r.problems)
+    timeout = r.text("timeout", check=_duration_check)
+    timeout_ok = len(r.problems) == before
+    retries = None
+    if r.has("retries") and r.raw("retries") is not None:
+        rr = r.mapping("retries")
+        if not rr.has("attempts"):
+            rr.error("attempts", "is required: how many times a failed request is retried (0 turns retries off)")
+        attempts = rr.integer("attempts", 0, minimum=0, maximum=10)
+        mark = len(r.problems)
+        per_try = rr.text("perTryTimeout", check=_duration_check)
+        per_try_ok = len(r.problems) == mark
+        retries = s.RetrySpec(
+            attempts=attempts, per_try_timeout=per_try, retry_on=rr.text("retryOn", check=_retry_on_check)
+        )
+        rr.done()
+        if attempts > 0 and timeout_ok and per_try_ok:
+            tries = attempts + 1
+            if not timeout:
+                rr.error(
+                    "",
+                    f"need a timeout budget: set resilience.timeout to at least {tries} tries "
+                    f"(1 + {attempts} retries) × perTryTimeout, or callers may wait on retries forever",
+                )
+            elif not per_try:
+                rr.error(
+                    "perTryTimeout",
+                    f"is required with retries: without it every try may take the whole timeout ({timeout}) "
+                    "and no retry would ever run",
+                )
+            else:
+                total = tries * (parse_duration(per_try) or 0)
+                budget = parse_duration(timeout) or 0
+                if total > budget + 1e-9:
+                    rr.error(
+                        "",
+                        f"(1 try + {attempts} retries) × perTryTimeout {per_try} = {format_seconds(total)} exceeds "
+                        f"timeout {timeout}: the last retries could never run; lower attempts or perTryTimeout, "
+                        "or raise timeout",
+                    )
+    breaker = None
+    if r.has("circuitBreaker") and r.raw("circuitBreaker") is not None:
+        cb = r.mapping("circuitBreaker")
+        breaker = s.CircuitBreakerSpec(
+            consecutive_5xx_errors=cb.optional_int("consecutive5xxErrors", minimum=1, maximum=2**31 - 1),
+            interval=cb.text("interval", check=_duration_check),
+            base_ejection_time=cb.text("baseEjectionTime", check=_duration_check),
+            max_ejection_percent=cb.optional_int("maxEjectionPercent", minimum=1, maximum=100),
+        )
+        cb.done()
+    pool = None
+    if r.has("connectionPool") and r.raw("connectionPool") is not None:
+        cp = r.mapping("connectionPool")
+        pool = s.ConnectionPoolSpec(
+            max_connections=cp.optional_int("maxConnections", minimum=1, maximum=2**31 - 1),
+            http1_max_pending_requests=cp.optional_int("http1MaxPendingRequests", minimum=1, maximum=2**31 - 1),
+            max_requests_per_connection=cp.optional_int("maxRequestsPerConnection", minimum=1, maximum=2**31 - 1),
+        )
+        if pool == s.ConnectionPoolSpec() and not cp.data:
+            cp.error("", "is empty; set maxConnections, http1MaxPendingRequests or maxRequestsPerConnection")
+        cp.done()
+    spec = s.ResilienceSpec(timeout=timeout, retries=retries, circuit_breaker=breaker, connection_pool=pool)
+    if spec == s.ResilienceSpec() and len(r.problems) == before:
+        r.error("", "is empty; set timeout, retries, circuitBreaker or connectionPool (or remove it)")
+    r.done()
+    return spec
+
+
+def _parse_app_config(r: Reader) -> s.AppConfigSpec:
+    data = r.str_map("data", key_check=_config_map_key_check)
+    if not r.has("data") or r.raw("data") in (None, {}):
+        r.error("data", "is required: the ConfigMap's keys and values (KEY: value, or 'file.conf': contents)")
+    size = sum(len(f"{k}{v}".encode()) for k, v in data.items())
+    if size > CONFIG_MAP_MAX_BYTES:
+        r.error("data", f"is {size} bytes; a ConfigMap holds at most 1 MiB (use a volume for larger files)")
+    mount_path = r.text("mountPath", check=_mount_path_check)
+    env = r.flag("env", not mount_path)
+    if not env and not mount_path:
+        r.error("env", "is false and there is no mountPath: the app would never see the config; set one of them")
+    if env and not mount_path:
+        for k in sorted(data):
+            if not _ENV_NAME.match(k):
+                r.error(
+                    f"data.{k}",
+                    f"{k!r} is not an environment variable name and the config is not mounted: "
+                    "set mountPath to get it as a file, or rename the key",
+                )
+    r.done()
+    return s.AppConfigSpec(data=data, mount_path=mount_path, env=env)
+
+
+def _secret_key_check(value: str) -> str | None:
+    if value.startswith(f"{NAMESPACE}:"):
+        return f"{value!r}: give the key without the namespace, e.g. {value.split(':', 1)[1]!r}"
+    if not _CONFIG_KEY_NAME.match(value):
+        return f"{value!r} is not a config key name like 'apiToken' (letters, digits, '_' and '-')"
+    if value in _SETTING_KEYS:
+        return f"{value!r} is a platform setting, not a secret; name a key set with pulumi config set --secret"
+    if value in _PLATFORM_ONLY_SECRETS:
+        return f"{value!r} is an infrastructure credential and is never given to an app; set a dedicated secret"
+    return None
+
+
+def _parse_app_volumes(a: Reader, replicas: int, hpa: s.HpaSpec | None) -> tuple[s.AppVolumeSpec, ...]:
+    volumes: list[s.AppVolumeSpec] = []
+    names: dict[str, int] = {}
+    paths: dict[str, int] = {}
+    most_pods = max(replicas, hpa.max_replicas if hpa else 0)
+    for j, vr in enumerate(a.items("volumes")):
+        name = vr.text("name", required=True, check=_label_check("volume name", 63))
+        if name in RESERVED_VOLUME_NAMES:
+            vr.error("name", f"{name!r} is reserved for the volume of apps[].config; choose another name")
+        cr = vr.mapping("claim")
+        selector_r = cr.mapping("selector")
+        claim = s.ClaimSpec(
+            size=cr.text("size", required=True, check=_size_check),
+            storage_class=cr.text("storageClass", check=_subdomain_check("StorageClass name")),
+            access_modes=_access_modes(cr, "accessModes", ("ReadWriteOnce",)),
+            selector=_labels(selector_r, "labels"),
+        )
+        selector_r.done()
+        cr.done()
+        mount_path = vr.text("mountPath", required=True, check=_mount_path_check)
+        read_only = vr.flag("readOnly", True)
+        vr.done()
+        if name:
+            if name in names:
+                vr.error("name", f"volume {name!r} is already declared (volumes[{names[name]}])")
+            names.setdefault(name, j)
+        if mount_path:
+            if mount_path in paths:
+                vr.error("mountPath", f"{mount_path!r} is already the mountPath of volumes[{paths[mount_path]}]")
+            paths.setdefault(mount_path, j)
+        if not read_only and claim.access_modes == ("ReadOnlyMany",):
+            vr.error("readOnly", "is false but the claim is ReadOnlyMany: it cannot be mounted read-write")
+        if _single_attach(claim.access_modes) and most_pods > 1:
+            what = "one pod" if "ReadWriteOncePod" in claim.access_modes else "one node at a time"
+            pods = (
+                f"hpa.maxReplicas {hpa.max_replicas}" if hpa and hpa.max_replicas > replicas else f"{replicas} replicas"
+            )
+            vr.error(
+                "claim.accessModes",
+                f"{'/'.join(claim.access_modes)} lets only {what} mount the volume, but the app runs up to "
+                f"{pods}: pods on other nodes could not mount it and would never start; use ReadWriteMany "
+                "(e.g. an NFS volume), ReadOnlyMany with readOnly: true, or a single replica",
+            )
+        volumes.append(s.AppVolumeSpec(name=name, claim=claim, mount_path=mount_path, read_only=read_only))
+    return tuple(volumes)
+
+
+def _parse_app_extras(a: Reader, app: s.AppSpec, addons: s.AddonsSpec, strategy: Reader) -> s.AppSpec:
+    """The mesh, config, secretEnv and volumes keys of one app (added to `app`)."""
+    mesh = a.flag("mesh", False)
+    if mesh and not addons.mesh_enabled:
+        a.error("mesh", "needs addons.mesh.enabled: true; without the mesh no sidecar would be injected")
+    resilience = None
+    if a.has("resilience") and a.raw("resilience") is not None:
+        resilience = _parse_resilience(a.mapping("resilience"))
+        if not mesh:
+            a.error(
+                "resilience",
+                "needs mesh: true on this app: timeouts, retries and circuit breaking are enforced by the mesh's sidecars",
+            )
+        elif not addons.mesh_enabled:
+            a.error("resilience", "needs addons.mesh.enabled: true (Istio enforces it)")
+    config = None
+    if a.has("config") and a.raw("config") is not None:
+        config = _parse_app_config(a.mapping("config"))
+    secret_env = a.str_map(
+        "secretEnv",
+        key_check=lambda k: None if _ENV_NAME.match(k) else f"{k!r} is not a valid environment variable name",
+    )
+    for env_name, key in list(secret_env.items()):
+        msg = _secret_key_check(key)
+        if msg:
+            a.error(f"secretEnv.{env_name}", msg)
+            del secret_env[env_name]
+    config_env = set(config.data) if config and config.env else set()
+    for env_name in sorted(secret_env):
+        if env_name in app.env:
+            a.error(f"secretEnv.{env_name}", f"{env_name} is also set in env; an environment variable has one source")
+        elif env_name in config_env:
+            a.error(f"secretEnv.{env_name}", f"{env_name} is also a key of config.data (env: true); keep one")
+    for env_name in sorted(config_env & set(app.env)):
+        a.error(f"config.data.{env_name}", f"{env_name} is also set in env; an environment variable has one source")
+    volumes = _parse_app_volumes(a, app.replicas, app.hpa)
+    if config and config.mount_path and config.mount_path in {v.mount_path for v in volumes}:
+        a.error("config.mountPath", f"{config.mount_path!r} is also the mountPath of a volume")
+    strategy_spec = app.strategy
+    single = [j for j, v in enumerate(volumes) if _single_attach(v.claim.access_modes)]
+    if single:
+        if not strategy.has("maxSurge") and not strategy.has("maxUnavailable"):
+            # The surge pod would wait for the volume the old pod holds: replace, don't surge.
+            strategy_spec = s.StrategySpec(max_surge="0", max_unavailable="1")
+        elif app.strategy.max_surge not in ("0", "0%"):
+            strategy.error(
+                "maxSurge",
+                f"must be 0 with the single-attach volume volumes[{single[0]}]: the new pod would wait for a volume "
+                "the old pod holds and the rollout would never finish; set maxSurge: 0, maxUnavailable: 1",
+            )
+    return dataclasses.replace(
+        app,
+        mesh=mesh,
+        resilience=resilience,
+        config=config,
+        secret_env=secret_env,
+        volumes=volumes,
+        strategy=strategy_spec,
+    )
+
+
+def _parse_storage(r: Reader, cluster: s.ClusterSpec, addons: s.AddonsSpec) -> s.StorageSpec:
+    volumes: list[s.StaticVolumeSpec] = []
+    names: dict[str, int] = {}
+    nodes = {n.name for n in cluster.nodes}
+    for i, vr in enumerate(r.items("volumes")):
+        name = vr.text("name", required=True, check=_subdomain_check("PersistentVolume name"))
+        storage_class = vr.text("storageClass", "manual", check=_subdomain_check("StorageClass name"))
+        nfs = local = None
+        if vr.has("nfs") and vr.raw("nfs") is not None:
+            nr = vr.mapping("nfs")
+            nfs = s.NfsSource(
+                server=nr.text("server", required=True, check=_host_check),
+                path=nr.text("path", required=True, check=_abs_path_check),
+            )
+            nr.done()
+        if vr.has("local") and vr.raw("local") is not None:
+            lr = vr.mapping("local")
+            local = s.LocalSource(
+                path=lr.text("path", required=True, check=_abs_path_check),
+                node=lr.text("node", required=True, check=_subdomain_check("node name")),
+            )
+            if local.node and nodes and local.node not in nodes:
+                lr.error(
+                    "node",
+                    f"{local.node!r} is not in cluster.nodes ({', '.join(sorted(nodes))}){_did_you_mean(local.node, sorted(nodes))}",
+                )
+            lr.done()
+        if nfs and local:
+            vr.error("local", "a volume has one source: nfs or local, not both")
+        elif not nfs and not local:
+            vr.error("", "needs a source: nfs {server, path} or local {path, node}")
+        volume = s.StaticVolumeSpec(
+            name=name,
+            capacity=vr.text("capacity", required=True, check=_size_check),
+            access_modes=_access_modes(vr, "accessModes", None),
+            reclaim_policy=vr.text("reclaimPolicy", "Retain", choices=s.RECLAIM_POLICIES),
+            storage_class=storage_class,
+            labels=_labels(vr, "labels"),
+            nfs=nfs,
+            local=local,
+        )
+        vr.done()
+        if name:
+            if name in names:
+                vr.error("name", f"volume {name!r} is already declared (storage.volumes[{names[name]}])")
+            names.setdefault(name, i)
+        if addons.storage.enabled and storage_class == addons.storage.default_class:
+            vr.error(
+                "storageClass",
+                f"{storage_class!r} is the dynamic default class (addons.storage.defaultClass); "
+                "give static volumes a class of their own, like 'manual'",
+            )
+        volumes.append(volume)
+    r.done()
+    return s.StorageSpec(volumes=tuple(volumes))
+
+
+def _check_static_claims(storage: s.StorageSpec, apps: tuple[s.AppSpec, ...], mysql: s.MySQLSpec) -> list[Problem]:
+    """Claims on static classes must each find their own volume; selectors need a static class."""
+    problems: list[Problem] = []
+    static = storage.static_classes
+    claims: list[tuple[str, str, float, frozenset[str], Mapping[str, str]]] = []
+    for i, app in enumerate(apps):
+        for j, v in enumerate(app.volumes):
+            c = v.claim
+            path = f"apps[{i}].volumes[{j}].claim"
+            if c.storage_class in static and c.storage_class:
+                claims.append(
+                    (path, c.storage_class, parse_quantity(c.size) or 0, frozenset(c.access_modes), c.selector)
+                )
+            elif c.selector:
+                problems.append(
+                    Problem(
+                        f"{path}.selector",
+                        "a claim with a selector is never provisioned dynamically, so it needs a static volume: "
+                        "set storageClass to the class of a storage.volumes entry carrying these labels",
+                    )
+                )
+    if mysql.enabled and mysql.storage.storage_class in static and mysql.storage.storage_class:
+        size = parse_quantity(mysql.storage.size) or 0
+        for _ in range(mysql.replicas):
+            claims.append(
+                ("mysql.storage.storageClass", mysql.storage.storage_class, size, frozenset({"ReadWriteOnce"}), {})
+            )
+
+    def fits(claim: tuple[str, str, float, frozenset[str], Mapping[str, str]], vol: s.StaticVolumeSpec) -> bool:
+        _, cls, size, modes, selector = claim
+        return (
+            vol.storage_class == cls
+            and (parse_quantity(vol.capacity) or 0) >= size
+            and modes <= set(vol.access_modes)
+            and all(vol.labels.get(k) == val for k, val in selector.items())
+        )
+
+    candidates = [[k for k, vol in enumerate(storage.volumes) if fits(c, vol)] for c in claims]
+    owner: dict[int, int] = {}  # volume index -> claim index: each PersistentVolume binds one claim
+
+    def assign(ci: int, tried: set[int]) -> bool:
+        for vk in candidates[ci]:
+            if vk not in tried:
+                tried.add(vk)
+                if vk not in owner or assign(owner[vk], tried):
+                    owner[vk] = ci
+                    return True
+        return False
+
+    reported: set[str] = set()
+    for ci, claim in enumerate(claims):
+        path, cls, size, modes, selector = claim
+        if path in reported:
+            continue
+        if not candidates[ci]:
+            wanted = f"class {cls!r}, at least {format_quantity(size)}, access modes {', '.join(sorted(modes))}"
+            if selector:
+                wanted += f", labels {dict(sorted(selector.items()))}"
+            problems.append(
+                Problem(path, f"no volume in storage.volumes can bind it ({wanted}); the claim would stay Pending")
+            )
+            reported.add(path)
+        elif not assign(ci, set()):
+            problems.append(
+                Problem(
+                    path,
+                    f"every static volume that fits is taken by another claim (each PersistentVolume binds exactly "
+                    f"one claim); add a volume to storage.volumes in class {cls!r}",
+                )
+            )
+            reported.add(path)
+    return problems
+
+
+def format_quantity(value: float) -> str:
+    for suffix, factor in (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if value >= factor and (value / factor).is_integer():
+            return f"{int(value / factor)}{suffix}"
+    return f"{value:g}"
+
+
 # --------------------------------------------------------------------------- entry points
 
 TOP_LEVEL_KEYS = (
-    "environment", "cluster", "schedulableControlPlane", "addons", "helm", "mysql", "apps", *s.SECRET_KEYS,
+    "environment", "cluster", "schedulableControlPlane", "addons", "helm", "mysql", "apps", "storage",
+    *s.SECRET_KEYS,
 )  # fmt: skip
 
 
@@ -1014,13 +1522,25 @@ def parse_config(
             # never echo the value: it is meant to be secret
             top.error(key, f"is in plain text; set it as a secret: pulumi config set --secret {key}")
 
-    env = top.str("environment", required=True, choices=ENVIRONMENTS)
+    env = top.text("environment", required=True, choices=ENVIRONMENTS)
     cluster = _parse_cluster(top.mapping("cluster"), env, secrets)
-    schedulable = top.bool("schedulableControlPlane", True)
+    schedulable = top.flag("schedulableControlPlane", True)
     addons = _parse_addons(top.mapping("addons"))
     helm = _parse_helm(top.mapping("helm"), env, project_root)
     mysql = _parse_mysql(top.mapping("mysql"), env, secrets)
     apps = _parse_apps(top, env, addons)
+    storage = _parse_storage(top.mapping("storage"), cluster, addons)
+    problems.extend(_check_static_claims(storage, apps, mysql))
+    _check_app_secrets(top, apps, secrets)
+    dns_domain = cluster.extra_vars.get("dns_domain")
+    if addons.mesh is not None and addons.mesh.enabled and dns_domain not in (None, addons.mesh.cluster_domain):
+        problems.append(
+            Problem(
+                "addons.mesh.clusterDomain",
+                f"is {addons.mesh.cluster_domain!r} but cluster.extraVars.dns_domain is {dns_domain!r}; "
+                "mesh hosts are Service FQDNs, so they must match",
+            )
+        )
     for app_index, app in enumerate(apps):
         if app.service.type == "LoadBalancer" and not addons.load_balancer.enabled and cluster.mode == "kubespray":
             # Bare metal has no cloud load balancer: the Service would wait forever for an address.
@@ -1044,7 +1564,32 @@ def parse_config(
         mysql=mysql,
         apps=apps,
         secrets_set=frozenset(secrets),
+        storage=storage,
     )
+
+
+def _check_app_secrets(top: Reader, apps: tuple[s.AppSpec, ...], secrets: dict[str, Any]) -> None:
+    """Secret keys referenced by `apps[].secretEnv` become legal top-level keys; each must be a secret."""
+    referenced: dict[str, str] = {}
+    for i, app in enumerate(apps):
+        for env_name, key in sorted(app.secret_env.items()):
+            referenced.setdefault(key, f"apps[{i}].secretEnv.{env_name}")
+    for key, where in sorted(referenced.items()):
+        hint = f"pulumi config set --secret {key}"
+        if key in s.SECRET_KEYS:
+            if key not in secrets and top.raw(key) is _MISSING:
+                top.problems.append(
+                    Problem(where, f"references the secret {NAMESPACE}:{key}, which is not set: {hint}")
+                )
+            continue
+        value = top.raw(key)
+        if value is _MISSING:
+            top.problems.append(Problem(where, f"references the secret {NAMESPACE}:{key}, which is not set: {hint}"))
+        elif isinstance(value, _SecretMarker):
+            secrets[key] = value
+        else:
+            # never echo the value: it is meant to be secret
+            top.error(key, f"is in plain text; set it as a secret: {hint}")
 
 
 def strip_namespace(config: Mapping[str, Any], source: str = "") -> dict[str, Any]:

@@ -41,6 +41,8 @@ def load_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([Problem(str(path), "no such stack file")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(str(path), f"is not UTF-8 text (byte {exc.start + 1} cannot be decoded)")]) from None
     except OSError as exc:
         raise ConfigError([Problem(str(path), f"cannot read: {exc.strerror}")]) from None
     try:
@@ -50,6 +52,12 @@ def load_yaml(path: Path) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError([Problem(str(path), f"{problem}{where}")]) from None
+    except RecursionError:
+        raise ConfigError(
+            [Problem(str(path), "is nested too deeply to load (or a YAML alias refers to itself)")]
+        ) from None
+    except ValueError as exc:  # a scalar YAML cannot convert, e.g. the date 2026-13-45 or a 5000-digit number
+        raise ConfigError([Problem(str(path), f"a value cannot be loaded: {str(exc).split(';')[0]}")]) from None
 
 
 def config_from_file(path: Path) -> dict[str, Any]:
@@ -69,7 +77,13 @@ def config_from_file(path: Path) -> dict[str, Any]:
     config = doc.get("config") or {}
     if not isinstance(config, Mapping):
         raise ConfigError([Problem("config", "must be a mapping of 'k8s-platform:<key>: value'")], str(path))
-    return strip_namespace(_unsecure(config), str(path))
+    try:
+        unsecured = _unsecure(config)
+    except RecursionError:
+        raise ConfigError(
+            [Problem(str(path), "a YAML alias refers to itself (or the file is nested too deeply)")]
+        ) from None
+    return strip_namespace(unsecured, str(path))
 
 
 def load_spec_file(path: Path, root: Path = PROJECT_ROOT) -> PlatformSpec:

@@ -2,14 +2,16 @@
 
 Creates, in order: the cluster (kubespray over SSH, or an existing kubeconfig), a
 Kubernetes provider built from its kubeconfig, the stack's namespaces, the cluster
-add-ons, Helm releases, MySQL and the stateless apps. Everything in-cluster uses
+add-ons (with the optional service mesh), the static PersistentVolumes, Helm releases,
+MySQL and the stateless apps (with their ConfigMaps, Secrets, claims and mesh policies). Everything in-cluster uses
 that provider, so nothing is created before the cluster exists. `__main__.py`
 calls `build` with real secrets; `python -m stacks render` calls it under mocks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.kubespray import KubesprayCluster, KubesprayClusterArgs
 from components.mysql import MySQLCluster, MySQLClusterArgs
 from components.namespaces import NamespacesArgs, PlatformNamespaces
+from components.volumes import StaticVolumes, StaticVolumesArgs
 from components.webapp import WebApp, WebAppArgs
 from stacks.config import ConfigError, Problem
 from stacks.spec import PlatformSpec
@@ -34,6 +37,24 @@ class ProgramSecrets:
     kubeconfig: pulumi.Output[str] | None = None
     mysql_root_password: pulumi.Output[str] | None = None
     mysql_replication_password: pulumi.Output[str] | None = None
+    # The secret keys apps' `secretEnv` reference (`spec.app_secret_keys`), read with
+    # `require_secret`. None means "no values available" (`python -m stacks render`):
+    # every referenced key then gets a redacted placeholder.
+    extra: Mapping[str, pulumi.Output[str]] | None = field(default_factory=dict)
+
+
+def _app_secret_values(spec: PlatformSpec, secrets: ProgramSecrets) -> dict[str, pulumi.Output[str]]:
+    if secrets.extra is None:
+        from stacks.render import REDACTED
+
+        return {key: pulumi.Output.secret(REDACTED) for key in spec.app_secret_keys}
+    missing = [key for key in spec.app_secret_keys if key not in secrets.extra]
+    if missing:
+        raise ConfigError(
+            [Problem(key, f"is referenced by apps[].secretEnv but was not read (pulumi config set --secret {key})")
+             for key in missing]
+        )  # fmt: skip
+    return {key: pulumi.Output.secret(secrets.extra[key]) for key in spec.app_secret_keys}
 
 
 def _existing_kubeconfig(spec: PlatformSpec, secrets: ProgramSecrets) -> pulumi.Output[str]:
@@ -102,6 +123,15 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
         opts=in_cluster,
     )
 
+    volumes = None
+    if spec.storage.volumes:
+        volumes = StaticVolumes(
+            "volumes",
+            StaticVolumesArgs(volumes=spec.storage.volumes, protect=spec.environment == "prod"),
+            opts=in_cluster,
+        )
+        outputs["persistentVolumes"] = sorted(volumes.by_name)
+
     releases = []
     for release in spec.helm.releases:
         ns = namespaces.by_name.get(release.namespace)
@@ -150,17 +180,24 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
         }
 
     apps = {}
+    secret_values = _app_secret_values(spec, secrets)
+    cluster_domain = spec.addons.mesh.cluster_domain if spec.addons.mesh is not None else "cluster.local"
     for app in spec.apps:
+        # Apps wait for the add-ons (the mesh's CRDs and injector before a sidecar-injected
+        # pod or a VirtualService) and for the static volumes their claims bind.
         web = WebApp(
             f"app-{app.namespace}-{app.name}",
             WebAppArgs(
                 spec=app,
                 ingress_class=spec.addons.ingress.class_name,
                 load_balancer_available=spec.addons.load_balancer.enabled,
+                secret_values={k: secret_values[k] for k in app.secret_env.values()},
+                cluster_domain=cluster_domain,
+                protect=spec.environment == "prod",
             ),
             opts=pulumi.ResourceOptions(
                 provider=provider,
-                depends_on=[*cluster_deps, namespaces, addons],
+                depends_on=[*cluster_deps, namespaces, addons, *([volumes] if volumes and app.volumes else [])],
             ),
         )
         apps[f"{app.namespace}/{app.name}"] = {"service": web.service_name, "url": web.url}

@@ -168,7 +168,7 @@ def _placeholder_secrets(spec: PlatformSpec) -> Any:
     # The kubeconfig is always a placeholder: rendering must not read the operator's
     # ~/.kube/config (or need one); no rendered object depends on its content.
     present = {snake(k) for k in spec.secrets_set} | {"kubeconfig"}
-    values = {
+    values: dict[str, Any] = {
         f.name: (pulumi.Output.secret(REDACTED) if f.name in present else None)
         for f in dataclasses.fields(program.ProgramSecrets)
     }

@@ -164,11 +164,34 @@ class LoadBalancerAddon(Addon):
 
 
 @dataclass(frozen=True)
+class MeshAddon(Addon):
+    """The service mesh (Istio): `chart` is the control plane (istiod); `base_chart` (CRDs,
+    cluster roles) comes from the same repo at the same version into the same namespace,
+    because Istio supports base and istiod only in lockstep."""
+
+    base_chart: str = "base"
+    base_values: Mapping[str, Any] = field(default_factory=dict)
+    cluster_domain: str = "cluster.local"  # Service FQDNs in VirtualService/DestinationRule hosts
+
+    @property
+    def base(self) -> ChartSource:
+        c = self.chart
+        return ChartSource(
+            repo=c.repo, chart=self.base_chart, version=c.version, namespace=c.namespace, values=self.base_values
+        )
+
+
+@dataclass(frozen=True)
 class AddonsSpec:
     ingress: IngressAddon
     storage: StorageAddon
     metrics_server: Addon
     load_balancer: LoadBalancerAddon
+    mesh: MeshAddon | None = None  # None: no mesh (as `enabled: false`)
+
+    @property
+    def mesh_enabled(self) -> bool:
+        return self.mesh is not None and self.mesh.enabled
 
 
 @dataclass(frozen=True)
@@ -279,6 +302,109 @@ class AppSpec:
     run_as_user: int | None = None  # None: image's user, still runAsNonRoot unless root_allowed
     run_as_non_root: bool = True
     read_only_root_filesystem: bool = False
+    mesh: bool = False  # sidecar-injected into addons.mesh
+    resilience: ResilienceSpec | None = None  # needs mesh
+    config: AppConfigSpec | None = None  # ConfigMap `<name>-config`
+    secret_env: Mapping[str, str] = field(default_factory=dict)  # ENV_NAME -> secret config key
+    volumes: tuple[AppVolumeSpec, ...] = ()  # one PVC `<name>-<volume>` each
+
+
+ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+# Modes that attach a volume to one node (or one pod): only one replica can use the claim.
+SINGLE_ATTACH_MODES = frozenset({"ReadWriteOnce", "ReadWriteOncePod"})
+RECLAIM_POLICIES = ("Retain", "Delete")
+
+
+@dataclass(frozen=True)
+class RetrySpec:
+    attempts: int  # retries after the first try (Istio/Envoy semantics)
+    per_try_timeout: str = ""  # Go/Istio duration, e.g. "1s"
+    retry_on: str = ""  # Envoy retry conditions, comma-separated; empty = Istio's default
+
+
+@dataclass(frozen=True)
+class CircuitBreakerSpec:
+    """Istio outlier detection; unset fields take Istio's defaults."""
+
+    consecutive_5xx_errors: int | None = None
+    interval: str = ""
+    base_ejection_time: str = ""
+    max_ejection_percent: int | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionPoolSpec:
+    max_connections: int | None = None
+    http1_max_pending_requests: int | None = None
+    max_requests_per_connection: int | None = None
+
+
+@dataclass(frozen=True)
+class ResilienceSpec:
+    """Timeouts, retries and circuit breaking enforced by the mesh sidecars of the callers."""
+
+    timeout: str = ""
+    retries: RetrySpec | None = None
+    circuit_breaker: CircuitBreakerSpec | None = None
+    connection_pool: ConnectionPoolSpec | None = None
+
+
+@dataclass(frozen=True)
+class AppConfigSpec:
+    data: Mapping[str, str]
+    mount_path: str = ""  # files under this directory, one per key; empty = not mounted
+    env: bool = False  # keys that are environment variable names become env vars
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    size: str
+    storage_class: str = ""  # empty: the cluster's default (dynamic) class
+    access_modes: tuple[str, ...] = ("ReadWriteOnce",)
+    selector: Mapping[str, str] = field(default_factory=dict)  # labels of a static volume
+
+
+@dataclass(frozen=True)
+class AppVolumeSpec:
+    name: str
+    claim: ClaimSpec
+    mount_path: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class NfsSource:
+    server: str
+    path: str
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    path: str
+    node: str  # kubernetes.io/hostname of the node holding the disk
+
+
+@dataclass(frozen=True)
+class StaticVolumeSpec:
+    """A statically provisioned PersistentVolume (exactly one of nfs/local)."""
+
+    name: str
+    capacity: str
+    access_modes: tuple[str, ...]
+    reclaim_policy: str = "Retain"
+    storage_class: str = "manual"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    nfs: NfsSource | None = None
+    local: LocalSource | None = None
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    volumes: tuple[StaticVolumeSpec, ...] = ()
+
+    @property
+    def static_classes(self) -> frozenset[str]:
+        return frozenset(v.storage_class for v in self.volumes)
 
 
 @dataclass(frozen=True)
@@ -291,6 +417,12 @@ class PlatformSpec:
     mysql: MySQLSpec
     apps: tuple[AppSpec, ...]
     secrets_set: frozenset[str] = frozenset()
+    storage: StorageSpec = field(default_factory=StorageSpec)
+
+    @property
+    def app_secret_keys(self) -> tuple[str, ...]:
+        """Secret config keys the apps' `secretEnv` reference, sorted, once each."""
+        return tuple(sorted({key for a in self.apps for key in a.secret_env.values()}))
 
     @property
     def namespaces(self) -> tuple[str, ...]:

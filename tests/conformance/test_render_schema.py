@@ -3,14 +3,22 @@
 Built-in kinds are checked by `kubernetes-validate` (strict: any unknown field
 fails). MetalLB's custom resources are not in those schemas, so they are checked
 against a transcription of the MetalLB v0.15 CRDs' required structure, also with
-unknown fields forbidden. The dev/staging/prod stacks are rendered once the
-program can be imported; a synthetic stack that enables every component feature
-is always rendered.
+unknown fields forbidden. Istio's VirtualService and DestinationRule are checked
+against the published CRD schemas of Istio 1.29.2 (schemas/, extracted from the
+`base` chart's CRDs), made strict the way the API server's strict field validation
+is (unknown fields fail), with their CEL rules (durations >= 1ms, …) evaluated too.
+The dev/staging/prod stacks are rendered once the program can be imported; a
+synthetic stack that enables every component feature is always rendered, and so
+is the showcase stack file (mesh + app config + static/dynamic volumes).
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +112,97 @@ CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+# --- Istio CRDs: the published schema, strict, plus its CEL rules ---------------------------
+
+ISTIO_SCHEMA_FILE = Path(__file__).parent / "schemas" / "istio-1.29.2-networking-v1.json"
+_GO_DURATION = re.compile(r"^[-+]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _cel_duration(value: Any) -> float:
+    """CEL's duration(): Go duration syntax; raises (= rule fails) on anything else."""
+    if not isinstance(value, str) or not _GO_DURATION.match(value):
+        raise ValueError(f"{value!r} is not a duration")
+    seconds = sum(float(n) * _GO_UNITS[u] for n, u in re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", value))
+    return -seconds if value.startswith("-") else seconds
+
+
+# Every x-kubernetes-validations rule the two schemas contain; an unknown rule fails the
+# test, so a schema update cannot silently skip a check.
+CEL_RULES: dict[str, Callable[[Any], bool]] = {
+    "duration(self) >= duration('1ms')": lambda v: _cel_duration(v) >= 1e-3,
+    'self.all(key, !key.contains("*"))': lambda v: all("*" not in k for k in v),
+    "self.all(key, key.size() != 0)": lambda v: all(len(k) != 0 for k in v),
+    '!self.contains("*")': lambda v: "*" not in v,
+}
+
+
+class CelError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _strict(schema: Any) -> Any:
+    """Unknown fields fail, as with the API server's `fieldValidation=Strict`."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if (
+            "properties" in out
+            and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+def _load_istio_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    doc = json.loads(ISTIO_SCHEMA_FILE.read_text())
+    api = doc["apiVersion"]
+    out = {}
+    for kind, schema in doc["schemas"].items():
+        full = _strict(copy.deepcopy(schema))
+        full["properties"].update({"apiVersion": {"const": api}, "kind": {"const": kind}, "metadata": _META})
+        full["required"] = ["apiVersion", "kind", "metadata", "spec"]
+        out[(api, kind)] = full
+    return out
+
+
+ISTIO_SCHEMAS = _load_istio_schemas()
+
+
+def _check_cel(value: Any, schema: dict[str, Any], path: str) -> None:
+    for rule in schema.get("x-kubernetes-validations", []):
+        check = CEL_RULES.get(rule["rule"])
+        if check is None:
+            raise CelError(f"{path}: unknown CEL rule {rule['rule']!r}; teach CEL_RULES")
+        try:
+            ok = check(value)
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            raise CelError(f"{path}: {rule.get('message') or rule['rule']} (value {value!r})")
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        for k, v in value.items():
+            sub = props.get(k) if k in props else (extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                _check_cel(v, sub, f"{path}.{k}")
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, v in enumerate(value):
+            _check_cel(v, schema["items"], f"{path}[{i}]")
+
+
 def validate(manifest: dict[str, Any]) -> None:
     key = (manifest.get("apiVersion", ""), manifest.get("kind", ""))
-    if key in CRD_SCHEMAS:
+    if key in ISTIO_SCHEMAS:
+        jsonschema.validate(manifest, ISTIO_SCHEMAS[key])
+        _check_cel(manifest, ISTIO_SCHEMAS[key], "")
+    elif key in CRD_SCHEMAS:
         jsonschema.validate(manifest, CRD_SCHEMAS[key])
     else:
         kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
@@ -173,7 +269,7 @@ def _check_all(paths: list[Path]) -> None:
     for path in paths:
         try:
             validate(yaml.safe_load(path.read_text()))
-        except (jsonschema.ValidationError, kubernetes_validate.ValidationError) as exc:
+        except (jsonschema.ValidationError, kubernetes_validate.ValidationError, CelError) as exc:
             failures.append(f"{path.name}: {exc.message}")
         except kubernetes_validate.SchemaNotFoundError as exc:
             failures.append(f"{path.name}: {exc.message}")
@@ -230,3 +326,80 @@ def test_stack_is_schema_valid(stack: str, tmp_path: Path) -> None:
 
     spec = load_spec_file(stack_file, ROOT)
     _check_all(render_stack(spec, ROOT, tmp_path))
+
+
+# --- the showcase stack: mesh + app config + static/dynamic volumes --------------------------
+
+SHOWCASE = ROOT / "tests" / "unit" / "fixtures" / "Pulumi.showcase.yaml"
+
+
+def test_showcase_stack_is_schema_valid(tmp_path: Path) -> None:
+    from stacks.config import parse_config
+    from stacks.files import config_from_file
+
+    spec = parse_config(config_from_file(SHOWCASE), project_root=ROOT)
+    paths = render_stack(spec, ROOT, tmp_path)
+    names = {p.name for p in paths}
+    assert {
+        "shop.VirtualService.api.yaml",
+        "shop.DestinationRule.api.yaml",
+        "shop.VirtualService.worker.yaml",
+        "shop.ConfigMap.api-config.yaml",
+        "shop.Secret.api-secret.yaml",
+        "shop.PersistentVolumeClaim.api-assets.yaml",
+        "shop.PersistentVolumeClaim.worker-scratch.yaml",
+        "_cluster.PersistentVolume.shared-nfs.yaml",
+        "_cluster.PersistentVolume.node3-disk1.yaml",
+    } <= names, sorted(names)
+    assert "shop.DestinationRule.worker.yaml" not in names, "a timeout alone needs no DestinationRule"
+    _check_all(paths)
+    secret = yaml.safe_load((tmp_path / "shop.Secret.api-secret.yaml").read_text())
+    assert set(secret["stringData"].values()) == {"<redacted>"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "mutate", "words"),
+    [
+        ("VirtualService", lambda m: m["spec"]["http"][0].update(timout="5s"), "Additional properties"),
+        ("VirtualService", lambda m: m["spec"]["http"][0].update(timeout="0s"), "1ms"),
+        ("VirtualService", lambda m: m["spec"]["http"][0]["retries"].update(perTryTimeout="5"), "duration"),
+        ("VirtualService", lambda m: m["spec"]["http"][0]["retries"].update(attempts="3"), "is not of type"),
+        ("DestinationRule", lambda m: m["spec"]["trafficPolicy"]["outlierDetection"].update(interval="-1s"), "1ms"),
+        ("DestinationRule", lambda m: m["spec"]["trafficPolicy"].update(outlier={}), "Additional properties"),
+        ("DestinationRule", lambda m: m["spec"].pop("host"), "'host' is a required property"),
+        ("DestinationRule", lambda m: m["metadata"].pop("namespace"), "'namespace' is a required property"),
+    ],
+)
+def test_istio_schema_is_strict(kind: str, mutate: Callable[[dict[str, Any]], None], words: str) -> None:
+    good = {
+        "VirtualService": {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "a", "namespace": "b"},
+            "spec": {
+                "hosts": ["a.b.svc.cluster.local"],
+                "http": [
+                    {
+                        "route": [{"destination": {"host": "a.b.svc.cluster.local", "port": {"number": 80}}}],
+                        "timeout": "5s",
+                        "retries": {"attempts": 2, "perTryTimeout": "1s", "retryOn": "5xx"},
+                    }
+                ],
+            },
+        },
+        "DestinationRule": {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": {"name": "a", "namespace": "b"},
+            "spec": {
+                "host": "a.b.svc.cluster.local",
+                "trafficPolicy": {"outlierDetection": {"interval": "10s", "consecutive5xxErrors": 5}},
+            },
+        },
+    }[kind]
+    validate(copy.deepcopy(good))
+    bad = copy.deepcopy(good)
+    mutate(bad)
+    with pytest.raises((jsonschema.ValidationError, CelError)) as err:
+        validate(bad)
+    assert words in str(err.value), str(err.value)[:300]

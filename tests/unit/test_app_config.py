@@ -1,0 +1,207 @@
+"""App configuration: ConfigMap (env and/or files), Secret from secret config (secretKeyRef),
+the config-hash annotation that rolls the Deployment, and how the program passes the secrets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from conftest import PROJECT_ROOT, OptsRecorder, PlatformMocks, run_program
+
+from components.webapp import CONFIG_HASH_ANNOTATION, WebApp, WebAppArgs
+from stacks.config import ConfigError, parse_config
+from stacks.files import config_from_file
+from stacks.program import ProgramSecrets, build
+from stacks.render import render_objects
+from stacks.spec import AppConfigSpec, AppSpec
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+SECRET = "kubernetes:core/v1:Secret"
+SHOWCASE = PROJECT_ROOT / "tests" / "unit" / "fixtures" / "Pulumi.showcase.yaml"
+PLAINTEXT = "s3cr3t-value-under-test"
+
+
+def _app(**kw: Any) -> AppSpec:
+    base: dict[str, Any] = dict(name="api", namespace="shop", image="nginx:1.27", port=8080)
+    base.update(kw)
+    return AppSpec(**base)
+
+
+CONFIG = AppConfigSpec(data={"LOG_LEVEL": "info", "app.conf": "a=1\n"}, mount_path="/etc/api", env=True)
+
+
+def _run(app: AppSpec, secrets: dict[str, str] | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+    values = {k: pulumi.Output.secret(v) for k, v in (secrets or {}).items()}
+    run_program(lambda: WebApp("app", WebAppArgs(spec=app, secret_values=values), opts=opts))
+
+
+def _one(mocks: PlatformMocks, typ: str) -> dict[str, Any]:
+    found = mocks.of_type(typ)
+    assert len(found) == 1, f"expected one {typ}, got {[r.name for r in found]}"
+    return found[0].inputs
+
+
+def _pod(mocks: PlatformMocks) -> dict[str, Any]:
+    return _one(mocks, DEPLOYMENT)["spec"]["template"]
+
+
+def test_config_map_as_env_and_files(mocks: PlatformMocks) -> None:
+    _run(_app(config=CONFIG, env={"A": "1"}))
+    cm = _one(mocks, CONFIG_MAP)
+    assert cm["metadata"]["name"] == "api-config" and cm["metadata"]["namespace"] == "shop"
+    assert cm["data"] == {"LOG_LEVEL": "info", "app.conf": "a=1\n"}
+    pod = _pod(mocks)
+    (c,) = pod["spec"]["containers"]
+    assert c["env"] == [
+        {"name": "A", "value": "1"},
+        {"name": "LOG_LEVEL", "valueFrom": {"configMapKeyRef": {"name": "api-config", "key": "LOG_LEVEL"}}},
+    ], "env-name keys become variables; file-like keys stay files"
+    assert c["volumeMounts"] == [{"name": "config", "mountPath": "/etc/api", "readOnly": True}]
+    assert pod["spec"]["volumes"] == [{"name": "config", "configMap": {"name": "api-config"}}]
+
+
+def test_config_files_only(mocks: PlatformMocks) -> None:
+    _run(_app(config=dataclasses.replace(CONFIG, env=False)))
+    (c,) = _pod(mocks)["spec"]["containers"]
+    assert "env" not in c and c["volumeMounts"][0]["mountPath"] == "/etc/api"
+
+
+def test_config_env_only(mocks: PlatformMocks) -> None:
+    _run(_app(config=AppConfigSpec(data={"B": "2"}, env=True)))
+    pod = _pod(mocks)
+    assert "volumes" not in pod["spec"] and "volumeMounts" not in pod["spec"]["containers"][0]
+
+
+def test_secret_env_via_secret_key_ref(mocks: PlatformMocks, opts_recorder: OptsRecorder) -> None:
+    _run(
+        _app(secret_env={"API_TOKEN": "apiToken"}),
+        {"apiToken": PLAINTEXT},
+        opts=pulumi.ResourceOptions(transformations=[opts_recorder.transformation]),
+    )
+    secret = _one(mocks, SECRET)
+    assert secret["metadata"]["name"] == "api-secret" and secret["type"] == "Opaque"
+    # the engine receives stringData wrapped as a secret (Pulumi's secret envelope)
+    assert secret["stringData"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
+    assert secret["stringData"]["value"] == {"API_TOKEN": PLAINTEXT}
+    assert set(opts_recorder.opts["app-secret"].additional_secret_outputs or []) >= {"data", "stringData"}
+    (c,) = _pod(mocks)["spec"]["containers"]
+    assert c["env"] == [
+        {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api-secret", "key": "API_TOKEN"}}}
+    ]
+    deps = opts_recorder.depends_on("app-deployment")
+    assert any(isinstance(d, pulumi.CustomResource) and d._name == "app-secret" for d in deps), (
+        "pods need the Secret before they start"
+    )
+
+
+def test_secret_values_stay_pulumi_secrets() -> None:
+    made: dict[str, WebApp] = {}
+    seen: list[bool] = []
+
+    def program() -> pulumi.Output[None]:
+        made["w"] = w = WebApp(
+            "app",
+            WebAppArgs(spec=_app(secret_env={"T": "k"}), secret_values={"k": pulumi.Output.secret(PLAINTEXT)}),
+        )
+        assert w.secret is not None
+
+        def check(args: list[Any]) -> None:
+            seen.append(args[0])
+
+        return pulumi.Output.all(pulumi.Output.is_secret(w.secret.string_data)).apply(check)  # type: ignore[attr-defined]
+
+    mocks = PlatformMocks()
+    pulumi.runtime.set_mocks(mocks, project="k8s-platform", stack="dev", preview=False)
+    run_program(program)
+    assert seen == [True], "stringData must be a secret output"
+
+
+def test_missing_secret_value_is_an_error(mocks: PlatformMocks) -> None:
+    with pytest.raises(ValueError, match="apiToken"):
+        _run(_app(secret_env={"T": "apiToken"}), {})
+
+
+def _hash(mocks: PlatformMocks, app: AppSpec, secrets: dict[str, str] | None = None) -> str | None:
+    mocks.resources.clear()
+    _run(app, secrets)
+    return (_pod(mocks)["metadata"].get("annotations") or {}).get(CONFIG_HASH_ANNOTATION)
+
+
+def test_config_hash_changes_exactly_with_content(mocks: PlatformMocks) -> None:
+    assert _hash(mocks, _app()) is None, "apps without config keep their pod template (no roll on upgrade)"
+    base = _hash(mocks, _app(config=CONFIG, secret_env={"T": "k"}), {"k": PLAINTEXT})
+    assert base and len(base) == 64
+    assert _hash(mocks, _app(config=CONFIG, secret_env={"T": "k"}), {"k": PLAINTEXT}) == base, "deterministic"
+    changed_cm = dataclasses.replace(CONFIG, data={**CONFIG.data, "LOG_LEVEL": "debug"})
+    assert _hash(mocks, _app(config=changed_cm, secret_env={"T": "k"}), {"k": PLAINTEXT}) != base
+    assert _hash(mocks, _app(config=CONFIG, secret_env={"T": "k"}), {"k": PLAINTEXT + "2"}) != base
+    assert _hash(mocks, _app(config=CONFIG)) not in (None, base)
+
+
+def test_config_hash_leaks_nothing_and_is_not_secret() -> None:
+    seen: list[Any] = []
+
+    def program() -> pulumi.Output[None]:
+        from components.webapp import config_hash
+
+        out = config_hash(_app(secret_env={"T": "k"}), {"k": pulumi.Output.secret(PLAINTEXT)})
+        assert out is not None
+
+        def check(args: list[Any]) -> None:
+            seen.extend(args)
+
+        return pulumi.Output.all(out, pulumi.Output.is_secret(out)).apply(check)  # type: ignore[attr-defined]
+
+    pulumi.runtime.set_mocks(PlatformMocks(), project="k8s-platform", stack="dev", preview=False)
+    run_program(program)
+    value, secret = seen
+    assert len(value) == 64 and PLAINTEXT not in value
+    assert secret is False, "a secret annotation would hide the Deployment's diff"
+
+
+def test_rendered_deployment_diff_is_readable_and_plaintext_free() -> None:
+    spec = parse_config(config_from_file(SHOWCASE), project_root=PROJECT_ROOT)
+    secrets = ProgramSecrets(
+        ssh_private_key=pulumi.Output.secret("k"),
+        mysql_root_password=pulumi.Output.secret("r"),
+        mysql_replication_password=pulumi.Output.secret("p"),
+        extra={"apiToken": pulumi.Output.secret(PLAINTEXT), "shopDbPassword": pulumi.Output.secret("db-" + PLAINTEXT)},
+    )
+    objects = render_objects(spec, PROJECT_ROOT, builder=lambda s, sec, root: build(s, sec, root), secrets=secrets)
+    dep = objects["shop.Deployment.api.yaml"]
+    assert "<redacted>" not in json.dumps(dep), "no part of the Deployment is a secret: its diff stays visible"
+    assert PLAINTEXT not in json.dumps(objects), "no plaintext anywhere in the rendered objects"
+    assert objects["shop.Secret.api-secret.yaml"]["stringData"] == {
+        "API_TOKEN": "<redacted>",
+        "DB_PASSWORD": "<redacted>",
+    }
+
+
+def test_program_requires_the_referenced_secrets(mocks: PlatformMocks) -> None:
+    spec = parse_config(config_from_file(SHOWCASE), project_root=PROJECT_ROOT)
+    secrets = ProgramSecrets(
+        ssh_private_key=pulumi.Output.secret("k"),
+        mysql_root_password=pulumi.Output.secret("r"),
+        mysql_replication_password=pulumi.Output.secret("p"),
+        extra={"apiToken": pulumi.Output.secret("t")},
+    )
+    with pytest.raises(ConfigError) as err:
+        run_program(lambda: build(spec, secrets, Path(PROJECT_ROOT), stack="test"))
+    assert [p.path for p in err.value.problems] == ["shopDbPassword"]
+    assert "pulumi config set --secret shopDbPassword" in err.value.problems[0].message
+
+
+def test_render_uses_placeholders_for_app_secrets() -> None:
+    spec = parse_config(config_from_file(SHOWCASE), project_root=PROJECT_ROOT)
+    objects = render_objects(spec, PROJECT_ROOT)
+    assert objects["shop.Secret.api-secret.yaml"]["stringData"] == {
+        "API_TOKEN": "<redacted>",
+        "DB_PASSWORD": "<redacted>",
+    }
+    annotations = objects["shop.Deployment.api.yaml"]["spec"]["template"]["metadata"]["annotations"]
+    assert len(annotations[CONFIG_HASH_ANNOTATION]) == 64
