@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 STAMP := $(VENV)/.installed
+STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
+ACTIONLINT_VERSION := v1.7.12
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_SKIP_UPDATE_CHECK := true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
@@ -17,7 +19,7 @@ ENGINE_ENV = source "$$(scripts/engine.sh --print-dir)/env.sh"
 
 
 .PHONY: stack setup system-deps test test-fast unit conformance e2e lint typecheck validate inventory render \
-        engine engine-check preview up destroy bench clean help
+        engine engine-check preview up destroy bench clean help preview-all drift promote rollback
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -34,9 +36,15 @@ system-deps: ## Debian packages the tests use (shellcheck; openssh-server for e2
 	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	    else echo "missing Debian packages:$$missing (sudo apt-get install$$missing)"; fi; fi
 
-setup: $(STAMP) system-deps ## create .venv with runtime + test dependencies
+$(BIN)/actionlint: | $(STAMP)
+	@if command -v go >/dev/null; then GOBIN=$(CURDIR)/$(BIN) GOTOOLCHAIN=local go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION); \
+	  else echo "go not found: the workflow tests run without actionlint"; fi
 
-test: setup ## unit + conformance, then e2e when the engine is built
+setup: $(STAMP) system-deps $(BIN)/actionlint ## create .venv with runtime + test dependencies
+
+test: setup ## lint, unit + conformance, then e2e when the engine is built
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest tests/unit tests/conformance
 	@if scripts/engine.sh --check >/dev/null 2>&1; then $(MAKE) --no-print-directory e2e; \
 	  else echo "e2e tier skipped: the Pulumi engine is not built (run 'make engine', then 'make test')"; fi
@@ -81,6 +89,21 @@ up: stack ## pulumi up of STACK (refuses while the example placeholder secrets a
 
 destroy: stack
 	$(ENGINE_ENV) && pulumi destroy --stack $(STACK)
+
+preview-all: setup engine ## pulumi preview --diff of every stack (one per Pulumi.<stack>.yaml)
+	@failed=""; for s in $(STACKS); do \
+	  echo "== pulumi preview --diff --stack $$s"; \
+	  $(MAKE) --no-print-directory preview STACK=$$s || failed="$$failed $$s"; \
+	done; if [ -n "$$failed" ]; then echo "preview failed for:$$failed"; exit 1; fi
+
+drift: stack ## STACK=…: refresh + preview --expect-no-changes; exit 1 with a summary of what drifted
+	$(ENGINE_ENV) && $(BIN)/python -m stacks.drift $(STACK)
+
+promote: setup ## SRC=… DST=… [ONLY=apps.x,helm.releases.y] [DRY_RUN=1]: copy promotable settings
+	$(BIN)/python -m stacks promote $(SRC) $(DST) $(if $(ONLY),--only $(ONLY)) $(if $(DRY_RUN),--dry-run)
+
+rollback: stack ## STACK=… [TO=N] [YES=1]: re-apply an earlier successful update's config
+	$(ENGINE_ENV) && $(BIN)/python -m stacks rollback $(STACK) $(if $(TO),--to $(TO)) $(if $(YES),--yes)
 
 bench: setup ## render time per app for 10/100/500 apps (median of runs)
 	$(BIN)/python bench/bench_render.py --sizes 10 100 500 --runs 3

@@ -255,7 +255,7 @@ class MySQLCluster(pulumi.ComponentResource):
         )
 
         storage_size: pulumi.Input[str] = spec.storage.size
-        storage_class: pulumi.Input[str | None] = spec.storage.storage_class or None
+        storage_class: Any = spec.storage.storage_class or None  # str, None (cluster default) or Output of either
         if args.previous_storage is not None:
             current = spec.storage
 

@@ -1,4 +1,5 @@
-"""`python -m stacks`: validate stack configs, print the kubespray inventory, render manifests.
+"""`python -m stacks`: validate stack configs, print the kubespray inventory, render manifests,
+promote settings between stacks, roll a stack back to an earlier update.
 
 Runs without the Pulumi CLI, without a cluster and without network. Exit codes:
 0 success, 1 a problem with the config, 2 a usage error. Problems go to stderr,
@@ -97,6 +98,74 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_promote(args: argparse.Namespace) -> int:
+    from stacks import promotion as pr
+
+    src_path, dst_path = stack_file(args.src, args.root), stack_file(args.dst, args.root)
+    if args.src == args.dst:
+        raise pr.UsageError(f"promote: SRC and DST are both {args.src!r}")
+    texts = []
+    for path in (src_path, dst_path):
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            print(f"{path}: cannot read ({exc.strerror})", file=sys.stderr)
+            return 1
+    only = [s for part in args.only or [] for s in part.split(",") if s.strip()]
+    try:
+        plan = pr.plan_promotion(texts[0], texts[1], src=args.src, dst=args.dst, only=only)
+    except pr.PromotionError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        return 1
+    if plan.problems:
+        print(
+            f"promote {args.src} → {args.dst}: {len(plan.problems)} problem(s); {dst_path.name} unchanged",
+            file=sys.stderr,
+        )
+        for problem in plan.problems:
+            print(str(problem), file=sys.stderr)
+        return 1
+    for item in plan.only_in_src:
+        print(
+            f"note: {item} exists only in {args.src}; not created in {args.dst} (add it with {args.dst}'s own settings)"
+        )
+    if not plan.changes:
+        print(
+            f"promote {args.src} → {args.dst}: nothing to change; {dst_path.name} already has {args.src}'s promotable settings"
+        )
+        return 0
+    print(f"promote {args.src} → {args.dst} ({dst_path.name}):")
+    for line in pr.diff_lines(plan):
+        print(line)
+    after = pr.validate_text(plan.new_text, dst_path.name, args.root)
+    if after:
+        before = {str(p) for p in pr.validate_text(texts[1], dst_path.name, args.root)}
+        print(
+            f"promote {args.src} → {args.dst}: refused, {dst_path.name} would not validate as "
+            f"{args.dst} ({len(after)} problem(s)); {dst_path.name} unchanged",
+            file=sys.stderr,
+        )
+        for problem in after:
+            note = f" (already in {dst_path.name} before the promotion)" if str(problem) in before else ""
+            print(f"{problem}{note}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        print(f"dry run: {dst_path.name} not written")
+        return 0
+    pr.write_atomic(dst_path, plan.new_text)
+    print(f"wrote {dst_path.name} ({len(plan.changes)} setting(s)); review with git diff {dst_path.name}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from stacks.rollback_runner import SubprocessRunner, run_rollback
+
+    return run_rollback(
+        args.stack, to=args.to, yes=args.yes, root=args.root, runner=SubprocessRunner(args.root), list_only=args.list
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m stacks", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help="project root (where Pulumi.yaml is)")
@@ -119,13 +188,54 @@ def build_parser() -> argparse.ArgumentParser:
     stack_args(p)
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser(
+        "promote",
+        help="copy promotable settings (images, chart versions, values) from one stack file to another",
+        description="Copy the promotable settings (stacks/promotion.py PROMOTABLE) of SRC into DST's stack file, "
+        "keeping DST's comments, layout and secrets; refused when DST would not validate.",
+    )
+    p.add_argument("src", help="stack to promote from (reads Pulumi.<SRC>.yaml)")
+    p.add_argument("dst", help="stack to promote to (writes Pulumi.<DST>.yaml)")
+    p.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="SEL[,SEL…]",
+        help="promote only these settings, e.g. apps.my-nginx,helm.releases.grafana.version (repeatable)",
+    )
+    p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser(
+        "rollback",
+        help="restore the config of an earlier successful update and re-apply it (needs the pulumi CLI)",
+        description="Restore a previous successful update's config (from `pulumi stack history`) into "
+        "Pulumi.<STACK>.yaml, preview, apply and check nothing is left to change. Secrets keep their current values.",
+    )
+    p.add_argument("stack", help="stack name: rewrites Pulumi.<STACK>.yaml")
+    p.add_argument(
+        "--to",
+        type=int,
+        metavar="N",
+        help="version from the stack's history (default: the last successful update before the latest)",
+    )
+    p.add_argument("--yes", action="store_true", help="apply without asking")
+    p.add_argument("--list", action="store_true", help="print the stack's history with the numbers --to takes")
+    p.set_defaults(func=cmd_rollback)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    has_stack = bool(args.stack)
-    if has_stack == bool(args.config_file):
-        parser.error(f"{args.command}: give a STACK name or --config-file FILE (one of them)")
-    return int(args.func(args))
+    if hasattr(args, "config_file"):
+        has_stack = bool(args.stack)
+        if has_stack == bool(args.config_file):
+            parser.error(f"{args.command}: give a STACK name or --config-file FILE (one of them)")
+    from stacks.promotion import UsageError
+
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        parser.error(str(exc))
+        return 2
