@@ -1,0 +1,410 @@
+#!/usr/bin/env bash
+# Build the e2e engine toolchain from the Go module proxy into a cache outside
+# the repo: the Pulumi CLI + Python language host, the kubernetes and command
+# provider plugins, etcd, kube-apiserver/-controller-manager/-scheduler and
+# KWOK. Notes: /work/shared/engine-notes.md (upstream facts).
+#
+#   scripts/engine.sh              build what is missing, then print export lines
+#   scripts/engine.sh --print-dir  print the cache dir, build nothing
+#   scripts/engine.sh --check      exit 0 if everything is built, 1 otherwise
+#
+# Environment:
+#   K8SP_ENGINE_DIR   cache dir (default ${XDG_CACHE_HOME:-~/.cache}/k8s-platform/engine/<key>)
+#   K8SP_ENGINE_SKIP  groups not to build nor check (space/comma separated):
+#                     pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok
+#   K8SP_ENGINE_JOBS  go build -p (default 2)
+set -euo pipefail
+
+# --------------------------------------------------------------------------
+# Versions. Provider versions must equal the pip pins' pulumi-plugin.json.
+PULUMI_VERSION=3.274.1                  # github.com/pulumi/pulumi/{pkg,sdk}/v3
+# Python language host. Its own module
+# (github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3) is not
+# served by the module proxy at any version here; the last release that kept
+# the host inside the sdk/v3 module and is served is v3.68.0.
+LANGHOST_MODULE=github.com/pulumi/pulumi/sdk/v3
+LANGHOST_MODVER=v3.68.0
+LANGHOST_PKG=github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python
+LANGHOST_VERSION=3.68.0
+# kubernetes provider: untagged submodule, pseudo-version of the release commit.
+# Only the v4.25.0 commit (f47bc2d6f199) is served by the module proxy here.
+K8S_PROVIDER_VERSION=4.25.0
+K8S_PROVIDER_MODVER=v4.0.0-20260115033456-f47bc2d6f199
+# command provider v1.2.1 = commit 7f3eb6f3b77c.
+COMMAND_PROVIDER_VERSION=1.2.1
+COMMAND_PROVIDER_MODVER=v0.0.0-20260303235922-7f3eb6f3b77c
+ETCD_VERSION=3.6.16                     # go.etcd.io/etcd/server/v3
+KUBERNETES_VERSION=1.34.4               # k8s.io/kubernetes
+KWOK_VERSION=0.8.0                      # sigs.k8s.io/kwok
+# --------------------------------------------------------------------------
+
+VERSIONS="pulumi=$PULUMI_VERSION langhost=$LANGHOST_MODULE@$LANGHOST_MODVER \
+kubernetes-provider=$K8S_PROVIDER_VERSION@$K8S_PROVIDER_MODVER \
+command-provider=$COMMAND_PROVIDER_VERSION@$COMMAND_PROVIDER_MODVER \
+etcd=$ETCD_VERSION kubernetes=$KUBERNETES_VERSION kwok=$KWOK_VERSION recipe=1"
+KEY="k8s$KUBERNETES_VERSION-pulumi$PULUMI_VERSION-$(printf '%s' "$VERSIONS" | sha256sum | cut -c1-8)"
+CACHE=${K8SP_ENGINE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-platform/engine/$KEY}
+BIN=$CACHE/bin
+# provider plugins: kept off PATH (an ambient plugin on PATH would override the
+# exact version installed in PULUMI_HOME)
+PROV=$CACHE/providers
+PHOME=$CACHE/pulumi-home
+WORK=$CACHE/work
+LOGS=$CACHE/logs
+STAMPS=$CACHE/stamps
+TIMES=$CACHE/build-times.tsv
+JOBS=${K8SP_ENGINE_JOBS:-2}
+SKIP=" $(printf '%s' "${K8SP_ENGINE_SKIP:-}" | tr ',' ' ') "
+
+export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+
+mode=build
+case "${1:-}" in
+  --print-dir) printf '%s\n' "$CACHE"; exit 0 ;;
+  --check) mode=check ;;
+  ""|--build) ;;
+  -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "engine.sh: unknown argument: $1 (use --print-dir, --check)" >&2; exit 2 ;;
+esac
+
+skipped() { [[ "$SKIP" == *" $1 "* ]]; }
+log() { printf '%s\n' "$*" >&2; }
+
+# Binaries per group: name version
+group_bins() {
+  case "$1" in
+    pulumi) echo "pulumi $PULUMI_VERSION" ;;
+    langhost) echo "pulumi-language-python $LANGHOST_VERSION" ;;
+    kubernetes-provider) echo "pulumi-resource-kubernetes $K8S_PROVIDER_VERSION" ;;
+    command-provider) echo "pulumi-resource-command $COMMAND_PROVIDER_VERSION" ;;
+    etcd) echo "etcd $ETCD_VERSION" ;;
+    kubernetes) printf '%s\n' "kube-apiserver $KUBERNETES_VERSION" \
+      "kube-controller-manager $KUBERNETES_VERSION" "kube-scheduler $KUBERNETES_VERSION" ;;
+    kwok) printf '%s\n' "kwok $KWOK_VERSION" "kwokctl $KWOK_VERSION" ;;
+  esac
+}
+GROUPS_ALL="pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok"
+
+bin_path() { # name
+  case $1 in pulumi-resource-*) echo "$PROV/$1" ;; *) echo "$BIN/$1" ;; esac
+}
+is_built() { # name version
+  [[ -x "$(bin_path "$1")" && -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]
+}
+
+# If a pulumi of the right version with the right plugins is on PATH, use it.
+use_path_pulumi=0
+path_pulumi_ok() {
+  local p v plugins
+  p=$(command -v pulumi 2>/dev/null) || return 1
+  [[ "$p" == "$BIN/pulumi" ]] && return 1
+  v=$(pulumi version 2>/dev/null) || return 1
+  [[ "$v" == "v$PULUMI_VERSION" ]] || return 1
+  command -v pulumi-language-python >/dev/null 2>&1 || [[ -x "$(dirname "$p")/pulumi-language-python" ]] || return 1
+  plugins=$(pulumi plugin ls 2>/dev/null) || return 1
+  grep -Eq "^kubernetes[[:space:]]+resource[[:space:]]+${K8S_PROVIDER_VERSION}[[:space:]]" <<<"$plugins" || return 1
+  if ! skipped command-provider; then
+    grep -Eq "^command[[:space:]]+resource[[:space:]]+${COMMAND_PROVIDER_VERSION}[[:space:]]" <<<"$plugins" || return 1
+  fi
+}
+if path_pulumi_ok; then
+  use_path_pulumi=1
+  SKIP="$SKIP pulumi langhost kubernetes-provider command-provider "
+fi
+
+plugin_installed() { # kind name version
+  [[ -d "$PHOME/plugins/$1-$2-v$3" && ! -e "$PHOME/plugins/$1-$2-v$3.partial" ]]
+}
+
+all_built() {
+  local g name ver
+  for g in $GROUPS_ALL; do
+    skipped "$g" && continue
+    while read -r name ver; do is_built "$name" "$ver" || return 1; done < <(group_bins "$g")
+  done
+  if ! skipped kubernetes-provider; then plugin_installed resource kubernetes "$K8S_PROVIDER_VERSION" || return 1; fi
+  if ! skipped command-provider; then plugin_installed resource command "$COMMAND_PROVIDER_VERSION" || return 1; fi
+  if ! skipped langhost; then [[ -x "$BIN/pulumi-language-python-exec" ]] || return 1; fi
+  return 0
+}
+
+if [[ $mode == check ]]; then
+  if all_built; then exit 0; else exit 1; fi
+fi
+
+command -v go >/dev/null || { log "engine.sh: go is not installed"; exit 1; }
+mkdir -p "$BIN" "$PROV" "$PHOME" "$WORK" "$LOGS" "$STAMPS"
+[[ -f "$TIMES" ]] || printf 'binary\tversion\tseconds\tdate\n' >"$TIMES"
+[[ $use_path_pulumi == 1 ]] && log "pulumi v$PULUMI_VERSION with kubernetes/command plugins found on PATH ($(command -v pulumi)): using those"
+
+FAILED=()
+
+fail() { # name version module@ver logfile
+  FAILED+=("$1 v$2 ($3)")
+  log "ERROR: could not build $1 v$2 from $3; go said (tail of $4):"
+  tail -n 25 "$4" | sed 's/^/    /' >&2
+}
+
+# Download a module, print its directory.
+mod_dir() { # module@version logfile
+  local out
+  out=$(nice go mod download -json "$1" 2>>"$2") || { cat <<<"$out" >>"$2"; return 1; }
+  cat <<<"$out" >>"$2"
+  if grep -q '"Error"' <<<"$out"; then return 1; fi
+  sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p' <<<"$out"
+}
+
+# Write a throwaway wrapper module in $WORK/<group>: requires + the
+# replaces/godebug of the upstream module's go.mod (local path replaces are
+# turned into published versions by the mapping given, or dropped).
+make_wrapper() { # group upstream-dir local-version-mapping(sed expr or "drop") require...
+  local group=$1 updir=$2 map=$3; shift 3
+  local dir=$WORK/$group
+  rm -rf "$dir"; mkdir -p "$dir"
+  python3 - "$updir/go.mod" "$dir/go.mod" "$group" "$map" "$@" <<'PY'
+import json, subprocess, sys
+src, dst, group, vmap, *reqs = sys.argv[1:]
+m = json.loads(subprocess.check_output(["go", "mod", "edit", "-json", src]))
+lines = [f"module enginebuild/{group}", "", f"go {m.get('Go') or '1.24'}", ""]
+for g in m.get("Godebug") or []:
+    lines.append(f"godebug {g['Key']}={g['Value']}")
+lines.append("")
+for r in reqs:
+    lines.append(f"require {r}")
+for r in m.get("Replace") or []:
+    old, new = r["Old"], r["New"]
+    oldspec = old["Path"] + (" " + old["Version"] if old.get("Version") else "")
+    if new["Path"].startswith(("./", "../", "/")):
+        if vmap == "drop":
+            continue
+        # vmap is "vX.Y.Z": replace the staging module with its published version
+        lines.append(f"replace {oldspec} => {old['Path']} {vmap}")
+    else:
+        lines.append(f"replace {oldspec} => {new['Path']} {new.get('Version', '')}".rstrip())
+open(dst, "w").write("\n".join(lines) + "\n")
+PY
+  printf 'package enginebuild\n' >"$dir/doc.go"
+}
+
+# go build one binary (in the wrapper dir), with timing/stamp/checks.
+build_bin() { # group name version pkg ldflags tags module@ver
+  local group=$1 name=$2 ver=$3 pkg=$4 ldflags=$5 tags=$6 modspec=$7
+  local lg=$LOGS/$name.log t0 secs out
+  out=$(bin_path "$name")
+  if is_built "$name" "$ver"; then log "$name v$ver: cached"; return 0; fi
+  printf 'building %s v%s ... ' "$name" "$ver" >&2
+  t0=$SECONDS
+  if (cd "$WORK/$group" && nice go build -p "$JOBS" -trimpath ${tags:+-tags "$tags"} \
+        -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg") >>"$lg" 2>&1; then
+    mv -f "$out.tmp" "$out"
+    secs=$((SECONDS - t0))
+    log "done in ${secs}s"
+    printf '%s\t%s\t%s\t%s\n' "$name" "$ver" "$secs" "$(date -u +%FT%TZ)" >>"$TIMES"
+    printf '%s' "$ver" >"$STAMPS/$name"
+  else
+    log "FAILED"
+    rm -f "$out.tmp"
+    fail "$name" "$ver" "$modspec" "$lg"
+    return 1
+  fi
+}
+
+group_done() { # group
+  local name ver
+  while read -r name ver; do is_built "$name" "$ver" || return 1; done < <(group_bins "$1")
+}
+
+prep_failed() { # group module@ver logfile
+  local name ver
+  while read -r name ver; do
+    is_built "$name" "$ver" && continue
+    log "building $name v$ver ... FAILED"
+    fail "$name" "$ver" "$2" "$3"
+  done < <(group_bins "$1")
+}
+
+# ---------------------------------------------------------------- groups
+build_pulumi() {
+  local v=v$PULUMI_VERSION lg=$LOGS/pulumi.log d
+  local mod=github.com/pulumi/pulumi/pkg/v3
+  : >"$lg"
+  d=$(mod_dir "$mod@$v" "$lg") || { prep_failed pulumi "$mod@$v" "$lg"; return; }
+  make_wrapper pulumi "$d" drop "$mod $v" "github.com/pulumi/pulumi/sdk/v3 $v"
+  build_bin pulumi pulumi "$PULUMI_VERSION" "$mod/cmd/pulumi" \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$v" "osusergo,grpcnotrace" "$mod@$v" || true
+}
+
+build_langhost() {
+  local v=$LANGHOST_MODVER lg=$LOGS/pulumi-language-python.log d execdir
+  : >"$lg"
+  d=$(mod_dir "$LANGHOST_MODULE@$v" "$lg") || { prep_failed langhost "$LANGHOST_MODULE@$v" "$lg"; return; }
+  make_wrapper langhost "$d" drop "$LANGHOST_MODULE $v"
+  build_bin langhost pulumi-language-python "$LANGHOST_VERSION" "$LANGHOST_PKG" \
+    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$LANGHOST_VERSION" "osusergo,grpcnotrace" \
+    "$LANGHOST_MODULE@$v" || true
+  # The exec script the host runs: taken from the sdk/v3 module of the CLI's
+  # release, matching the pulumi pip package (it only parses the host's args).
+  execdir=$(mod_dir "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION" "$lg") &&
+    install -m 0755 "$execdir/python/cmd/pulumi-language-python-exec" "$BIN/pulumi-language-python-exec" ||
+    { FAILED+=("pulumi-language-python-exec (github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION)");
+      log "ERROR: could not get pulumi-language-python-exec from github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"; }
+}
+
+install_plugin() { # name version
+  local lg=$LOGS/pulumi-resource-$1.log pulumi_bin
+  plugin_installed resource "$1" "$2" && return 0
+  pulumi_bin=$BIN/pulumi; [[ -x $pulumi_bin ]] || pulumi_bin=$(command -v pulumi || true)
+  if [[ -z "$pulumi_bin" ]]; then
+    log "note: no pulumi CLI yet; plugin $1 v$2 not installed into $PHOME"; FAILED+=("plugin install $1 v$2 (no pulumi CLI)"); return 1
+  fi
+  if PULUMI_HOME=$PHOME "$pulumi_bin" plugin install resource "$1" "$2" --file "$PROV/pulumi-resource-$1" >>"$lg" 2>&1; then
+    log "plugin $1 v$2 installed into $PHOME"
+  else
+    FAILED+=("plugin install $1 v$2"); log "ERROR: pulumi plugin install resource $1 $2 failed:"; tail -n 10 "$lg" | sed 's/^/    /' >&2
+  fi
+}
+
+build_kubernetes_provider() {
+  local v=$K8S_PROVIDER_MODVER lg=$LOGS/pulumi-resource-kubernetes.log d
+  local mod=github.com/pulumi/pulumi-kubernetes/provider/v4
+  local src=$WORK/kubernetes-provider
+  : >"$lg"
+  if ! group_done kubernetes-provider; then
+    d=$(mod_dir "$mod@$v" "$lg") || { prep_failed kubernetes-provider "$mod@$v" "$lg"; return; }
+    # The main package go:embeds generated files that are not in the module zip:
+    # build from a writable copy of the module, generated the way upstream does
+    # (cmd/pulumi-resource-kubernetes/generate.go: version stamped, minified).
+    rm -rf "$src"; cp -r "$d" "$src"; chmod -R u+w "$src"
+    (cd "$src" && go mod edit -dropreplace github.com/pulumi/pulumi-kubernetes/sdk/v4)
+    printf 'generating embedded schema for %s v%s ... ' pulumi-resource-kubernetes "$K8S_PROVIDER_VERSION" >&2
+    if ! (cd "$src/cmd/pulumi-resource-kubernetes" && VERSION=$K8S_PROVIDER_VERSION nice go run -p "$JOBS" generate.go) >>"$lg" 2>&1; then
+      log "FAILED"; fail pulumi-resource-kubernetes "$K8S_PROVIDER_VERSION" "$mod@$v" "$lg"; return
+    fi
+    log "ok"
+    build_bin kubernetes-provider pulumi-resource-kubernetes "$K8S_PROVIDER_VERSION" ./cmd/pulumi-resource-kubernetes \
+      "-X $mod/pkg/version.Version=v$K8S_PROVIDER_VERSION" "" "$mod@$v" || return
+  else
+    log "pulumi-resource-kubernetes v$K8S_PROVIDER_VERSION: cached"
+  fi
+  install_plugin kubernetes "$K8S_PROVIDER_VERSION" || true
+}
+
+build_command_provider() {
+  local v=$COMMAND_PROVIDER_MODVER lg=$LOGS/pulumi-resource-command.log d
+  local mod=github.com/pulumi/pulumi-command/provider
+  : >"$lg"
+  if ! group_done command-provider; then
+    d=$(mod_dir "$mod@$v" "$lg") || { prep_failed command-provider "$mod@$v" "$lg"; return; }
+    make_wrapper command-provider "$d" drop "$mod $v"
+    build_bin command-provider pulumi-resource-command "$COMMAND_PROVIDER_VERSION" "$mod/cmd/pulumi-resource-command" \
+      "-X $mod/pkg/version.Version=v$COMMAND_PROVIDER_VERSION" "" "$mod@$v" || return
+  else
+    log "pulumi-resource-command v$COMMAND_PROVIDER_VERSION: cached"
+  fi
+  install_plugin command "$COMMAND_PROVIDER_VERSION" || true
+}
+
+build_etcd() {
+  local v=v$ETCD_VERSION lg=$LOGS/etcd.log d mod=go.etcd.io/etcd/server/v3
+  : >"$lg"
+  group_done etcd && { log "etcd v$ETCD_VERSION: cached"; return; }
+  d=$(mod_dir "$mod@$v" "$lg") || { prep_failed etcd "$mod@$v" "$lg"; return; }
+  make_wrapper etcd "$d" drop "$mod $v"
+  build_bin etcd etcd "$ETCD_VERSION" "$mod" "" "" "$mod@$v" || true
+}
+
+build_kubernetes() {
+  local v=v$KUBERNETES_VERSION lg=$LOGS/kubernetes.log d mod=k8s.io/kubernetes name ldf
+  local minor=${KUBERNETES_VERSION#*.}; minor=${minor%%.*}
+  local major=${KUBERNETES_VERSION%%.*}
+  local patch=${KUBERNETES_VERSION##*.}
+  : >"$lg"
+  group_done kubernetes && { group_bins kubernetes | while read -r name _; do log "$name v$KUBERNETES_VERSION: cached"; done; return; }
+  d=$(mod_dir "$mod@$v" "$lg") || { prep_failed kubernetes "$mod@$v" "$lg"; return; }
+  # staging modules k8s.io/<name> are published as v0.<minor>.<patch>
+  make_wrapper kubernetes "$d" "v0.$minor.$patch" "$mod $v"
+  ldf=""
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf+=" -X $p.gitVersion=$v -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+    ldf+=" -X $p.buildDate=1970-01-01T00:00:00Z -X $p.gitCommit=0000000000000000000000000000000000000000"
+  done
+  for name in kube-apiserver kube-controller-manager kube-scheduler; do
+    build_bin kubernetes "$name" "$KUBERNETES_VERSION" "$mod/cmd/$name" "$ldf" "" "$mod@$v" || true
+  done
+}
+
+build_kwok() {
+  local v=v$KWOK_VERSION lg=$LOGS/kwok.log d mod=sigs.k8s.io/kwok name
+  : >"$lg"
+  group_done kwok && { log "kwok v$KWOK_VERSION: cached"; log "kwokctl v$KWOK_VERSION: cached"; return; }
+  d=$(mod_dir "$mod@$v" "$lg") || { prep_failed kwok "$mod@$v" "$lg"; return; }
+  make_wrapper kwok "$d" drop "$mod $v"
+  for name in kwok kwokctl; do
+    build_bin kwok "$name" "$KWOK_VERSION" "$mod/cmd/$name" \
+      "-X $mod/pkg/consts.Version=$KWOK_VERSION -X $mod/pkg/consts.KubeVersion=$KUBERNETES_VERSION" "" "$mod@$v" || true
+  done
+}
+
+for g in $GROUPS_ALL; do
+  skipped "$g" && continue
+  case $g in
+    pulumi) group_done pulumi && log "pulumi v$PULUMI_VERSION: cached" || build_pulumi ;;
+    langhost)
+      if group_done langhost && [[ -x $BIN/pulumi-language-python-exec ]]; then log "pulumi-language-python v$LANGHOST_VERSION: cached"
+      else build_langhost; fi ;;
+    kubernetes-provider) build_kubernetes_provider ;;
+    command-provider) build_command_provider ;;
+    etcd) build_etcd ;;
+    kubernetes) build_kubernetes ;;
+    kwok) build_kwok ;;
+  esac
+done
+
+# ---------------------------------------------------------------- checks
+check_run() { # name cmd...
+  local name=$1; shift
+  local out
+  if ! out=$("$@" 2>&1 </dev/null); then
+    FAILED+=("$name does not run"); log "ERROR: $name does not run: $* ->"; sed 's/^/    /' <<<"$out" | tail -n 5 >&2
+  fi
+}
+vcheck() { # name
+  local n=$1
+  is_built "$n" "$(cat "$STAMPS/$n" 2>/dev/null)" || return 0
+  case $n in
+    pulumi) check_run "$n" env PULUMI_HOME="$PHOME" "$BIN/pulumi" version ;;
+    etcd|kube-*|kwok|kwokctl) check_run "$n" "$BIN/$n" --version ;;
+    pulumi-language-python|pulumi-resource-*) [[ -x $(bin_path "$n") ]] || FAILED+=("$n not executable") ;;
+  esac
+}
+for n in pulumi pulumi-language-python pulumi-resource-kubernetes pulumi-resource-command etcd \
+         kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl; do
+  vcheck "$n"
+done
+
+# ---------------------------------------------------------------- env
+{
+  echo "# generated by scripts/engine.sh; source it to use the engine toolchain."
+  echo "# The python language host runs the first python3 on PATH (it does not read"
+  echo "# the runtime 'virtualenv' option): put the project venv's bin first on PATH."
+  if [[ $use_path_pulumi == 1 ]]; then
+    echo "export PATH=\"\$PATH:$BIN\""
+  else
+    echo "export PATH=\"$BIN:\$PATH\""
+    echo "export PULUMI_HOME=\"$PHOME\""
+  fi
+  echo "export PULUMI_SKIP_UPDATE_CHECK=true"
+  echo "export PULUMI_IGNORE_AMBIENT_PLUGINS=true"
+  echo "export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true"
+} >"$CACHE/env.sh"
+
+if ((${#FAILED[@]})); then
+  log ""
+  log "engine.sh: ${#FAILED[@]} item(s) could not be built/installed:"
+  for f in "${FAILED[@]}"; do log "  - $f"; done
+  log "logs: $LOGS"
+  exit 1
+fi
+log "engine toolchain ready in $CACHE (source $CACHE/env.sh)"
+cat "$CACHE/env.sh" | grep '^export'
