@@ -19,7 +19,7 @@ ENGINE_ENV = source "$$(scripts/engine.sh --print-dir)/env.sh"
 
 
 .PHONY: stack setup system-deps test test-fast unit conformance e2e lint typecheck validate inventory render \
-        engine engine-check preview up destroy bench clean help preview-all drift promote rollback
+        plan engine engine-check preview up destroy bench clean help preview-all drift promote rollback
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -73,6 +73,13 @@ inventory: setup
 
 render: setup ## write STACK's manifests to render/STACK
 	$(BIN)/python -m stacks render $(STACK) --out render/$(STACK)
+
+plan: setup ## validate STACK, write its kubespray inventory and every Kubernetes object to build/STACK
+	$(BIN)/python -m stacks validate $(STACK)
+	@rm -rf build/$(STACK) && mkdir -p build/$(STACK)
+	$(BIN)/python -m stacks inventory $(STACK) --out build/$(STACK)/inventory
+	$(BIN)/python -m stacks render $(STACK) --out build/$(STACK)/manifests
+	@echo "plan of $(STACK) in build/$(STACK)/: inventory/ (uploaded to the control host) and manifests/ (sent to the cluster)"
 
 engine: ## build the Pulumi CLI, plugins and a local control plane from the Go module proxy (cached)
 	scripts/engine.sh
