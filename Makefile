@@ -15,11 +15,12 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 ifeq ($(origin PULUMI_CONFIG_PASSPHRASE)$(origin PULUMI_CONFIG_PASSPHRASE_FILE),undefinedundefined)
 export PULUMI_CONFIG_PASSPHRASE := k8s-platform-example
 endif
-ENGINE_ENV = source "$$(scripts/engine.sh --print-dir)/env.sh"
+# The python language host the engine builds runs the first python3 on PATH: the venv's.
+ENGINE_ENV = source "$$(scripts/engine.sh --print-dir)/env.sh" && export PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 
 
 .PHONY: stack setup system-deps test test-fast unit conformance e2e lint typecheck validate inventory render \
-        plan engine engine-check preview up destroy bench clean help preview-all drift promote rollback
+        plan local-cluster engine engine-check preview up destroy bench clean help preview-all drift promote rollback
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -80,6 +81,9 @@ plan: setup ## validate STACK, write its kubespray inventory and every Kubernete
 	$(BIN)/python -m stacks inventory $(STACK) --out build/$(STACK)/inventory
 	$(BIN)/python -m stacks render $(STACK) --out build/$(STACK)/manifests
 	@echo "plan of $(STACK) in build/$(STACK)/: inventory/ (uploaded to the control host) and manifests/ (sent to the cluster)"
+
+local-cluster: setup ## start etcd + kube-apiserver + controllers + KWOK nodes on loopback (stop: scripts/local_cluster.py stop)
+	$(BIN)/python scripts/local_cluster.py start --all
 
 engine: ## build the Pulumi CLI, plugins and a local control plane from the Go module proxy (cached)
 	scripts/engine.sh

@@ -147,7 +147,7 @@ class KubesprayCluster(pulumi.ComponentResource):
             return "\n".join(
                 [
                     "set -u",
-                    f"cd {src}",
+                    f"cd {src} || exit 1",
                     f"mkdir -p {logs}",
                     f"log={logs}/{label}-$(date -u +%Y%m%dT%H%M%SZ).log",
                     pre,
@@ -215,7 +215,7 @@ class KubesprayCluster(pulumi.ComponentResource):
             self.reset = command.remote.Command(
                 f"{name}-reset",
                 connection=connection,
-                create=": reset.yml runs when this stack is destroyed (resetOnDestroy: true)",
+                create="echo 'reset.yml runs when this stack is destroyed (resetOnDestroy: true)'",
                 delete=playbook("reset", "reset.yml -e skip_confirmation=true"),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
             )

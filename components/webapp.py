@@ -338,9 +338,13 @@ class WebApp(pulumi.ComponentResource):
                 if ing.tls_secret
                 else None
             )
+            # The controller writes an address into the Ingress status only when its own Service
+            # has one; without a load balancer (NodePort on bare metal) that never happens, and
+            # Pulumi would wait for it until the update times out.
+            ingress_annotations = None if args.load_balancer_available else {"pulumi.com/skipAwait": "true"}
             self.ingress = k8s.networking.v1.Ingress(
                 f"{name}-ingress",
-                metadata=meta(),
+                metadata=meta(annotations=ingress_annotations),
                 spec=k8s.networking.v1.IngressSpecArgs(
                     ingress_class_name=ing.class_name or args.ingress_class or None,
                     tls=tls,

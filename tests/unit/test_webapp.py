@@ -186,6 +186,15 @@ def test_ingress_class_from_spec_wins_and_no_ingress_by_default(mocks: PlatformM
     assert mocks.of_type(INGRESS) == [] and mocks.of_type(HPA) == []
 
 
+def test_ingress_not_awaited_without_a_load_balancer(mocks: PlatformMocks) -> None:
+    # without MetalLB the controller never publishes an address into the Ingress status
+    _run(_app(ingress=IngressSpec(host="a.example.com")), lb=False)
+    assert _one(mocks, INGRESS)["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    mocks.resources.clear()
+    _run(_app(ingress=IngressSpec(host="a.example.com")), lb=True)
+    assert "annotations" not in _one(mocks, INGRESS)["metadata"]
+
+
 def test_hpa_targets_deployment_and_owns_replicas(mocks: PlatformMocks) -> None:
     _run(_app(replicas=2, hpa=HpaSpec(min_replicas=2, max_replicas=6, cpu_utilization=70)))
     hpa = _one(mocks, HPA)
