@@ -203,9 +203,12 @@ class ClusterAddons(pulumi.ComponentResource):
     def _untaint(self, name: str, node: str) -> k8s.core.v1.NodePatch:
         # Server-side apply semantics decide how this works:
         # * `Node.spec.taints` is `x-kubernetes-list-type: atomic`: SSA cannot drop
-        #   single entries; whoever applies the list owns and replaces it whole. So we
-        #   apply an empty list, which removes both control-plane keys (and the legacy
-        #   `master` one) in one step.
+        #   single entries; whoever applies the list owns and replaces it whole.
+        # * An empty list does not work: pulumi-kubernetes leaves empty lists out of the
+        #   apply patch (seen with the real engine: the patch owned no spec field and the
+        #   taint stayed). So the list is replaced by one soft taint: the NoSchedule
+        #   control-plane (and legacy `master`) taints are gone, workloads schedule on
+        #   the node, and the scheduler still prefers workers that have room.
         # * The taints were written by kubeadm/kubelet under their own field manager,
         #   so a plain apply is a conflict error; `pulumi.com/patchForce` takes the
         #   field over deliberately. A fixed `patchFieldManager` (instead of Pulumi's
@@ -215,10 +218,10 @@ class ClusterAddons(pulumi.ComponentResource):
         #   Control-plane nodes of a cluster marked schedulable carry no other static
         #   taints; the node lifecycle controller re-adds its condition taints
         #   (not-ready, unreachable, unschedulable) by update, taking the list back.
-        # * `retain_on_delete`: deleting a Patch relinquishes its fields, which for an
-        #   atomic list we own means "no taints" again, not "taints restored". Turning
-        #   schedulableControlPlane off therefore needs `kubectl taint` by an operator,
-        #   and deleting the resource should not pretend otherwise by touching the node.
+        # * `retain_on_delete`: deleting a Patch relinquishes its fields, it does not
+        #   restore the old taints. Turning schedulableControlPlane off therefore needs
+        #   `kubectl taint` by an operator, and deleting the resource should not pretend
+        #   otherwise by touching the node.
         return k8s.core.v1.NodePatch(
             f"{name}-untaint-{node}",
             metadata=k8s.meta.v1.ObjectMetaPatchArgs(
@@ -228,6 +231,8 @@ class ClusterAddons(pulumi.ComponentResource):
                     "pulumi.com/patchFieldManager": TAINT_FIELD_MANAGER,
                 },
             ),
-            spec=k8s.core.v1.NodeSpecPatchArgs(taints=[]),
+            spec=k8s.core.v1.NodeSpecPatchArgs(
+                taints=[k8s.core.v1.TaintPatchArgs(key=CONTROL_PLANE_TAINT_KEYS[0], effect="PreferNoSchedule")]
+            ),
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )

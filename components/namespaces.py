@@ -34,6 +34,9 @@ class PlatformNamespaces(pulumi.ComponentResource):
             self.by_name[ns] = k8s.core.v1.Namespace(
                 f"{name}-{ns}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=ns, labels=labels),
-                opts=pulumi.ResourceOptions(parent=self),
+                # Deleting a namespace deletes every PVC in it, whatever the StatefulSet's
+                # retention policy says (found by the e2e destroy scenario): `pulumi destroy`
+                # leaves the namespaces, and with them MySQL's and the apps' data.
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
             )
         self.register_outputs({"names": [n.metadata.name for n in self.by_name.values()]})

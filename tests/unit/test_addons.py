@@ -20,6 +20,9 @@ L2 = "kubernetes:metallb.io/v1beta1:L2Advertisement"
 NODE_PATCH = "kubernetes:core/v1:NodePatch"
 
 
+SOFT_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "PreferNoSchedule"}
+
+
 def _addons(
     ingress: bool = True,
     storage: bool = True,
@@ -156,7 +159,8 @@ def test_taint_patches_only_when_asked(
     patches = mocks.of_type(NODE_PATCH)
     assert sorted(p.inputs["metadata"]["name"] for p in patches) == expected
     for p in patches:
-        assert p.inputs["spec"] == {"taints": []}, f"{p.name}: taints list must be applied empty"
+        # the whole (atomic) list is replaced: no NoSchedule taint left, one soft PreferNoSchedule
+        assert p.inputs["spec"] == {"taints": [SOFT_TAINT]}, f"{p.name}: {p.inputs['spec']}"
         ann = p.inputs["metadata"]["annotations"]
         assert ann["pulumi.com/patchForce"] == "true", f"{p.name}: must force over kubeadm's field manager"
         assert ann["pulumi.com/patchFieldManager"], f"{p.name}: needs a stable field manager"

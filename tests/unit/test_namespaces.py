@@ -62,3 +62,17 @@ def test_no_names_no_namespaces(mocks: PlatformMocks) -> None:
     made = _build(())
     assert mocks.of_type(NS_TYPE) == []
     assert made["ns"].by_name == {}
+
+
+def test_namespaces_survive_destroy(mocks: PlatformMocks, opts_recorder) -> None:  # type: ignore[no-untyped-def]
+    # deleting a namespace would delete every PVC in it, whatever the retention policies say
+    def program() -> None:
+        PlatformNamespaces(
+            "namespaces",
+            NamespacesArgs(names=("data", "web"), labels={}),
+            opts=pulumi.ResourceOptions(transformations=[opts_recorder.transformation]),
+        )
+
+    run_program(program)
+    for name in ("namespaces-data", "namespaces-web"):
+        assert opts_recorder.opts[name].retain_on_delete is True, name

@@ -105,7 +105,7 @@ def test_manifest_shape_and_integral_numbers(tmp_path: Path) -> None:
 def test_patch_rendered_as_target_kind() -> None:
     patch = render_objects(SPEC, Path("."), builder=build)["_cluster.Node.node1.patch.yaml"]
     assert (patch["apiVersion"], patch["kind"]) == ("v1", "Node")
-    assert patch["spec"] == {"taints": []}
+    assert patch["spec"] == {"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "PreferNoSchedule"}]}
 
 
 def test_secrets_redacted_everywhere(tmp_path: Path) -> None:

@@ -1,0 +1,152 @@
+"""The real Pulumi engine (CLI + python host + kubernetes plugin) against the local cluster.
+
+`mode: existing` against the local control plane's kubeconfig: add-ons and a Helm release
+from the loopback chart repository, MySQL, an app. kubespray mode needs the
+`pulumi-resource-command` plugin, which cannot be built offline (see README); its scripts are
+exercised over real SSH in test_kubespray_scripts.py, and the engine part skips with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from lib import skips
+from lib.stack import E2EStack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+
+APP_NS, APP = "web", "my-nginx"
+
+
+def kget(cluster: Any, *args: str) -> dict[str, Any]:
+    return json.loads(cluster.kubectl("get", *args, "-o", "json"))
+
+
+def replica_sets(cluster: Any) -> list[dict[str, Any]]:
+    items = kget(cluster, "replicasets", "-n", APP_NS, "-l", f"app.kubernetes.io/name={APP}")["items"]
+    return sorted(items, key=lambda rs: int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]))
+
+
+def set_app(stack: E2EStack, **fields: Any) -> None:
+    cfg = stack.config()
+    cfg["apps"][0].update(fields)
+    stack.write_config(cfg)
+
+
+def stacks_cli(stack: E2EStack, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *args, "--root", str(stack.dir)] if args[0] == "stacks.drift"
+                          else [sys.executable, "-m", "stacks", "--root", str(stack.dir), *args],
+                          cwd=stack.dir, env=stack.env(), capture_output=True, text=True, timeout=timeout)
+
+
+def test_existing_mode_lifecycle(stack_factory: Any, local_cluster: Any) -> None:
+    stack = stack_factory("existing")
+
+    # 1. pulumi up: everything exists and workloads are Ready
+    stack.up()
+    for ns in ("web", "data", "monitoring"):
+        labels = kget(local_cluster, "namespace", ns)["metadata"]["labels"]
+        assert labels.get("app.kubernetes.io/managed-by") == "k8s-platform", ns
+    deploy = kget(local_cluster, "deployment", APP, "-n", APP_NS)
+    assert deploy["status"].get("readyReplicas") == 2
+    sts = kget(local_cluster, "statefulset", "mysql", "-n", "data")
+    assert sts["status"].get("readyReplicas") == 2
+    pvcs = kget(local_cluster, "pvc", "-n", "data")["items"]
+    assert sorted(p["metadata"]["name"] for p in pvcs) == ["data-mysql-0", "data-mysql-1"]
+    assert all(p["status"]["phase"] == "Bound" for p in pvcs)
+    # real Helm releases: helm's own storage Secrets exist for the release and each add-on
+    helm = kget(local_cluster, "secrets", "-A", "-l", "owner=helm")["items"]
+    released = {s["metadata"]["labels"]["name"] for s in helm}
+    assert {"grafana", "traefik", "localpv-provisioner", "metrics-server"} <= released, released
+    # schedulableControlPlane in existing mode: node1's NoSchedule control-plane taint is gone
+    taints = kget(local_cluster, "node", "node1")["spec"].get("taints") or []
+    assert not [t for t in taints if t["effect"] == "NoSchedule"], taints
+    outputs = stack.outputs()
+    assert outputs["mysql"]["primaryHost"] == "mysql-primary.data.svc.cluster.local"
+    assert outputs["kubeconfig"] == "[secret]"
+
+    # 2. no perpetual diffs
+    stack.preview(600, True, "--expect-no-changes")
+    second = stack.up()
+    assert "unchanged" in second.stdout and " created" not in second.stdout and "updated" not in second.stdout
+
+    # 3a. a new image rolls out: a new ReplicaSet, the old one kept for rollback
+    set_app(stack, image="nginxinc/nginx-unprivileged:1.27.4")
+    stack.up()
+    rs = replica_sets(local_cluster)
+    assert len(rs) == 2, [r["metadata"]["name"] for r in rs]
+    assert rs[0]["spec"]["replicas"] == 0 and rs[1]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.27.4")
+    # 3b. only replicas: scaled, no new ReplicaSet
+    set_app(stack, replicas=3)
+    stack.up()
+    rs_after = replica_sets(local_cluster)
+    assert [r["metadata"]["name"] for r in rs_after] == [r["metadata"]["name"] for r in rs]
+    assert kget(local_cluster, "deployment", APP, "-n", APP_NS)["spec"]["replicas"] == 3
+
+    # 6. destroy: the app is gone, MySQL's data is retained
+    stack.destroy()
+    gone = local_cluster.kubectl("get", "deployment", APP, "-n", APP_NS, check=False)
+    assert APP not in gone
+    pvcs = kget(local_cluster, "pvc", "-n", "data")["items"]
+    assert sorted(p["metadata"]["name"] for p in pvcs) == ["data-mysql-0", "data-mysql-1"], "PVCs must survive destroy"
+
+    assert stack.leaks() == [], "secret plaintext in pulumi output or state"
+
+
+def test_rollback_restores_previous_image(stack_factory: Any, local_cluster: Any) -> None:
+    stack = stack_factory("existing", {"mysql": {"enabled": False}})
+    stack.up()
+    set_app(stack, image="nginxinc/nginx-unprivileged:1.27.4")
+    stack.up()
+    res = stacks_cli(stack, "rollback", stack.name, "--yes")
+    assert res.returncode == 0, res.stdout + res.stderr
+    image = kget(local_cluster, "deployment", APP, "-n", APP_NS)["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "nginxinc/nginx-unprivileged:1.27.5"
+    stack.preview(600, True, "--expect-no-changes")
+    assert stack.leaks() == []
+
+
+def test_drift_is_reported(stack_factory: Any, local_cluster: Any) -> None:
+    stack = stack_factory("existing", {"mysql": {"enabled": False}})
+    stack.up()
+    clean = stacks_cli(stack, "stacks.drift", stack.name)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    local_cluster.kubectl("scale", "deployment", APP, "-n", APP_NS, "--replicas=5")
+    drift = stacks_cli(stack, "stacks.drift", stack.name)
+    assert drift.returncode == 1, drift.stdout + drift.stderr
+    assert APP in drift.stdout + drift.stderr
+
+
+def test_policy_pack_blocks_violation(stack_factory: Any) -> None:
+    # prod: no-nodeport-services is mandatory by tier (k8s-platform:environment)
+    stack = stack_factory("existing", {"environment": "prod", "mysql": {"enabled": False}})
+    pack = str(stack.dir / "policy")
+    ok = stack.run("preview", "--policy-pack", pack, timeout=600, check=False)
+    out = ok.stdout + ok.stderr
+    if "could not read plugin" in out:
+        # The only python language host the module proxy serves (sdk/v3 v3.68.0) starts a policy
+        # pack by running the *project* program in the project directory (seen here: the
+        # project's __main__.py fails without stack config, then "could not read plugin").
+        pytest.skip("BLOCKED: pulumi-language-python v3.68.0 (the only one buildable offline) cannot start "
+                    "a Python policy pack with CLI v3.274.1: " + out.strip().splitlines()[-1][-300:])
+    assert ok.returncode == 0, f"a compliant stack must pass the policy pack:\n{out[-3000:]}"
+    assert "k8s-platform-guardrails" in out or "Policies:" in out, out[-2000:]
+
+    cfg = stack.config()
+    cfg["apps"][0]["service"] = {"type": "NodePort", "port": 80}
+    stack.write_config(cfg)
+    bad = stack.run("preview", "--policy-pack", pack, timeout=600, check=False)
+    out = bad.stdout + bad.stderr
+    assert bad.returncode != 0, out[-3000:]
+    assert "no-nodeport-services" in out and "mandatory" in out, out[-3000:]
+
+
+def test_kubespray_mode_up(stack_factory: Any) -> None:
+    skips.need_plugin("command")
+    stack = stack_factory("kubespray")
+    stack.up()
+    stack.preview(600, True, "--expect-no-changes")
