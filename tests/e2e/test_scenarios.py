@@ -150,3 +150,47 @@ def test_kubespray_mode_up(stack_factory: Any) -> None:
     stack = stack_factory("kubespray")
     stack.up()
     stack.preview(600, True, "--expect-no-changes")
+
+
+def helm_revisions(cluster: Any, namespace: str, release: str) -> list[tuple[int, str]]:
+    """(revision, status) of a Helm release, from Helm's own storage Secrets."""
+    items = kget(cluster, "secrets", "-n", namespace, "-l", f"owner=helm,name={release}")["items"]
+    return sorted((int(s["metadata"]["labels"]["version"]), s["metadata"]["labels"]["status"]) for s in items)
+
+
+def test_broken_chart_release_rolls_back_atomically(stack_factory: Any, local_cluster: Any) -> None:
+    stack = stack_factory("existing", {"mysql": {"enabled": False}})
+    stack.up()
+    assert helm_revisions(local_cluster, "monitoring", "grafana") == [(1, "deployed")]
+    cfg = stack.config()
+    cfg["helm"]["releases"][0]["values"]["e2eBreak"] = True
+    stack.write_config(cfg)
+    res = stack.up(600, False)
+    assert res.returncode != 0, res.output[-2000:]
+    # the cause, in Helm's words (the Python SDK's shutdown traceback that follows is Pulumi's own)
+    assert "has been rolled back due to atomic being set" in res.output, res.output[-3000:]
+    revisions = helm_revisions(local_cluster, "monitoring", "grafana")
+    # atomic: the failed upgrade (2) was rolled back (3 = revision 1 again), which is what runs
+    assert revisions[-1][1] == "deployed" and (2, "failed") in revisions, revisions
+    deploy = kget(local_cluster, "deployments", "-n", "monitoring")["items"]
+    assert deploy and all(d["status"].get("readyReplicas") == d["spec"]["replicas"] for d in deploy)
+    cfg["helm"]["releases"][0]["values"].pop("e2eBreak")
+    stack.write_config(cfg)
+    stack.up()
+    stack.preview(600, True, "--expect-no-changes")
+
+
+def test_api_server_unavailable_then_next_up_converges(stack_factory: Any, local_cluster: Any) -> None:
+    stack = stack_factory("existing", {"mysql": {"enabled": False}})
+    stack.up()
+    set_app(stack, replicas=3)
+    local_cluster.stop_apiserver()
+    try:
+        res = stack.up(420, False)
+    finally:
+        local_cluster.start_apiserver()
+    assert res.returncode != 0, res.output[-2000:]
+    assert "configured Kubernetes cluster is unreachable" in res.output, res.output[-3000:]
+    stack.up()
+    assert kget(local_cluster, "deployment", APP, "-n", APP_NS)["spec"]["replicas"] == 3
+    stack.preview(600, True, "--expect-no-changes")

@@ -434,6 +434,18 @@ class LocalCluster:
         return cp.stdout
 
     # ------------------------------------------------------------------ stop / state
+    def stop_apiserver(self, grace: float = 10.0) -> str:
+        """Stop only kube-apiserver (by PID): the API becomes unavailable, etcd keeps the data."""
+        for p in self.procs:
+            if p.name == "kube-apiserver" and p.alive():
+                return p.stop(grace)
+        return "not running"
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again on the same port, certificates and etcd (bounded wait)."""
+        self.procs = [p for p in self.procs if not (p.name == "kube-apiserver" and not p.alive())]
+        self._start_apiserver()
+
     def stop(self, grace: float = 10.0) -> dict[str, str]:
         """Stop in reverse start order (kwok, scheduler, controllers, apiserver, etcd), by PID."""
         result = {}
