@@ -20,7 +20,7 @@ ENGINE_ENV = source "$$(scripts/engine.sh --print-dir)/env.sh" && export PATH="$
 
 
 .PHONY: stack setup system-deps test test-fast unit conformance e2e lint typecheck validate inventory render \
-        plan local-cluster engine engine-check preview up destroy bench clean help preview-all drift promote rollback
+        plan local-cluster engine engine-check preview up destroy bench bench-e2e clean help preview-all drift promote rollback
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -118,6 +118,9 @@ rollback: stack ## STACK=… [TO=N] [YES=1]: re-apply an earlier successful upda
 
 bench: setup ## render time per app for 10/100/500 apps (median of runs)
 	$(BIN)/python bench/bench_render.py --sizes 10 100 500 --runs 3
+
+bench-e2e: setup ## median wall time of a full up, a no-op up and a preview with the real engine (needs make engine)
+	$(BIN)/python bench/bench_e2e.py --runs 3
 
 clean:
 	rm -rf render .pytest_cache .mypy_cache .ruff_cache

@@ -129,6 +129,9 @@ def check_storage_change(previous: MySQLStorage | None, current: MySQLStorage) -
 # --- component ----------------------------------------------------------------------
 
 
+RETAINED_FIELD_MANAGER = "k8s-platform"
+
+
 @dataclass(frozen=True)
 class MySQLClusterArgs:
     spec: MySQLSpec
@@ -274,9 +277,14 @@ class MySQLCluster(pulumi.ComponentResource):
             storage_size = kept.apply(lambda s: s.size)
             storage_class = kept.apply(lambda s: s.storage_class or None)
 
+        sts_meta = _meta(spec, spec.name, "database")
+        # retain_on_delete leaves the StatefulSet behind on destroy; a later `pulumi up` adopts it
+        # by server-side apply. A fixed field manager makes that an update of our own fields
+        # instead of a conflict with the previous (randomly named) Pulumi manager.
+        sts_meta.annotations = {"pulumi.com/patchFieldManager": RETAINED_FIELD_MANAGER}
         self.statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
-            metadata=_meta(spec, spec.name, "database"),
+            metadata=sts_meta,
             spec=k8s.apps.v1.StatefulSetSpecArgs(
                 service_name=spec.name,
                 replicas=spec.replicas,

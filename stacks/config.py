@@ -296,6 +296,21 @@ class Reader:
             return []
         return value
 
+    def choices(self, key: str, allowed: Sequence[str], what: str) -> list[str]:
+        """A list of distinct values from `allowed`; unknown ones get a did-you-mean."""
+        out: list[str] = []
+        for j, value in enumerate(self.sequence(key)):
+            if value not in allowed:
+                self.error(
+                    f"{key}[{j}]",
+                    f"{what} {value!r}; use {', '.join(allowed)}{_did_you_mean(str(value), allowed)}",
+                )
+            elif value in out:
+                self.error(f"{key}[{j}]", f"{value!r} is listed twice")
+            else:
+                out.append(value)
+        return out
+
     def str_list(self, key: str, check: Callable[[str], str | None] | None = None) -> tuple[str, ...]:
         out: list[str] = []
         for i, item in enumerate(self.sequence(key)):
@@ -418,20 +433,9 @@ def _parse_nodes(r: Reader, mode: str, env: str) -> tuple[s.Node, ...]:
         name = n.text("name", required=True, check=_subdomain_check("node name"))
         address = n.text("address", required=(mode == "kubespray"), check=_host_check)
         ip = n.text("ip", check=_ip_check)
-        roles: list[str] = []
-        raw_roles = n.sequence("roles")
-        if not raw_roles:
+        if not n.sequence("roles"):
             n.error("roles", f"is required: one or more of {', '.join(s.ROLES)}")
-        for j, role in enumerate(raw_roles):
-            if role not in s.ROLES:
-                n.error(
-                    f"roles[{j}]",
-                    f"unknown role {role!r}; roles are {', '.join(s.ROLES)}{_did_you_mean(str(role), s.ROLES)}",
-                )
-            elif role in roles:
-                n.error(f"roles[{j}]", f"role {role!r} is listed twice")
-            else:
-                roles.append(role)
+        roles = n.choices("roles", s.ROLES, "unknown role")
         n.done()
         if name:
             if name in names:
@@ -1114,17 +1118,7 @@ def _access_modes(r: Reader, key: str, default: tuple[str, ...] | None) -> tuple
             r.error(key, f"is required: one or more of {', '.join(s.ACCESS_MODES)}")
             return ()
         return default
-    modes: list[str] = []
-    for j, mode in enumerate(r.sequence(key)):
-        if mode not in s.ACCESS_MODES:
-            r.error(
-                f"{key}[{j}]",
-                f"{mode!r} is not one of {', '.join(s.ACCESS_MODES)}{_did_you_mean(str(mode), s.ACCESS_MODES)}",
-            )
-        elif mode in modes:
-            r.error(f"{key}[{j}]", f"{mode!r} is listed twice")
-        else:
-            modes.append(mode)
+    modes = r.choices(key, s.ACCESS_MODES, "unknown access mode")
     if r.raw(key) == []:
         r.error(key, f"is empty; list one or more of {', '.join(s.ACCESS_MODES)}")
     if "ReadWriteOncePod" in modes and len(modes) > 1:

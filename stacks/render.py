@@ -64,6 +64,32 @@ class _Captured:
     inputs: dict[str, Any]
 
 
+def mock_outputs(typ: str, name: str, inputs: Mapping[str, Any], previous_outputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What the engine would return for a resource, as far as the program reads it back.
+
+    Inputs are echoed; a Helm release gets a `status` (revision 1), a remote command empty
+    stdout/stderr, and a StackReference to this stack `previous_outputs` (none: a stack never
+    deployed). Shared by `render` and the unit tests' mocks.
+    """
+    outputs = dict(inputs)
+    if typ == "kubernetes:helm.sh/v3:Release":
+        outputs["status"] = {
+            "name": inputs.get("name", name),
+            "namespace": inputs.get("namespace", "default"),
+            "chart": inputs.get("chart", ""),
+            "version": inputs.get("version", ""),
+            "revision": 1,
+            "status": "deployed",
+        }
+    elif typ == "pulumi:pulumi:StackReference":
+        outputs["outputs"] = dict(previous_outputs or {})
+        outputs["secretOutputNames"] = []
+    elif typ == "command:remote:Command":
+        outputs.setdefault("stdout", "")
+        outputs.setdefault("stderr", "")
+    return outputs
+
+
 class _RenderMocks(pulumi.runtime.Mocks):
     """Echoes inputs back as outputs (plus what later code reads from a few types) and records them."""
 
@@ -71,23 +97,7 @@ class _RenderMocks(pulumi.runtime.Mocks):
         self.captured: list[_Captured] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        outputs = dict(args.inputs)
-        if args.typ == "kubernetes:helm.sh/v3:Release":
-            outputs["status"] = {
-                "name": args.inputs.get("name", args.name),
-                "namespace": args.inputs.get("namespace", "default"),
-                "chart": args.inputs.get("chart", ""),
-                "version": args.inputs.get("version", ""),
-                "revision": 1,
-                "status": "deployed",
-            }
-        elif args.typ == "pulumi:pulumi:StackReference":
-            # a stack that has never been deployed: no previous outputs
-            outputs["outputs"] = {}
-            outputs["secretOutputNames"] = []
-        elif args.typ == "command:remote:Command":
-            outputs.setdefault("stdout", "")
-            outputs.setdefault("stderr", "")
+        outputs = mock_outputs(args.typ, args.name, args.inputs)
         if args.custom and args.typ.startswith("kubernetes:") and args.typ not in EXCLUDED_TYPES:
             self.captured.append(_Captured(args.typ, args.name, dict(args.inputs)))
         return f"{args.name}-id", outputs

@@ -194,3 +194,13 @@ def test_api_server_unavailable_then_next_up_converges(stack_factory: Any, local
     stack.up()
     assert kget(local_cluster, "deployment", APP, "-n", APP_NS)["spec"]["replicas"] == 3
     stack.preview(600, True, "--expect-no-changes")
+
+
+def test_up_after_destroy_reuses_retained_data(stack_factory: Any, local_cluster: Any) -> None:
+    stack = stack_factory("existing")
+    stack.up()
+    stack.destroy()
+    again = stack.up(900, False)
+    assert again.returncode == 0, "\n".join(l for l in again.output.splitlines() if "error" in l.lower())[:4000]
+    pvcs = kget(local_cluster, "pvc", "-n", "data")["items"]
+    assert sorted(p["metadata"]["name"] for p in pvcs) == ["data-mysql-0", "data-mysql-1"]

@@ -15,6 +15,8 @@ from typing import Any
 import pulumi
 import pytest
 
+from stacks.render import mock_outputs
+
 FAKE_ADMIN_CONF = """apiVersion: v1
 kind: Config
 clusters:
@@ -57,25 +59,11 @@ class PlatformMocks(pulumi.runtime.Mocks):
         self.stack_outputs: dict[str, Any] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        outputs = dict(args.inputs)
+        outputs = mock_outputs(args.typ, args.name, args.inputs, self.stack_outputs)
         rid = f"{args.name}-id"
         if args.typ == "command:remote:Command":
             create = str(args.inputs.get("create", ""))
             outputs["stdout"] = FAKE_ADMIN_CONF if "admin.conf" in create and "cat " in create else "ok"
-            outputs["stderr"] = ""
-        elif args.typ == "kubernetes:helm.sh/v3:Release":
-            outputs["status"] = {
-                "name": args.inputs.get("name", args.name),
-                "namespace": args.inputs.get("namespace", "default"),
-                "chart": args.inputs.get("chart", ""),
-                "version": args.inputs.get("version", ""),
-                "revision": 1,
-                "status": "deployed",
-            }
-        elif args.typ == "pulumi:pulumi:StackReference":
-            # a stack that has never been deployed: no previous outputs
-            outputs["outputs"] = dict(self.stack_outputs)
-            outputs["secretOutputNames"] = []
         elif args.typ.startswith("kubernetes:"):
             meta = dict(outputs.get("metadata") or {})
             meta.setdefault("name", args.name)
