@@ -201,6 +201,6 @@ def test_up_after_destroy_reuses_retained_data(stack_factory: Any, local_cluster
     stack.up()
     stack.destroy()
     again = stack.up(900, False)
-    assert again.returncode == 0, "\n".join(l for l in again.output.splitlines() if "error" in l.lower())[:4000]
+    assert again.returncode == 0, "\n".join(line for line in again.output.splitlines() if "error" in line.lower())[:4000]
     pvcs = kget(local_cluster, "pvc", "-n", "data")["items"]
     assert sorted(p["metadata"]["name"] for p in pvcs) == ["data-mysql-0", "data-mysql-1"]
