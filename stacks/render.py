@@ -20,6 +20,7 @@ Output is deterministic: sorted keys, integral numbers as ints, files sorted.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -240,7 +241,16 @@ def render_stack(
     inject their own. Without `secrets`, the default builder gets placeholders for
     the secrets the stack has set, so no secret value is ever needed to render.
     """
-    objects = render_objects(spec, Path(project_root), builder=builder, secrets=secrets)
+    # Python's cyclic GC rescans every live object on each full collection, which made rendering
+    # superlinear in the number of apps (make bench: 25 -> 33 ms/app from 100 to 500 apps, flat
+    # with the collector paused). The run is short and its garbage is freed when it ends.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        objects = render_objects(spec, Path(project_root), builder=builder, secrets=secrets)
+    finally:
+        if was_enabled:
+            gc.enable()
     out = Path(out_dir)
     _prepare_out_dir(out)
     paths = []

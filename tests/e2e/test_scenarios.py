@@ -204,3 +204,17 @@ def test_up_after_destroy_reuses_retained_data(stack_factory: Any, local_cluster
     assert again.returncode == 0, "\n".join(line for line in again.output.splitlines() if "error" in line.lower())[:4000]
     pvcs = kget(local_cluster, "pvc", "-n", "data")["items"]
     assert sorted(p["metadata"]["name"] for p in pvcs) == ["data-mysql-0", "data-mysql-1"]
+
+
+def test_prod_destroy_refused_while_mysql_is_protected(stack_factory: Any, local_cluster: Any) -> None:
+    stack = stack_factory("existing", {"environment": "prod", "mysql": {"replicas": 3}})
+    stack.up()
+    refused = stack.destroy(600, False)
+    assert refused.returncode != 0
+    assert "protected" in refused.output, refused.output[-3000:]
+    assert kget(local_cluster, "statefulset", "mysql", "-n", "data")["status"].get("readyReplicas") == 3
+    # lifting protection is a deliberate, separate step
+    stack.run("state", "unprotect", "--all", "--yes")
+    stack.destroy()
+    pvcs = kget(local_cluster, "pvc", "-n", "data")["items"]
+    assert len(pvcs) == 3, "PVCs survive even an unprotected destroy"
