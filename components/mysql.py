@@ -37,6 +37,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.namespaces import RETAINED_FIELD_MANAGER
 from stacks.spec import MySQLSpec, MySQLStorage
 
 MYSQL_PORT = 3306
@@ -127,9 +128,6 @@ def check_storage_change(previous: MySQLStorage | None, current: MySQLStorage) -
 
 
 # --- component ----------------------------------------------------------------------
-
-
-RETAINED_FIELD_MANAGER = "k8s-platform"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "k8s-platform"
 
 
+# the server-side-apply field manager of objects that outlive `pulumi destroy`
+RETAINED_FIELD_MANAGER = "k8s-platform"
+
+
 @dataclass(frozen=True)
 class NamespacesArgs:
     names: tuple[str, ...]
@@ -33,7 +37,12 @@ class PlatformNamespaces(pulumi.ComponentResource):
         for ns in sorted(set(args.names)):
             self.by_name[ns] = k8s.core.v1.Namespace(
                 f"{name}-{ns}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=ns, labels=labels),
+                # Retained on destroy (below), so a later `pulumi up` adopts it by server-side
+                # apply: a fixed field manager makes that an update of our own fields rather
+                # than a conflict with the previous (randomly named) Pulumi manager.
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=ns, labels=labels, annotations={"pulumi.com/patchFieldManager": RETAINED_FIELD_MANAGER}
+                ),
                 # Deleting a namespace deletes every PVC in it, whatever the StatefulSet's
                 # retention policy says (found by the e2e destroy scenario): `pulumi destroy`
                 # leaves the namespaces, and with them MySQL's and the apps' data.

@@ -410,6 +410,12 @@ class LocalCluster:
     def reset_baseline(self) -> dict[str, list[str]]:
         """Back to node1..node3 with their default roles (re-applied: node1 tainted again), other
         nodes deleted, Released PVs made Available. The stack factory calls it after each test."""
+        # `pulumi destroy` leaves the stack's namespaces (and in them MySQL's StatefulSet and
+        # PVCs) on purpose; tests start from a clean cluster, so they go here.
+        leftovers = self.kubectl("get", "namespaces", "-l", "app.kubernetes.io/managed-by=k8s-platform",
+                                 "-o", "name", check=False).split()
+        if leftovers:
+            self.kubectl("delete", *leftovers, "--wait=true", "--timeout=120s", timeout=150, check=False)
         defaults = {n for n, _ in self.nodes}
         removed = [n for n in self.node_names() if n not in defaults and self.remove_node(n)]
         for name, role in self.nodes:
