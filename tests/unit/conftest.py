@@ -193,3 +193,10 @@ def existing_config(environment: str = "dev") -> dict[str, Any]:
 @pytest.fixture
 def ks_config() -> dict[str, Any]:
     return kubespray_config()
+
+
+def assert_problem(problems: list[Any], path: str, words: str) -> None:
+    """A ConfigError's problems include one at `path` whose message says `words`."""
+    matching = [p for p in problems if p.path == path]
+    assert matching, f"expected a problem at {path!r}, got: {[str(p) for p in problems]}"
+    assert any(words in p.message for p in matching), f"{path}: expected {words!r} in {[p.message for p in matching]}"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import PROJECT_ROOT, existing_config, kubespray_config
+from conftest import PROJECT_ROOT, assert_problem, existing_config, kubespray_config
 
 from stacks.config import SECRET, ConfigError, parse_config
 from stacks.files import load_spec_file, stack_file
@@ -226,10 +226,7 @@ def test_bad_input_is_refused_with_key_path(mutate: Mutator, path: str, words: s
     mutate(cfg)
     with pytest.raises(ConfigError) as err:
         parse(cfg)
-    problems = err.value.problems
-    matching = [p for p in problems if p.path == path]
-    assert matching, f"expected a problem at {path!r}, got: {[str(p) for p in problems]}"
-    assert any(words in p.message for p in matching), f"{path}: expected {words!r} in {[p.message for p in matching]}"
+    assert_problem(err.value.problems, path, words)
 
 
 def test_matrix_is_broad() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import PROJECT_ROOT, existing_config, kubespray_config
+from conftest import PROJECT_ROOT, assert_problem, existing_config, kubespray_config
 
 from stacks.config import SECRET, ConfigError, format_seconds, parse_config, parse_duration
 from stacks.files import config_from_file
@@ -625,10 +625,7 @@ def test_rejected_with_key_path_and_hint(mutate: Mutator, path: str, words: str)
     mutate(cfg)
     with pytest.raises(ConfigError) as err:
         parse(cfg)
-    problems = err.value.problems
-    matching = [p for p in problems if p.path == path]
-    assert matching, f"expected a problem at {path!r}, got: {[str(p) for p in problems]}"
-    assert any(words in p.message for p in matching), f"{path}: expected {words!r} in {[p.message for p in matching]}"
+    assert_problem(err.value.problems, path, words)
 
 
 def test_plaintext_secret_is_never_echoed() -> None:
