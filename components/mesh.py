@@ -134,26 +134,18 @@ class AppTrafficPolicy(pulumi.ComponentResource):
         meta = k8s.meta.v1.ObjectMetaArgs(
             name=app.name, namespace=app.namespace, labels=dict(args.labels) if args.labels else None
         )
-        self.virtual_service = None
-        self.destination_rule = None
-        vs = virtual_service_spec(res, host, args.service_port)
-        if vs is not None:
-            self.virtual_service = k8s.apiextensions.CustomResource(
-                f"{name}-virtualservice",
+        def istio_object(kind: str, spec: Any) -> k8s.apiextensions.CustomResource | None:
+            if spec is None:
+                return None
+            return k8s.apiextensions.CustomResource(
+                f"{name}-{kind.lower()}",
                 api_version=ISTIO_NETWORKING_API,
-                kind="VirtualService",
+                kind=kind,
                 metadata=meta,
-                spec=vs,
+                spec=spec,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        dr = destination_rule_spec(res, host)
-        if dr is not None:
-            self.destination_rule = k8s.apiextensions.CustomResource(
-                f"{name}-destinationrule",
-                api_version=ISTIO_NETWORKING_API,
-                kind="DestinationRule",
-                metadata=meta,
-                spec=dr,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
+
+        self.virtual_service = istio_object("VirtualService", virtual_service_spec(res, host, args.service_port))
+        self.destination_rule = istio_object("DestinationRule", destination_rule_spec(res, host))
         self.register_outputs({"host": host})
