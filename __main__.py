@@ -31,6 +31,8 @@ if placeholders and not pulumi.runtime.is_dry_run():
 try:
     # every problem is reported before a single resource is registered
     spec = parse_config(config_from_runtime(), project_root=PROJECT_ROOT, source=f"stack {pulumi.get_stack()}")
+    for warning in spec.warnings:
+        pulumi.log.warn(warning)
     # the secrets apps' secretEnv reference: only known once the config is parsed
     secrets = dataclasses.replace(secrets, extra={key: config.require_secret(key) for key in spec.app_secret_keys})
     outputs = build(spec, secrets, PROJECT_ROOT)

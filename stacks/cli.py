@@ -39,13 +39,20 @@ def _report(label: str, exc: ConfigError) -> None:
         print(str(problem), file=sys.stderr)
 
 
+def _warn(label: str, spec: PlatformSpec) -> None:
+    for line in spec.warnings:
+        print(f"{label}: warning: {line}", file=sys.stderr)
+
+
 def _load_one(args: argparse.Namespace) -> PlatformSpec | None:
     ((label, path),) = _sources(args)
     try:
-        return load_spec_file(path, args.root)
+        spec = load_spec_file(path, args.root)
     except ConfigError as exc:
         _report(label, exc)
         return None
+    _warn(label, spec)
+    return spec
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -61,6 +68,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{label}: ok ({spec.environment}, {spec.cluster.mode} mode, {len(spec.cluster.nodes)} node(s), "
             f"{len(spec.helm.releases)} release(s), {len(spec.apps)} app(s))"
         )
+        _warn(label, spec)
     return 1 if failed else 0
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stacks import kubespray_release
 from stacks import spec as s
 from stacks.catalog import DEFAULT_ADDON_CHARTS, MESH_BASE_CHART
 
@@ -95,7 +96,6 @@ MANAGED_GROUP_VARS = {
     "kube_network_plugin": "cluster.networkPlugin",
     "container_manager": "cluster.containerManager",
     "kube_image_repo": "cluster.imageRepos.kube",
-    "gcr_image_repo": "cluster.imageRepos.gcr",
     "docker_image_repo": "cluster.imageRepos.docker",
     "quay_image_repo": "cluster.imageRepos.quay",
     "github_image_repo": "cluster.imageRepos.github",
@@ -186,9 +186,13 @@ _MISSING = object()
 class Reader:
     """Reads one mapping of the config, recording problems under its key path."""
 
-    def __init__(self, data: Any, path: str, problems: list[Problem]) -> None:
+    def __init__(
+        self, data: Any, path: str, problems: list[Problem], warnings: list[Problem] | None = None
+    ) -> None:
         self.path = path
         self.problems = problems
+        # findings that do not stop a deployment (e.g. an extraVars key kubespray does not read)
+        self.warnings: list[Problem] = [] if warnings is None else warnings
         self.seen: set[str] = set()
         if data is None or data is _MISSING:
             data = {}
@@ -205,6 +209,9 @@ class Reader:
 
     def error(self, key: str, message: str) -> None:
         self.problems.append(Problem(self.sub(key), message))
+
+    def warn(self, key: str, message: str) -> None:
+        self.warnings.append(Problem(self.sub(key), message))
 
     def has(self, key: str) -> bool:
         return key in self.data
@@ -281,11 +288,14 @@ class Reader:
         return None if len(self.problems) > before else value
 
     def mapping(self, key: str) -> Reader:
-        return Reader(self.raw(key), self.sub(key), self.problems)
+        return Reader(self.raw(key), self.sub(key), self.problems, self.warnings)
 
     def items(self, key: str) -> list[Reader]:
         """One Reader per element of the list under `key`, with `key[i]` paths."""
-        return [Reader(item, self.sub(f"{key}[{i}]"), self.problems) for i, item in enumerate(self.sequence(key))]
+        return [
+            Reader(item, self.sub(f"{key}[{i}]"), self.problems, self.warnings)
+            for i, item in enumerate(self.sequence(key))
+        ]
 
     def sequence(self, key: str) -> list[Any]:
         value = self.raw(key)
@@ -528,8 +538,18 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
             ),
         ),
         workdir=kr.text("workdir", "~/kubespray", check=_path_check),
+        commit=kr.text(
+            "commit",
+            check=lambda v: None if re.fullmatch(r"[0-9a-f]{40}", v) else f"{v!r} is not a full 40-hex git commit",
+        ),
     )
     kr.done()
+    if not kubespray.commit and kubespray.version:
+        if re.fullmatch(r"[0-9a-f]{40}", kubespray.version):
+            kubespray = dataclasses.replace(kubespray, commit=kubespray.version)
+        elif (known := kubespray_release.release(kubespray.version)) is not None:
+            # the commit upstream's tag points at, read from the release's own tree
+            kubespray = dataclasses.replace(kubespray, commit=known.commit)
 
     ch = r.mapping("controlHost")
     jump_r = ch.mapping("proxyJump")
@@ -581,6 +601,12 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
         files=ir.text("files", check=_url_check()),
     )
     ir.done()
+    if repos.gcr:
+        ir.warn(
+            "gcr",
+            "feeds nothing: kubespray v2.31 pulls no image from gcr.io (no role reads gcr_image_repo); "
+            "remove it — mirrors go in kube (registry.k8s.io), docker, quay and github",
+        )
 
     dr = r.mapping("download")
     download = s.Download(run_once=dr.flag("runOnce", False), localhost=dr.flag("localhost", False))
@@ -625,7 +651,37 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
         reset_on_destroy=reset,
     )
     r.done()
+    _check_kubespray_release(r, spec)
     return spec
+
+
+def _check_kubespray_release(r: Reader, cluster: s.ClusterSpec) -> None:
+    """kubeVersion and extraVars against what the pinned kubespray release really supports."""
+    assert cluster.kubespray is not None
+    version = cluster.kubespray.version
+    if not version:
+        return
+    rel = kubespray_release.release(version)
+    if rel is None:
+        known = ", ".join(kubespray_release.known_releases()) or "none"
+        r.warn(
+            "kubespray.version",
+            f"{version} is not a kubespray release this program knows (known: {known}); "
+            "kubeVersion and extraVars are not checked against it",
+        )
+        return
+    if cluster.kube_version and cluster.kube_version not in rel.kube_versions:
+        r.error(
+            "kubeVersion",
+            f"{cluster.kube_version} is not installable by kubespray {version} ({rel.kube_version_range}); "
+            f"pick one of those (empty = its default, {rel.default_kube_version}) or another kubespray release",
+        )
+    for key in sorted(cluster.extra_vars):
+        if key not in rel.variables:
+            r.warn(
+                f"extraVars.{key}",
+                f"is not a variable kubespray {version} reads, so it has no effect{_did_you_mean(key, sorted(rel.variables))}",
+            )
 
 
 def _path_check(value: str) -> str | None:
@@ -1501,9 +1557,10 @@ def parse_config(
     Raises `ConfigError` with every problem found.
     """
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     if not isinstance(values, Mapping):
         raise ConfigError([Problem("config", f"must be a mapping of keys, not {_type_name(values)}")], source)
-    top = Reader(values, "", problems)
+    top = Reader(values, "", problems, warnings)
 
     secrets: dict[str, Any] = {}
     for key in s.SECRET_KEYS:
@@ -1559,6 +1616,7 @@ def parse_config(
         apps=apps,
         secrets_set=frozenset(secrets),
         storage=storage,
+        warnings=tuple(str(w) for w in warnings),
     )
 
 

@@ -86,7 +86,6 @@ def group_vars(cluster: ClusterSpec) -> dict[str, Any]:
     repos = cluster.image_repos
     for var, value in (
         ("kube_image_repo", repos.kube),
-        ("gcr_image_repo", repos.gcr),
         ("docker_image_repo", repos.docker),
         ("quay_image_repo", repos.quay),
         ("github_image_repo", repos.github),

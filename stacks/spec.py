@@ -79,6 +79,9 @@ class KubesprayRef:
     version: str
     source: str
     workdir: str
+    # the commit `version` must resolve to after the fetch ("" = not checked): tags move,
+    # and a mirror can serve anything under a tag name
+    commit: str = ""
 
 
 @dataclass(frozen=True)
@@ -418,6 +421,9 @@ class PlatformSpec:
     apps: tuple[AppSpec, ...]
     secrets_set: frozenset[str] = frozenset()
     storage: StorageSpec = field(default_factory=StorageSpec)
+    # `<key.path>: <message>` lines that do not stop a deployment; `validate` and the
+    # program print them
+    warnings: tuple[str, ...] = ()
 
     @property
     def app_secret_keys(self) -> tuple[str, ...]:

@@ -176,7 +176,7 @@ def kubespray_config(environment: str = "staging") -> dict[str, Any]:
             ],
             "kubeVersion": "1.34.4",
             "proxy": {"http": "http://10.4.17.1:3128", "https": "http://10.4.17.1:3128", "noProxy": "10.4.17.0/24"},
-            "imageRepos": {"gcr": "registry.mirror.example.com/gcr"},
+            "imageRepos": {"quay": "registry.mirror.example.com/quay"},
         },
         "schedulableControlPlane": True,
         "sshPrivateKey": SECRET,
