@@ -10,6 +10,7 @@ one job:
                       group_vars or the kubespray version change; never on a no-op up)
 - `<name>-node-<n>`   one per worker-only node: `scale.yml --limit <n>` when it is
                       added to a running cluster, `remove-node.yml` when it is removed
+                      from the config (not when the stack is destroyed)
 - `<name>-upgrade`    `upgrade-cluster.yml` when `kubeVersion` changes
 - `<name>-kubeconfig` reads `artifacts/admin.conf` back (secret output)
 - `<name>-reset`      only with `resetOnDestroy: true`: `reset.yml` on destroy
@@ -95,18 +96,38 @@ class KubesprayCluster(pulumi.ComponentResource):
         )
 
         # git fetch of a single tag works for any source: upstream, a mirror, or a local path
+        ref = "refs/tags/" + ks.version if ks.version.startswith("v") else ks.version
+        verify_commit = (
+            [
+                'got=$(git rev-parse "FETCH_HEAD^{commit}")',
+                f'if [ "$got" != {shlex.quote(ks.commit)} ]; then',
+                f"  echo {shlex.quote(f'kubespray {ks.version} from the source resolved to')} \"$got\""
+                f" {shlex.quote(f', expected {ks.commit}: refusing to run it (tags move; if your mirror re-tagged the release, set cluster.kubespray.commit)')} >&2",
+                "  exit 1",
+                "fi",
+            ]
+            if ks.commit
+            else []
+        )
         prepare_script = "\n".join(
             [
                 "set -eu",
+                "umask 077",
                 f"mkdir -p {_q(ks.workdir)} {logs}",
                 f"if [ ! -d {src}/.git ]; then git init -q {src}; fi",
                 f"cd {src}",
-                f"git fetch -q --depth 1 {shlex.quote(ks.source)} {shlex.quote('refs/tags/' + ks.version if ks.version.startswith('v') else ks.version)}",
+                f"git fetch -q --depth 1 {shlex.quote(ks.source)} {shlex.quote(ref)}",
+                *verify_commit,
                 "git checkout -q --force FETCH_HEAD",
                 f"if [ ! -x {venv}/bin/python ]; then python3 -m venv {venv}; fi",
-                f"{venv}/bin/pip install -q -r requirements.txt > {logs}/prepare-pip.log 2>&1"
+                # kubespray's own requirements (its pinned ansible), installed once per content
+                'req=$(sha256sum requirements.txt | cut -d" " -f1)',
+                f'if [ "$(cat {venv}/.k8s-platform-requirements 2>/dev/null)" != "$req" ]; then',
+                f"  {venv}/bin/pip install -q -r requirements.txt > {logs}/prepare-pip.log 2>&1"
                 f" || {{ tail -n {LOG_TAIL_LINES} {logs}/prepare-pip.log >&2; exit 1; }}",
-                f"echo kubespray {shlex.quote(ks.version)} ready in {src}",
+                f'  printf "%s" "$req" > {venv}/.k8s-platform-requirements',
+                "fi",
+                f"echo kubespray {shlex.quote(ks.version)} \"($(git rev-parse --short HEAD))\" ready in {src}",
             ]
         )
         self.prepare = command.remote.Command(
@@ -216,7 +237,9 @@ class KubesprayCluster(pulumi.ComponentResource):
                 f"{name}-reset",
                 connection=connection,
                 create="echo 'reset.yml runs when this stack is destroyed (resetOnDestroy: true)'",
-                delete=playbook("reset", "reset.yml -e skip_confirmation=true"),
+                # kubespray's reset gate: skip_confirmation only skips the prompt, the
+                # next task still fails unless reset_confirmation is set (v2.28+)
+                delete=playbook("reset", "reset.yml -e reset_confirmation=yes"),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
             )
 
@@ -243,8 +266,16 @@ class KubesprayCluster(pulumi.ComponentResource):
                 playbook(f"scale-{node.name}", f"scale.yml --limit {node_q}"),
             ]
         )
+        # A node leaves the cluster only when it left the config: the inventory resource has
+        # then already uploaded a hosts.yaml without it (deletes run after updates). On
+        # `pulumi destroy` the node is still listed (the inventory is deleted after the
+        # nodes), and the machines are left alone unless resetOnDestroy asks for reset.yml.
         delete = "\n".join(
             [
+                f"if grep -qxF {shlex.quote('    ' + node.name + ':')} {inv_dir}/hosts.yaml 2>/dev/null; then",
+                f"  echo node {node_q} is still in the inventory: the stack is being destroyed, the node is left as it is",
+                "  exit 0",
+                "fi",
                 _write_file(extra_inv, inv.node_inventory(node)),
                 playbook(
                     f"remove-node-{node.name}",

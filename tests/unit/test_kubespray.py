@@ -211,7 +211,8 @@ def test_reset_only_when_asked(mocks: PlatformMocks) -> None:
     cfg["cluster"]["resetOnDestroy"] = True
     build_cluster(cfg)
     reset = commands(mocks)["cluster-reset"]
-    assert "reset.yml -e skip_confirmation=true" in reset["delete"]
+    assert "reset.yml -e reset_confirmation=yes" in reset["delete"]
+    assert "skip_confirmation" not in reset["delete"]
     assert "ansible-playbook" not in reset["create"]
 
 
@@ -238,3 +239,30 @@ def test_bastion_and_host_key_reach_the_connection(mocks: PlatformMocks) -> None
 def test_preview_with_unknowns(preview_mocks: PlatformMocks) -> None:
     build_cluster(_with_worker(kubespray_config()))
     assert {r.name for r in preview_mocks.of_type(CMD)} >= {"cluster-cluster", "cluster-node-node4"}
+
+
+def test_destroy_leaves_workers_alone_removal_from_config_removes_them(mocks: PlatformMocks) -> None:
+    build_cluster(_with_worker(kubespray_config()))
+    delete = commands(mocks)["cluster-node-node4"]["delete"]
+    guard, rest = delete.split("remove-node.yml", 1)[0], delete
+    # still listed in the uploaded inventory = the stack is being destroyed: exit before remove-node.yml
+    assert "grep -qxF '    node4:'" in guard and "/hosts.yaml" in guard and "exit 0" in guard
+    assert rest.index("exit 0") < rest.index("remove-node.yml")
+
+
+def test_prepare_checks_the_pinned_commit_and_installs_requirements_once(mocks: PlatformMocks) -> None:
+    build_cluster(kubespray_config())
+    prepare = commands(mocks)["cluster-prepare"]["create"]
+    assert 'got=$(git rev-parse "FETCH_HEAD^{commit}")' in prepare
+    assert "1c9add48975060f45396b34d8e022c30d7f80dab" in prepare
+    assert prepare.index("rev-parse") < prepare.index("git checkout")  # nothing unverified is checked out
+    assert "refusing to run it" in prepare
+    # pip only when requirements.txt changed since the last install
+    assert ".k8s-platform-requirements" in prepare and "umask 077" in prepare
+
+
+def test_prepare_without_a_known_commit_does_not_check() -> None:
+    cfg = kubespray_config()
+    cfg["cluster"]["kubespray"]["version"] = "v2.29.1"
+    spec = parse_config(cfg, project_root=PROJECT_ROOT)
+    assert spec.cluster.kubespray is not None and spec.cluster.kubespray.commit == ""
