@@ -33,6 +33,12 @@ from stacks import inventory as inv
 from stacks.spec import ClusterSpec, Node
 
 LOG_TAIL_LINES = 40
+# sed -E script for the log tail a failed playbook shows: private keys, and values of
+# password/token/secret-like keys, are replaced by [withheld]
+REDACT_SED = (
+    r"s/-----BEGIN [A-Z ]*PRIVATE KEY-----.*/[withheld: private key]/;"
+    r"s/((password|passwd|token|secret|private_key)[A-Za-z_]*[\"']?[[:space:]]*[:=][[:space:]]*)[^,} ]+/\1[withheld]/Ig"
+)
 
 
 @dataclass(frozen=True)
@@ -165,21 +171,26 @@ class KubesprayCluster(pulumi.ComponentResource):
 
         def playbook(label: str, args_: str, pre: str = "") -> str:
             """Run one playbook with its log on the control host and a short tail in Pulumi."""
+            label_q = shlex.quote(label)
             return "\n".join(
                 [
                     "set -u",
+                    # logs may carry what the nodes print: readable by the control host user only
+                    "umask 077",
                     f"cd {src} || exit 1",
                     f"mkdir -p {logs}",
-                    f"log={logs}/{label}-$(date -u +%Y%m%dT%H%M%SZ).log",
+                    f'log={logs}/{shlex.quote(label + "-")}"$(date -u +%Y%m%dT%H%M%SZ)".log',
                     pre,
                     f'{base} {args_} > "$log" 2>&1',
                     "rc=$?",
                     'if [ "$rc" -ne 0 ]; then',
-                    f'  echo "{label} failed (exit $rc); full log on the control host: $log" >&2',
-                    f'  tail -n {LOG_TAIL_LINES} "$log" >&2',
+                    f"  printf '%s failed (exit %s); full log on the control host: %s\\n' {label_q} \"$rc\" \"$log\" >&2",
+                    # the tail shown in Pulumi's output and state: lines that look like key
+                    # material or credentials are withheld (they stay in the private log)
+                    f'  tail -n {LOG_TAIL_LINES} "$log" | sed -E {shlex.quote(REDACT_SED)} >&2',
                     '  exit "$rc"',
                     "fi",
-                    f'echo "{label} ok; full log: $log"',
+                    f"printf '%s ok; full log: %s\\n' {label_q} \"$log\"",
                     "grep -A20 'PLAY RECAP' \"$log\" | tail -n 20 || true",
                 ]
             )

@@ -216,7 +216,7 @@ class WebApp(pulumi.ComponentResource):
                     ),
                 )
                 for k in app.config.data
-                if _ENV_NAME.match(k)
+                if _ENV_NAME.fullmatch(k)
             ]
         env += [
             k8s.core.v1.EnvVarArgs(

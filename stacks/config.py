@@ -116,11 +116,11 @@ def is_ip(value: str) -> bool:
 def is_host(value: str) -> bool:
     if re.fullmatch(r"[\d.]+", value):
         return is_ip(value)  # all digits and dots is a mistyped IPv4 address, not a hostname
-    return is_ip(value) or bool(_HOSTNAME.match(value))
+    return is_ip(value) or bool(_HOSTNAME.fullmatch(value))
 
 
 def is_url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> bool:
-    m = re.match(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.+)$", value)
+    m = re.fullmatch(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.+)", value)
     if not m or m.group("scheme") not in schemes:
         return False
     rest = m.group("rest")
@@ -144,7 +144,7 @@ def url_has_password(value: str) -> bool:
 
 def parse_quantity(value: str) -> float | None:
     """A Kubernetes quantity as a number (bytes or cores), None if malformed."""
-    m = _QUANTITY.match(value)
+    m = _QUANTITY.fullmatch(value)
     if not m:
         return None
     number = float(m.group(1))
@@ -160,7 +160,7 @@ def parse_quantity(value: str) -> float | None:
 
 def image_problem(image: str) -> str | None:
     """Why an image reference is not acceptable (unpinned, malformed), or None."""
-    m = _IMAGE.match(image)
+    m = _IMAGE.fullmatch(image)
     if not m:
         return f"{image!r} is not an image reference like 'registry/name:1.2.3'"
     if m.group("digest"):
@@ -170,6 +170,28 @@ def image_problem(image: str) -> str | None:
         return f"{image!r} has no tag; pin a version, e.g. '{image}:1.2.3'"
     if tag == "latest":
         return f"{image!r} uses 'latest'; pin a version so every environment runs the same image"
+    return None
+
+
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
+def data_problem(value: str) -> str | None:
+    """Why a value that reaches Ansible is not plain data, or None.
+
+    Kubespray templates every variable it reads, so `{{ lookup('pipe', …) }}` in a proxy
+    URL would run on the control host; a newline would split a generated script line.
+    The value itself is never echoed: it may be hostile, and messages end up in CI logs.
+    """
+    if any(m in value for m in _TEMPLATE_MARKERS):
+        return (
+            "contains Ansible template syntax ('{{', '{%' or '{#'), which kubespray would evaluate on the "
+            "control host; write the plain value (cluster.extraVars is the one place for templates)"
+        )
+    if not value.isprintable():
+        return "contains a control character (newline, tab, …); write it on one line"
+    if value != value.strip():
+        return "has leading or trailing whitespace; remove it"
     return None
 
 
@@ -193,6 +215,8 @@ class Reader:
         self.problems = problems
         # findings that do not stop a deployment (e.g. an extraVars key kubespray does not read)
         self.warnings: list[Problem] = [] if warnings is None else warnings
+        # values under this mapping reach Ansible (group_vars, inventory, remote scripts): data only
+        self.data_only = False
         self.seen: set[str] = set()
         if data is None or data is _MISSING:
             data = {}
@@ -242,6 +266,9 @@ class Reader:
             self.error(key, f"must be a string, not {_type_name(value)}")
             return default
         value = str(value)
+        if self.data_only and (why := data_problem(value)):
+            self.error(key, why)
+            return default
         if choices is not None and value not in choices:
             self.error(key, f"{value!r} is not one of {', '.join(choices)}{_did_you_mean(value, choices)}")
             return default
@@ -287,15 +314,17 @@ class Reader:
         value = self.integer(key, 0, minimum=minimum, maximum=maximum)
         return None if len(self.problems) > before else value
 
+    def _child(self, data: Any, path: str) -> Reader:
+        child = Reader(data, path, self.problems, self.warnings)
+        child.data_only = self.data_only
+        return child
+
     def mapping(self, key: str) -> Reader:
-        return Reader(self.raw(key), self.sub(key), self.problems, self.warnings)
+        return self._child(self.raw(key), self.sub(key))
 
     def items(self, key: str) -> list[Reader]:
         """One Reader per element of the list under `key`, with `key[i]` paths."""
-        return [
-            Reader(item, self.sub(f"{key}[{i}]"), self.problems, self.warnings)
-            for i, item in enumerate(self.sequence(key))
-        ]
+        return [self._child(item, self.sub(f"{key}[{i}]")) for i, item in enumerate(self.sequence(key))]
 
     def sequence(self, key: str) -> list[Any]:
         value = self.raw(key)
@@ -395,7 +424,7 @@ def _did_you_mean(value: str, candidates: Sequence[str]) -> str:
 
 def _label_check(what: str, max_len: int = 63) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
-        if len(value) > max_len or not _LABEL.match(value):
+        if len(value) > max_len or not _LABEL.fullmatch(value):
             return (
                 f"{value!r} is not a valid {what}: lowercase letters, digits and '-', "
                 f"starting and ending with a letter or digit, at most {max_len} characters (RFC 1123)"
@@ -407,7 +436,7 @@ def _label_check(what: str, max_len: int = 63) -> Callable[[str], str | None]:
 
 def _subdomain_check(what: str) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
-        if len(value) > 253 or not _SUBDOMAIN.match(value):
+        if len(value) > 253 or not _SUBDOMAIN.fullmatch(value):
             return f"{value!r} is not a valid {what}: lowercase RFC 1123 DNS name (letters, digits, '-', '.')"
         return None
 
@@ -487,6 +516,7 @@ def _parse_nodes(r: Reader, mode: str, env: str) -> tuple[s.Node, ...]:
 
 
 def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.ClusterSpec:
+    r.data_only = True
     mode = r.text("mode", "kubespray", choices=("kubespray", "existing"))
     nodes = _parse_nodes(r, mode, env)
     kubespray_keys = (
@@ -524,7 +554,7 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
             required=True,
             check=lambda v: (
                 None
-                if _KUBESPRAY_VERSION.match(v)
+                if _KUBESPRAY_VERSION.fullmatch(v)
                 else f"{v!r} is not a kubespray release tag like 'v2.31.0' (or a full commit hash)"
             ),
         ),
@@ -586,7 +616,7 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
     proxy = s.Proxy(
         http=px.text("http", check=_proxy_check),
         https=px.text("https", check=_proxy_check),
-        no_proxy=px.text("noProxy"),
+        no_proxy=px.text("noProxy", check=_no_proxy_check),
     )
     px.done()
 
@@ -614,10 +644,29 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
     if download.localhost and not download.run_once:
         dr.error("localhost", "needs download.runOnce: true (kubespray downloads once, on the control host)")
 
+    # extraVars is the escape hatch: its values go to group_vars as written (templates
+    # included, which kubespray evaluates on the control host — only the stack file's
+    # reviewers stand between a value here and a command run there; docs/security.md)
     extra = r.any_map("extraVars")
-    for key in extra:
-        if key in MANAGED_GROUP_VARS:
-            r.error(f"extraVars.{key}", f"is managed by the program; set {MANAGED_GROUP_VARS[key]} instead")
+    for key in list(extra):
+        where = f"extraVars.{key}"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            r.error(where, "is not an Ansible variable name (letters, digits, underscores)")
+        elif key.startswith("ansible_"):
+            r.error(
+                where,
+                "sets how Ansible connects or escalates (ansible_* variables); that is the program's job: "
+                "use cluster.ansibleUser / ansibleKeyPath / nodes[].address",
+            )
+        elif key in MANAGED_GROUP_VARS:
+            r.error(where, f"is managed by the program; set {MANAGED_GROUP_VARS[key]} instead")
+        if _contains_secret(extra[key]):
+            r.error(
+                where,
+                "is a secret (secure:); group_vars are plain files on the control host and in the "
+                "program's state, so secrets cannot go through extraVars",
+            )
+            extra.pop(key)
 
     endpoint = r.text("apiServerEndpoint", check=_endpoint_check)
     reset = r.flag("resetOnDestroy", False)
@@ -636,7 +685,7 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
                 "kubeVersion",
                 check=lambda v: (
                     None
-                    if _KUBE_VERSION.match(v)
+                    if _KUBE_VERSION.fullmatch(v)
                     else f"{v!r} is not a Kubernetes version like '1.34.4' (empty = kubespray's default)"
                 ),
             )
@@ -692,6 +741,44 @@ def _path_check(value: str) -> str | None:
     return None
 
 
+def _contains_secret(value: Any) -> bool:
+    if isinstance(value, _SecretMarker):
+        return True
+    if isinstance(value, Mapping):
+        return any(_contains_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_secret(v) for v in value)
+    return False
+
+
+def _no_proxy_check(value: str) -> str | None:
+    """A comma-separated list of hosts, IPs, CIDRs and domain suffixes (.example.com)."""
+    bad = []
+    for entry in value.split(","):
+        item = entry.removeprefix("*.").removeprefix(".")
+        host = item.rsplit(":", 1)[0] if item.count(":") == 1 else item
+        ok = bool(item) and (is_host(host) or _is_cidr(item))
+        if not ok:
+            bad.append(entry)
+    if bad:
+        shown = ", ".join(repr(b) for b in bad[:3] if b.isprintable() and len(b) <= 64) or "an entry"
+        return (
+            f"{shown} is not a host, IP, CIDR or domain suffix; noProxy is a comma-separated list "
+            "like '10.4.17.0/24,localhost,.svc,.cluster.local' without spaces"
+        )
+    return None
+
+
+def _is_cidr(value: str) -> bool:
+    if "/" not in value:
+        return False
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def _host_key_check(value: str) -> str | None:
     parts = value.split()
     if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-", "sk-")):
@@ -711,7 +798,7 @@ def _proxy_check(value: str) -> str | None:
 
 
 def _registry_check(value: str) -> str | None:
-    if not _REGISTRY.match(value):
+    if not _REGISTRY.fullmatch(value):
         return f"{value!r} is not a registry like 'registry.example.com:5000/mirror' (no scheme)"
     return None
 
@@ -734,7 +821,7 @@ def _parse_chart_source(r: Reader, default: s.ChartSource) -> s.ChartSource:
 
 
 def _semver_check(value: str) -> str | None:
-    return None if _SEMVER.match(value) else f"{value!r} is not a semantic version like '1.2.3'"
+    return None if _SEMVER.fullmatch(value) else f"{value!r} is not a semantic version like '1.2.3'"
 
 
 def _parse_addons(r: Reader) -> s.AddonsSpec:
@@ -987,7 +1074,7 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
                     required=True,
                     check=lambda v: (
                         None
-                        if _SUBDOMAIN.match(v.removeprefix("*.")) and len(v) <= 253
+                        if _SUBDOMAIN.fullmatch(v.removeprefix("*.")) and len(v) <= 253
                         else f"{v!r} is not a DNS host name like 'app.example.com'"
                     ),
                 ),
@@ -1031,7 +1118,7 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
             resources=_parse_resources(a.mapping("resources")),
             env=a.str_map(
                 "env",
-                key_check=lambda k: None if _ENV_NAME.match(k) else f"{k!r} is not a valid environment variable name",
+                key_check=lambda k: None if _ENV_NAME.fullmatch(k) else f"{k!r} is not a valid environment variable name",
             ),
             revision_history_limit=a.integer("revisionHistoryLimit", 10, minimum=0, maximum=100),
             strategy=strategy,
@@ -1055,7 +1142,7 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
 
 
 def _int_or_percent(value: str) -> str | None:
-    if not _INT_OR_PERCENT.match(value) or (value.endswith("%") and int(value[:-1]) > 100):
+    if not _INT_OR_PERCENT.fullmatch(value) or (value.endswith("%") and int(value[:-1]) > 100):
         return f"{value!r} must be a whole number or a percentage like '25%'"
     return None
 
@@ -1088,7 +1175,7 @@ RESERVED_VOLUME_NAMES = ("config",)  # the ConfigMap volume of apps[].config
 
 def parse_duration(value: str) -> float | None:
     """Seconds of a Go/Istio duration ('250ms', '5s', '1m30s'), None if malformed."""
-    if not _DURATION.match(value):
+    if not _DURATION.fullmatch(value):
         return None
     return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(value))
 
@@ -1126,7 +1213,7 @@ def _retry_on_check(value: str) -> str | None:
 
 
 def _config_map_key_check(key: str) -> str | None:
-    if len(key) > 253 or not _CONFIG_MAP_KEY.match(key) or key in (".", "..") or key.startswith(".."):
+    if len(key) > 253 or not _CONFIG_MAP_KEY.fullmatch(key) or key in (".", "..") or key.startswith(".."):
         return (
             f"{key!r} is not a valid ConfigMap key: letters, digits, '-', '_' and '.', at most 253 characters, "
             "not starting with '..'"
@@ -1154,7 +1241,7 @@ def _size_check(value: str) -> str | None:
 
 def _label_key_check(key: str) -> str | None:
     name = key.rsplit("/", 1)[-1]
-    if len(key) > 316 or len(name) > 63 or not _LABEL_KEY.match(key):
+    if len(key) > 316 or len(name) > 63 or not _LABEL_KEY.fullmatch(key):
         return f"{key!r} is not a valid label key like 'tier' or 'example.com/tier'"
     return None
 
@@ -1162,7 +1249,7 @@ def _label_key_check(key: str) -> str | None:
 def _labels(r: Reader, key: str) -> dict[str, str]:
     labels = r.str_map(key, key_check=_label_key_check)
     for k, v in list(labels.items()):
-        if len(v) > 63 or not _LABEL_VALUE.match(v):
+        if len(v) > 63 or not _LABEL_VALUE.fullmatch(v):
             r.error(f"{key}.{k}", f"{v!r} is not a valid label value (at most 63 letters, digits, '-', '_', '.')")
             del labels[k]
     return labels
@@ -1269,7 +1356,7 @@ def _parse_app_config(r: Reader) -> s.AppConfigSpec:
         r.error("env", "is false and there is no mountPath: the app would never see the config; set one of them")
     if env and not mount_path:
         for k in sorted(data):
-            if not _ENV_NAME.match(k):
+            if not _ENV_NAME.fullmatch(k):
                 r.error(
                     f"data.{k}",
                     f"{k!r} is not an environment variable name and the config is not mounted: "
@@ -1282,7 +1369,7 @@ def _parse_app_config(r: Reader) -> s.AppConfigSpec:
 def _secret_key_check(value: str) -> str | None:
     if value.startswith(f"{NAMESPACE}:"):
         return f"{value!r}: give the key without the namespace, e.g. {value.split(':', 1)[1]!r}"
-    if not _CONFIG_KEY_NAME.match(value):
+    if not _CONFIG_KEY_NAME.fullmatch(value):
         return f"{value!r} is not a config key name like 'apiToken' (letters, digits, '_' and '-')"
     if value in _SETTING_KEYS:
         return f"{value!r} is a platform setting, not a secret; name a key set with pulumi config set --secret"
@@ -1358,7 +1445,7 @@ def _parse_app_extras(a: Reader, app: s.AppSpec, addons: s.AddonsSpec, strategy:
         config = _parse_app_config(a.mapping("config"))
     secret_env = a.str_map(
         "secretEnv",
-        key_check=lambda k: None if _ENV_NAME.match(k) else f"{k!r} is not a valid environment variable name",
+        key_check=lambda k: None if _ENV_NAME.fullmatch(k) else f"{k!r} is not a valid environment variable name",
     )
     for env_name, key in list(secret_env.items()):
         msg = _secret_key_check(key)

@@ -41,7 +41,8 @@ def test_staging_inventory(tmp_path: Path) -> None:
     assert hv["ansible_host"] == "10.4.17.169" and hv["ip"] == "10.4.17.169"
     # group_vars/all beside hosts.yaml are applied to every host
     assert hv["kubeconfig_localhost"] is True and hv["http_proxy"] == "http://10.4.17.1:3128"
-    assert hv["gcr_image_repo"] == "registry.mirror.example.com/gcr" and hv["kube_version"] == "1.34.4"
+    assert hv["quay_image_repo"] == "registry.mirror.example.com/quay" and hv["kube_version"] == "1.34.4"
+    assert "gcr_image_repo" not in hv  # read by no role of kubespray v2.31
 
 
 def test_prod_inventory_keeps_control_plane_dedicated(tmp_path: Path) -> None:
