@@ -142,6 +142,22 @@ def url_has_password(value: str) -> bool:
     return "@" in authority and ":" in authority.rsplit("@", 1)[0]
 
 
+def url_has_credentials(value: str) -> bool:
+    """A password, or any user part in an http(s)/oci URL (a token passed as user name)."""
+    if url_has_password(value):
+        return True
+    scheme, sep, rest = value.partition("://")
+    return bool(sep) and scheme in ("http", "https", "oci") and "@" in rest.split("/", 1)[0]
+
+
+CREDENTIALS_IN_URL = (
+    "must not carry credentials (user:token@): stack files, the state and PR previews are not "
+    "secret; use a source that needs none, or credentials configured on the machine that fetches"
+)
+# transports that authenticate the server: what staging and prod fetch code and charts over
+AUTHENTICATED_SCHEMES = ("https", "ssh", "oci", "file")
+
+
 def parse_quantity(value: str) -> float | None:
     """A Kubernetes quantity as a number (bytes or cores), None if malformed."""
     m = _QUANTITY.fullmatch(value)
@@ -445,6 +461,8 @@ def _subdomain_check(what: str) -> Callable[[str], str | None]:
 
 def _url_check(schemes: tuple[str, ...] = ("http", "https")) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
+        if url_has_credentials(value):  # first, so that a malformed URL with a token is not echoed
+            return CREDENTIALS_IN_URL
         if not is_url(value, schemes):
             return f"{value!r} is not a valid URL; expected {' or '.join(s + '://host[:port][/path]' for s in schemes)}"
         return None
@@ -562,7 +580,9 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
             "source",
             "https://github.com/kubernetes-sigs/kubespray.git",
             check=lambda v: (
-                None
+                CREDENTIALS_IN_URL
+                if url_has_credentials(v)
+                else None
                 if is_url(v, ("https", "http", "ssh", "git", "file")) or v.startswith("/")
                 else f"{v!r} is not a git URL (https://, ssh://, git://, file://) or an absolute path on the control host"
             ),
@@ -918,7 +938,9 @@ def _parse_helm(r: Reader, env: str, project_root: Path | None) -> s.HelmSpec:
     mirrors: dict[str, str] = {}
     mr = r.str_map("repoMirrors")
     for upstream, mirror in mr.items():
-        if not is_url(upstream, ("https", "http", "oci")):
+        if url_has_credentials(upstream) or url_has_credentials(mirror):
+            r.error("repoMirrors", CREDENTIALS_IN_URL)
+        elif not is_url(upstream, ("https", "http", "oci")):
             r.error(f"repoMirrors.{upstream}", "the upstream must be a repository URL (https:// or oci://)")
         elif not is_url(mirror, ("https", "http", "oci")):
             r.error(f"repoMirrors.{upstream}", f"{mirror!r} is not a repository URL (https:// or oci://)")
@@ -1679,6 +1701,7 @@ def parse_config(
                 "mesh hosts are Service FQDNs, so they must match",
             )
         )
+    _check_transports(problems, warnings, env, cluster, addons, helm)
     for app_index, app in enumerate(apps):
         if app.service.type == "LoadBalancer" and not addons.load_balancer.enabled and cluster.mode == "kubespray":
             # Bare metal has no cloud load balancer: the Service would wait forever for an address.
@@ -1705,6 +1728,59 @@ def parse_config(
         storage=storage,
         warnings=tuple(str(w) for w in warnings),
     )
+
+
+def _check_transports(
+    problems: list[Problem],
+    warnings: list[Problem],
+    env: str,
+    cluster: s.ClusterSpec,
+    addons: s.AddonsSpec,
+    helm: s.HelmSpec,
+) -> None:
+    """Code and charts are fetched over transports that authenticate the server outside dev.
+
+    A plain http:// or git:// source can be swapped in transit: kubespray runs as root on
+    every node, a chart installs with cluster-admin. dev may use one (a local mirror) with
+    a warning; staging and prod may not. Staging and prod also pin the kubespray commit.
+    """
+    sources: list[tuple[str, str]] = []
+    if cluster.kubespray is not None:
+        sources.append(("cluster.kubespray.source", cluster.kubespray.source))
+        if env != "dev" and not cluster.kubespray.commit:
+            problems.append(Problem(
+                "cluster.kubespray.commit",
+                f"{env} needs the commit that kubespray {cluster.kubespray.version} must resolve to (tags move): "
+                "set it to the release's commit hash (`git ls-remote <source> refs/tags/<version>`)",
+            ))  # fmt: skip
+    sources.append(("cluster.imageRepos.files", cluster.image_repos.files))
+    for key, addon in (("ingress", addons.ingress), ("storage", addons.storage), ("metricsServer", addons.metrics_server),
+                       ("loadBalancer", addons.load_balancer), ("mesh", addons.mesh)):  # fmt: skip
+        if addon is not None and addon.enabled:
+            sources.append((f"addons.{key}.repo", addon.chart.repo))
+    for i, release in enumerate(helm.releases):
+        sources.append((f"helm.releases[{i}].repo", release.repo))
+    for path, url in sources:
+        scheme = url.split("://", 1)[0] if "://" in url else "file"
+        if not url or scheme in AUTHENTICATED_SCHEMES or _is_loopback_url(url):
+            continue
+        why = f"is fetched over {scheme}://, which does not authenticate the server"
+        if env == "dev":
+            warnings.append(Problem(path, f"{why}; dev allows it, staging and prod need https://, ssh:// or oci://"))
+        else:
+            problems.append(Problem(path, f"{why}; {env} needs https://, ssh:// or oci:// (or a mirror serving one)"))
+
+
+def _is_loopback_url(url: str) -> bool:
+    """http:// to this machine itself (a local mirror): nothing travels a network."""
+    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+    host = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_app_secrets(top: Reader, apps: tuple[s.AppSpec, ...], secrets: dict[str, Any]) -> None:

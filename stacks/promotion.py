@@ -40,6 +40,8 @@ PROMOTABLE: tuple[str, ...] = (
     *(f"addons.{addon}.version" for addon in DEFAULT_ADDON_CHARTS),
     "mysql.image",
     "cluster.kubespray.version",
+    # the commit the version must resolve to travels with it
+    "cluster.kubespray.commit",
     "cluster.kubeVersion",
 )
 

@@ -164,6 +164,8 @@ def test_cluster_digest_changes_with_each_input(ks_config: dict[str, Any], path:
     for key in keys[:-1]:
         node = node.setdefault(key, {})
     node[keys[-1]] = value
+    if path == "cluster.kubespray.version":  # a release without a table entry: staging needs its commit
+        changed["cluster"]["kubespray"]["commit"] = "0123456789abcdef0123456789abcdef01234567"
     after = parse_config(changed, project_root=PROJECT_ROOT)
     assert inv.cluster_digest(before.cluster, before.schedulable_control_plane) != inv.cluster_digest(
         after.cluster, after.schedulable_control_plane
@@ -262,7 +264,7 @@ def test_prepare_checks_the_pinned_commit_and_installs_requirements_once(mocks: 
 
 
 def test_prepare_without_a_known_commit_does_not_check() -> None:
-    cfg = kubespray_config()
+    cfg = kubespray_config("dev")
     cfg["cluster"]["kubespray"]["version"] = "v2.29.1"
     spec = parse_config(cfg, project_root=PROJECT_ROOT)
     assert spec.cluster.kubespray is not None and spec.cluster.kubespray.commit == ""

@@ -38,6 +38,7 @@ def test_kube_versions_of_the_release_are_accepted(version: str) -> None:
 
 def test_unknown_kubespray_release_is_a_warning_and_not_checked() -> None:
     cfg = _cfg(kubeVersion="1.32.9")
+    cfg["environment"] = "dev"
     cfg["cluster"]["kubespray"]["version"] = "v2.29.1"
     spec = parse_config(cfg, project_root=PROJECT_ROOT)
     assert spec.cluster.kube_version == "1.32.9"

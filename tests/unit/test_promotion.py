@@ -62,6 +62,7 @@ def bump_everything(config: Any) -> None:
     config[NS + "mysql"]["storage"]["size"] = "1Gi"  # not promotable
     cluster = config[NS + "cluster"]
     cluster["kubespray"]["version"] = "v2.32.0"
+    cluster["kubespray"]["commit"] = "0123456789abcdef0123456789abcdef01234567"
     cluster["kubeVersion"] = "1.35.1"
     cluster["nodes"][0]["address"] = "10.9.9.9"  # not promotable
     cluster["controlHost"]["host"] = "10.9.9.1"  # not promotable
@@ -75,6 +76,7 @@ PROMOTED = {
     ("addons", "metricsServer", "version"): "3.13.1",
     ("mysql", "image"): "mysql:8.4.7",
     ("cluster", "kubespray", "version"): "v2.32.0",
+    ("cluster", "kubespray", "commit"): "0123456789abcdef0123456789abcdef01234567",
     ("cluster", "kubeVersion"): "1.35.1",
 }
 
@@ -95,6 +97,7 @@ def strip_promotable(config: dict[str, Any]) -> dict[str, Any]:
     (out.get(NS + "mysql") or {}).pop("image", None)
     cluster = out.get(NS + "cluster") or {}
     (cluster.get("kubespray") or {}).pop("version", None)
+    (cluster.get("kubespray") or {}).pop("commit", None)
     cluster.pop("kubeVersion", None)
     return out
 
@@ -121,7 +124,7 @@ def test_promotable_table_names_only_what_may_travel() -> None:
     forbidden |= {"sshPrivateKey", "mysqlRootPassword", "addresses", "apiServerEndpoint", "repoMirrors", "size"}
     for path in pr.PROMOTABLE:
         segments = [s.removesuffix("[name]") for s in path.split(".")]
-        assert segments[-1] in {"image", "version", "values", "kubeVersion"}, path
+        assert segments[-1] in {"image", "version", "values", "kubeVersion", "commit"}, path
         assert not forbidden & set(segments), path
         assert not path.startswith("mysql.storage"), path
 

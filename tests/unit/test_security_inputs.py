@@ -135,3 +135,84 @@ def test_the_reported_exploit_no_longer_validates(tmp_path: Any) -> None:
     assert res.returncode == 1
     assert "cluster.proxy.noProxy: contains Ansible template syntax" in res.stderr
     assert not out.exists(), "nothing is written for a refused config"
+
+
+# 3. Downloads: authenticated transports outside dev, no credentials in any URL, pinned kubespray commit
+
+SOURCES = [
+    (("cluster", "kubespray", "source"), "{scheme}://{cred}git.example.com/kubespray.git"),
+    (("cluster", "imageRepos", "files"), "{scheme}://{cred}files.example.com"),
+    (("addons", "ingress", "repo"), "{scheme}://{cred}charts.example.com"),
+    (("helm", "releases", 0, "repo"), "{scheme}://{cred}charts.example.com"),
+]
+
+
+def _set_any(cfg: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    cfg = copy.deepcopy(cfg)
+    node: Any = cfg
+    for key in path[:-1]:
+        node = node[key] if isinstance(key, int) else node.setdefault(key, {})
+    node[path[-1]] = value
+    return cfg
+
+
+def _platform(env: str) -> dict[str, Any]:
+    cfg = kubespray_config(env)
+    cfg["helm"] = {"releases": [{"name": "grafana", "namespace": "monitoring", "chart": "grafana", "version": "8.5.0",
+                                 "repo": "https://grafana.github.io/helm-charts"}]}  # fmt: skip
+    return cfg
+
+
+def _where(path: tuple[Any, ...]) -> str:
+    out = ""
+    for key in path:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else key)
+    return out
+
+
+@pytest.mark.parametrize(("path", "template"), SOURCES, ids=[_where(p) for p, _ in SOURCES])
+@pytest.mark.parametrize("cred", ["user:s3cr3t-token@", "ghp_abcdefTOKEN123@", "oauth2:glpat-xyz@"])
+def test_credentials_in_a_url_are_refused_and_never_echoed(path: tuple[Any, ...], template: str, cred: str) -> None:
+    scheme = "https"
+    problems = _problems(_set_any(_platform("dev"), path, template.format(scheme=scheme, cred=cred)))
+    assert_problem(problems, _where(path), "must not carry credentials")
+    assert all(cred.split("@")[0] not in str(p) for p in problems)
+
+
+@pytest.mark.parametrize(("path", "template"), SOURCES, ids=[_where(p) for p, _ in SOURCES])
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_unauthenticated_transports_are_refused_outside_dev(path: tuple[Any, ...], template: str, env: str) -> None:
+    scheme = "git" if path[-1] == "source" else "http"
+    problems = _problems(_set_any(_platform(env), path, template.format(scheme=scheme, cred="")))
+    assert_problem(problems, _where(path), "does not authenticate the server")
+
+
+@pytest.mark.parametrize(("path", "template"), SOURCES, ids=[_where(p) for p, _ in SOURCES])
+def test_dev_may_use_plain_http_with_a_warning(path: tuple[Any, ...], template: str) -> None:
+    scheme = "git" if path[-1] == "source" else "http"
+    spec = parse_config(_set_any(_platform("dev"), path, template.format(scheme=scheme, cred="")),
+                        project_root=PROJECT_ROOT)  # fmt: skip
+    assert any(w.startswith(f"{_where(path)}: is fetched over {scheme}://") for w in spec.warnings), spec.warnings
+
+
+def test_loopback_mirrors_are_local_in_every_tier() -> None:
+    spec = parse_config(_set_any(_platform("prod"), ("helm", "releases", 0, "repo"), "http://127.0.0.1:8879/charts"),
+                        project_root=PROJECT_ROOT)  # fmt: skip
+    assert spec.helm.releases[0].repo == "http://127.0.0.1:8879/charts"
+
+
+def test_repo_mirror_with_a_token_is_refused() -> None:
+    cfg = _platform("dev")
+    cfg["helm"]["repoMirrors"] = {"https://grafana.github.io/helm-charts": "https://robot:tok3n@mirror.example.com"}
+    problems = _problems(cfg)
+    assert_problem(problems, "helm.repoMirrors", "must not carry credentials")
+    assert all("tok3n" not in str(p) for p in problems)
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_an_unknown_kubespray_release_needs_a_pinned_commit_outside_dev(env: str) -> None:
+    cfg = kubespray_config(env)
+    cfg["cluster"]["kubespray"]["version"] = "v2.32.0"
+    assert_problem(_problems(cfg), "cluster.kubespray.commit", "tags move")
+    cfg["cluster"]["kubespray"]["commit"] = "0123456789abcdef0123456789abcdef01234567"
+    assert parse_config(cfg, project_root=PROJECT_ROOT).cluster.kubespray.commit.startswith("0123")  # type: ignore[union-attr]
