@@ -77,21 +77,41 @@ def test_every_action_is_pinned_to_a_version() -> None:
                 )
 
 
-def test_backend_and_passphrase_come_from_repository_secrets() -> None:
+def test_secrets_reach_only_the_pulumi_step_of_a_gated_environment() -> None:
+    """No step that runs the code under review sees a secret it does not need.
+
+    Each stack's passphrase and backend credentials are secrets of its own GitHub
+    Environment (required reviewers); only the pulumi step gets them, as step env.
+    """
     for path in WORKFLOWS:
         text = path.read_text()
         for name in ("PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"):
             for value in re.findall(rf"^\s*{name}:\s*(.+)$", text, re.M):
                 assert value.strip() == f"${{{{ secrets.{name} }}}}", f"{path.name}: {name} = {value}"
-    for name in ("pr.yml", "deploy-dev.yml"):
+    for name, env in (("pr.yml", "preview-${{ matrix.stack }}"), ("deploy-dev.yml", "dev")):
         doc = load(name)
-        pulumi_jobs = [
-            j for j in doc["jobs"].values() if any("pulumi/actions" in s.get("uses", "") for s in j["steps"])
-        ]
-        assert pulumi_jobs, name
-        for job in pulumi_jobs:
-            assert job["env"]["PULUMI_BACKEND_URL"] == "${{ secrets.PULUMI_BACKEND_URL }}"
-            assert job["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
+        for job_name, job in doc["jobs"].items():
+            uses_secrets = "secrets." in yaml.safe_dump(job)
+            if not uses_secrets:
+                continue
+            assert job.get("environment") == env, f"{name}:{job_name} uses secrets outside environment {env}"
+            assert "secrets." not in yaml.safe_dump(job.get("env") or {}), f"{name}:{job_name}: job-level secret env"
+            for step in job["steps"]:
+                if "secrets." in yaml.safe_dump(step):
+                    assert step.get("uses", "").startswith("pulumi/actions@"), (
+                        f"{name}:{job_name}: step {step.get('name') or step.get('uses')} sees a secret"
+                    )
+                    assert step["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
+    # the test job of a PR runs its code with no secret at all
+    assert "secrets." not in yaml.safe_dump(load("pr.yml")["jobs"]["test"])
+
+
+def test_workflows_use_the_pinned_pulumi_version() -> None:
+    pin = next(line.split("==")[1].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+               if line.startswith("pulumi=="))  # fmt: skip
+    for path in WORKFLOWS:
+        for version in re.findall(r"pulumi-version:\s*(\S+)", path.read_text()):
+            assert version == pin, f"{path.name}: pulumi-version {version}, requirements.txt pins {pin}"
 
 
 def test_pr_runs_fast_tests_and_previews_with_a_pr_comment() -> None:
