@@ -287,6 +287,8 @@ class WebApp(pulumi.ComponentResource):
                         annotations={CONFIG_HASH_ANNOTATION: digest} if digest is not None else None,
                     ),
                     spec=k8s.core.v1.PodSpecArgs(
+                        # a token in every pod is a credential an exploited app does not need
+                        automount_service_account_token=app.service_account_token,
                         containers=[container],
                         volumes=volumes or None,
                         security_context=k8s.core.v1.PodSecurityContextArgs(

@@ -227,6 +227,24 @@ def check_no_privileged(obj: Mapping[str, Any]) -> list[str]:
     ]
 
 
+# Node directories no workload volume may be: the OS, the kubelet's, etcd's and the
+# container runtime's state. A local PersistentVolume or hostPath there lets a pod read
+# or overwrite the node itself. `stacks.config` refuses them for storage.volumes too.
+SYSTEM_DIRS = (
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root", "/run", "/sbin",
+    "/sys", "/usr", "/var/lib/kubelet", "/var/lib/etcd", "/var/lib/containerd", "/var/lib/docker",
+    "/var/run", "/var/log",
+)  # fmt: skip
+# too broad to hand to one volume: the directory itself, not what is under it
+TOP_DIRS = ("/", "/var", "/var/lib", "/home", "/opt", "/srv", "/mnt", "/tmp", "/media")
+
+
+def is_system_path(path: str) -> bool:
+    """`path` is the root, a top-level directory, or anything under a system directory."""
+    norm = "/" + "/".join(p for p in path.split("/") if p and p != ".")
+    return norm in TOP_DIRS or any(norm == d or norm.startswith(d + "/") for d in SYSTEM_DIRS)
+
+
 def check_no_hostpath(
     obj: Mapping[str, Any], allowed: Mapping[tuple[str, str, str], tuple[tuple[str, ...], str]] | None = None
 ) -> list[str]:
@@ -234,10 +252,16 @@ def check_no_hostpath(
     allowed = HOSTPATH_ALLOWED if allowed is None else allowed
     entry = allowed.get((namespace_of(obj), kind_of(obj), name_of(obj)))
     paths: list[tuple[str, Any]] = []
+    out = []
     if kind_of(obj) == "PersistentVolume":
         hp = _get(obj, "spec", "hostPath")
         if hp is not None:
             paths.append(("spec.hostPath", _get(hp, "path")))
+        local = _get(obj, "spec", "local", "path")
+        # a local PV is how node disks are offered on bare metal; a system directory is not a disk
+        if isinstance(local, str) and is_system_path(local):
+            out.append("spec.local.path: is the node's root, a top-level or a system directory; "
+                       "give a local volume its own directory, e.g. /mnt/disks/<name>")  # fmt: skip
     found = pod_spec(obj)
     if found is not None:
         prefix, spec = found
@@ -245,7 +269,6 @@ def check_no_hostpath(
             hp = _get(vol, "hostPath")
             if hp is not None:
                 paths.append((f"{prefix}.volumes[{i}] ({_get(vol, 'name') or '?'})", _get(hp, "path")))
-    out = []
     for where, path in paths:
         if entry is not None and isinstance(path, str) and path in entry[0]:
             continue
@@ -458,7 +481,8 @@ RULES: tuple[Rule, ...] = (
          "always", check=check_pinned_images, applies_to_patches=True),
     Rule("no-privileged-containers", "No container runs privileged.",
          "always", check=check_no_privileged, applies_to_patches=True),
-    Rule("no-hostpath-volumes", "No hostPath volumes, except allow-listed ones with a documented reason.",
+    Rule("no-hostpath-volumes", "No hostPath volumes, except allow-listed ones with a documented reason; "
+         "no local PersistentVolume in a system directory.",
          "always", check=check_no_hostpath, applies_to_patches=True),
     Rule("mysql-passwords-from-secrets", "MySQL reads passwords only through secretKeyRef, never literals or command lines.",
          "always", check=check_mysql_password_sources, applies_to_patches=True),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from policy.guardrails import is_system_path
 from stacks import kubespray_release
 from stacks import spec as s
 from stacks.catalog import DEFAULT_ADDON_CHARTS, MESH_BASE_CHART
@@ -1071,6 +1072,12 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
 
         sv = a.mapping("service")
         stype = sv.text("type", "ClusterIP", choices=SERVICE_TYPES)
+        if stype == "NodePort" and env == "prod":
+            sv.error(
+                "type",
+                "NodePort is refused in prod: it opens the port on every node, beside any ingress or firewall; "
+                "use ClusterIP with an ingress, or LoadBalancer (addons.loadBalancer)",
+            )
         node_port = sv.optional_int("nodePort")
         if node_port is not None:
             lo, hi = NODE_PORT_RANGE
@@ -1150,6 +1157,7 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
             run_as_user=a.optional_int("runAsUser", minimum=0, maximum=2**31 - 1),
             run_as_non_root=a.flag("runAsNonRoot", True),
             read_only_root_filesystem=a.flag("readOnlyRootFilesystem", False),
+            service_account_token=a.flag("serviceAccountToken", False),
         )
         app = _parse_app_extras(a, app, addons, sr)
         if app.run_as_non_root and app.run_as_user == 0:
@@ -1254,6 +1262,17 @@ def _mount_path_check(value: str) -> str | None:
 def _abs_path_check(value: str) -> str | None:
     if not value.startswith("/") or ".." in value.split("/") or "\n" in value:
         return f"{value!r} must be an absolute path like '/srv/data' (no '..')"
+    return None
+
+
+def _local_path_check(value: str) -> str | None:
+    if problem := _abs_path_check(value):
+        return problem
+    if is_system_path(value):
+        return (
+            f"{value!r} is the node's root, a top-level or a system directory; a pod using the volume could "
+            "read or overwrite the node: give it its own directory, e.g. /mnt/disks/<name>"
+        )
     return None
 
 
@@ -1526,7 +1545,7 @@ def _parse_storage(r: Reader, cluster: s.ClusterSpec, addons: s.AddonsSpec) -> s
         if vr.has("local") and vr.raw("local") is not None:
             lr = vr.mapping("local")
             local = s.LocalSource(
-                path=lr.text("path", required=True, check=_abs_path_check),
+                path=lr.text("path", required=True, check=_local_path_check),
                 node=lr.text("node", required=True, check=_subdomain_check("node name")),
             )
             if local.node and nodes and local.node not in nodes:

@@ -71,6 +71,30 @@ def _existing_kubeconfig(spec: PlatformSpec, secrets: ProgramSecrets) -> pulumi.
     return pulumi.Output.secret(text)
 
 
+def pod_security_levels(spec: PlatformSpec) -> dict[str, str]:
+    """The Pod Security Admission level each namespace's workloads need (the strictest that fits).
+
+    - `restricted`: the program's own workloads (apps running as non-root, MySQL) comply.
+    - `baseline`: Helm charts (their pods are the chart's, not ours), and apps that set
+      `runAsNonRoot: false`.
+    - `privileged`: namespaces with mesh-injected apps; Istio's `istio-init` container
+      needs NET_ADMIN and NET_RAW, which even `baseline` forbids (without istio-cni).
+    """
+    order = ("restricted", "baseline", "privileged")
+    levels: dict[str, str] = {}
+
+    def need(namespace: str, level: str) -> None:
+        levels[namespace] = max(levels.get(namespace, "restricted"), level, key=order.index)
+
+    for release in spec.helm.releases:
+        need(release.namespace, "baseline")
+    for app in spec.apps:
+        need(app.namespace, "privileged" if app.mesh else ("baseline" if not app.run_as_non_root else "restricted"))
+    if spec.mysql.enabled:
+        need(spec.mysql.namespace, "restricted")
+    return levels
+
+
 def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack: str = "") -> dict[str, Any]:
     """Register every resource of the stack; returns the stack outputs."""
     stack = stack or pulumi.get_stack()
@@ -110,7 +134,11 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
 
     namespaces = PlatformNamespaces(
         "namespaces",
-        NamespacesArgs(names=spec.namespaces, labels={"k8s-platform/environment": spec.environment}),
+        NamespacesArgs(
+            names=spec.namespaces,
+            labels={"k8s-platform/environment": spec.environment},
+            pod_security=pod_security_levels(spec),
+        ),
         opts=in_cluster,
     )
     addons = ClusterAddons(

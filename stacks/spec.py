@@ -305,6 +305,8 @@ class AppSpec:
     run_as_user: int | None = None  # None: image's user, still runAsNonRoot unless root_allowed
     run_as_non_root: bool = True
     read_only_root_filesystem: bool = False
+    # mount the ServiceAccount token into the pods (only apps that call the Kubernetes API need it)
+    service_account_token: bool = False
     mesh: bool = False  # sidecar-injected into addons.mesh
     resilience: ResilienceSpec | None = None  # needs mesh
     config: AppConfigSpec | None = None  # ConfigMap `<name>-config`

@@ -1,9 +1,8 @@
 """The real Pulumi engine (CLI + python host + kubernetes plugin) against the local cluster.
 
 `mode: existing` against the local control plane's kubeconfig: add-ons and a Helm release
-from the loopback chart repository, MySQL, an app. kubespray mode needs the
-`pulumi-resource-command` plugin, which cannot be built offline (see README); its scripts are
-exercised over real SSH in test_kubespray_scripts.py, and the engine part skips with the reason.
+from the loopback chart repository, MySQL, an app; the policy pack. Kubespray mode is in
+test_kubespray_mode.py.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import sys
 from typing import Any
 
 import pytest
-from lib import skips
 from lib.stack import E2EStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
@@ -127,29 +125,34 @@ def test_policy_pack_blocks_violation(stack_factory: Any) -> None:
     pack = str(stack.dir / "policy")
     ok = stack.run("preview", "--policy-pack", pack, timeout=600, check=False)
     out = ok.stdout + ok.stderr
-    if "could not read plugin" in out:
-        # The only python language host the module proxy serves (sdk/v3 v3.68.0) starts a policy
-        # pack by running the *project* program in the project directory (seen here: the
-        # project's __main__.py fails without stack config, then "could not read plugin").
-        pytest.skip("BLOCKED: pulumi-language-python v3.68.0 (the only one buildable offline) cannot start "
-                    "a Python policy pack with CLI v3.274.1: " + out.strip().splitlines()[-1][-300:])
     assert ok.returncode == 0, f"a compliant stack must pass the policy pack:\n{out[-3000:]}"
     assert "k8s-platform-guardrails" in out or "Policies:" in out, out[-2000:]
 
+    # replicas: 1 passes config validation, so in prod the pack is what stops it
     cfg = stack.config()
-    cfg["apps"][0]["service"] = {"type": "NodePort", "port": 80}
+    cfg["apps"][0]["replicas"] = 1
     stack.write_config(cfg)
     bad = stack.run("preview", "--policy-pack", pack, timeout=600, check=False)
     out = bad.stdout + bad.stderr
     assert bad.returncode != 0, out[-3000:]
-    assert "no-nodeport-services" in out and "mandatory" in out, out[-3000:]
+    assert "deployment-replicas" in out and "mandatory" in out, out[-3000:]
 
+    # the same rules are advisory in staging: reported, not blocking
+    cfg["environment"] = "staging"
+    cfg["apps"][0]["service"] = {"type": "NodePort", "port": 80}
+    stack.write_config(cfg)
+    advisory = stack.run("preview", "--policy-pack", pack, timeout=600, check=False)
+    out = advisory.stdout + advisory.stderr
+    assert advisory.returncode == 0, out[-3000:]
+    assert "no-nodeport-services" in out and "advisory" in out, out[-3000:]
 
-def test_kubespray_mode_up(stack_factory: Any) -> None:
-    skips.need_plugin("command")
-    stack = stack_factory("kubespray")
-    stack.up()
-    stack.preview(600, True, "--expect-no-changes")
+    # NodePort in prod never reaches the pack: validation refuses it first, with the fix
+    cfg["environment"] = "prod"
+    cfg["apps"][0]["replicas"] = 2
+    stack.write_config(cfg)
+    refused = stack.run("preview", "--policy-pack", pack, timeout=600, check=False)
+    assert refused.returncode != 0
+    assert "apps[0].service.type: NodePort is refused in prod" in refused.output, refused.output[-3000:]
 
 
 def helm_revisions(cluster: Any, namespace: str, release: str) -> list[tuple[int, str]]:

@@ -32,7 +32,44 @@ def test_one_namespace_per_name_with_explicit_names(mocks: PlatformMocks) -> Non
 def test_labels_include_managed_by_and_given_labels(mocks: PlatformMocks) -> None:
     _build(("web",), {"k8s-platform/environment": "dev", "app.kubernetes.io/managed-by": "someone-else"})
     labels = mocks.named("namespaces-web").inputs["metadata"]["labels"]
-    assert labels == {"k8s-platform/environment": "dev", "app.kubernetes.io/managed-by": "k8s-platform"}, labels
+    assert labels == {
+        "k8s-platform/environment": "dev",
+        "app.kubernetes.io/managed-by": "k8s-platform",
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/audit": "restricted",
+    }, labels
+
+
+def test_pod_security_level_per_namespace_from_its_workloads() -> None:
+    from conftest import PROJECT_ROOT, existing_config
+
+    from stacks.config import parse_config
+    from stacks.program import pod_security_levels
+
+    app = {"image": "nginxinc/nginx-unprivileged:1.27.5", "port": 8080, "replicas": 2,
+           "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}}  # fmt: skip
+    cfg = existing_config("prod")
+    cfg["apps"] = [
+        {**app, "name": "plain", "namespace": "web"},
+        {**app, "name": "rooted", "namespace": "legacy", "runAsNonRoot": False},
+    ]
+    cfg["helm"] = {"releases": [{"name": "grafana", "namespace": "monitoring", "chart": "grafana", "version": "8.5.0",
+                                 "repo": "https://grafana.github.io/helm-charts"}]}  # fmt: skip
+    cfg["mysql"] = {"enabled": True, "namespace": "data", "replicas": 3}
+    cfg["mysqlRootPassword"] = cfg["mysqlReplicationPassword"] = __import__("stacks.config").config.SECRET
+    levels = pod_security_levels(parse_config(cfg, project_root=PROJECT_ROOT))
+    assert levels == {"web": "restricted", "legacy": "baseline", "monitoring": "baseline", "data": "restricted"}
+
+
+def test_unknown_pod_security_level_is_a_programming_error() -> None:
+    import pytest
+
+    from components.namespaces import pod_security_labels
+
+    with pytest.raises(ValueError, match="not one of"):
+        pod_security_labels("strict")
 
 
 def test_by_name_and_parent_in_urn(mocks: PlatformMocks) -> None:

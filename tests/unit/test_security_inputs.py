@@ -216,3 +216,47 @@ def test_an_unknown_kubespray_release_needs_a_pinned_commit_outside_dev(env: str
     assert_problem(_problems(cfg), "cluster.kubespray.commit", "tags move")
     cfg["cluster"]["kubespray"]["commit"] = "0123456789abcdef0123456789abcdef01234567"
     assert parse_config(cfg, project_root=PROJECT_ROOT).cluster.kubespray.commit.startswith("0123")  # type: ignore[union-attr]
+
+
+# 5. Kubernetes defaults a hardened platform ships
+
+
+def _local_volume_cfg(path: str) -> dict[str, Any]:
+    cfg = kubespray_config("prod")
+    cfg["storage"] = {"volumes": [{"name": "disk1", "capacity": "10Gi", "accessModes": ["ReadWriteOnce"],
+                                   "local": {"path": path, "node": "node3"}}]}  # fmt: skip
+    return cfg
+
+
+@pytest.mark.parametrize("path", ["/", "/etc", "/etc/kubernetes", "/var/lib/kubelet/pods", "/var/lib/etcd", "/root",
+                                  "/usr/local", "/var", "/home", "/mnt", "/proc/1", "/srv/", "//etc//ssl"])  # fmt: skip
+def test_local_volume_paths_may_not_be_system_directories(path: str) -> None:
+    assert_problem(_problems(_local_volume_cfg(path)), "storage.volumes[0].local.path", "system directory")
+
+
+@pytest.mark.parametrize("path", ["/mnt/disks/disk1", "/srv/data", "/data/mysql", "/var/lib/k8s-volumes/disk1"])
+def test_local_volume_paths_of_their_own_are_accepted(path: str) -> None:
+    spec = parse_config(_local_volume_cfg(path), project_root=PROJECT_ROOT)
+    assert spec.storage.volumes[0].local is not None and spec.storage.volumes[0].local.path == path
+
+
+@pytest.mark.parametrize(("path", "violations"), [("/etc", 1), ("/", 1), ("/mnt/disks/disk1", 0)])
+def test_policy_pack_flags_local_persistent_volumes_in_system_directories(path: str, violations: int) -> None:
+    from policy.guardrails import check_no_hostpath
+
+    pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "disk1"},
+          "spec": {"local": {"path": path}, "capacity": {"storage": "10Gi"}}}  # fmt: skip
+    found = check_no_hostpath(pv)
+    assert len(found) == violations, found
+    assert all(path not in v or path == "/" for v in found), "messages name fields, not values"
+
+
+def test_node_port_is_refused_in_prod_by_validation() -> None:
+    app = {"name": "web", "namespace": "web", "image": "nginxinc/nginx-unprivileged:1.27.5", "port": 8080,
+           "replicas": 2, "service": {"type": "NodePort", "port": 80},
+           "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}}  # fmt: skip
+    cfg = kubespray_config("prod")
+    cfg["apps"] = [app]
+    assert_problem(_problems(cfg), "apps[0].service.type", "NodePort is refused in prod")
+    cfg["environment"] = "staging"
+    assert parse_config(cfg, project_root=PROJECT_ROOT).apps[0].service.type == "NodePort"

@@ -273,3 +273,10 @@ def test_changing_image_rolls_out_via_pod_template() -> None:
     assert changed == [".spec.template.spec.containers"], changed
     assert before["metadata"] == after["metadata"], "same Deployment object: old ReplicaSets stay for rollback"
     assert before["spec"]["revisionHistoryLimit"] == after["spec"]["revisionHistoryLimit"] == 10
+
+
+def test_pods_mount_no_service_account_token_unless_asked() -> None:
+    default = _render_deployment(_app())["spec"]["template"]["spec"]
+    assert default["automountServiceAccountToken"] is False
+    asked = _render_deployment(dataclasses.replace(_app(), service_account_token=True))["spec"]["template"]["spec"]
+    assert asked["automountServiceAccountToken"] is True
