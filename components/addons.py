@@ -40,6 +40,8 @@ class ClusterAddonsArgs:
     remove_taints_from: tuple[str, ...] = ()
     # Values files are resolved against this; add-on charts only use inline values.
     project_root: str = "."
+    # metrics-server verifies the kubelets' serving certificates (they are CA-signed)
+    verify_kubelet_tls: bool = False
 
 
 def _release_spec(chart: ChartSource, values: Mapping[str, Any]) -> HelmReleaseSpec:
@@ -76,13 +78,13 @@ def storage_values(default_class: str, overrides: Mapping[str, Any]) -> dict[str
     return deep_merge(deep_merge(defaults, overrides), enforced)
 
 
-def metrics_server_values(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """metrics-server values; kubelet TLS verification is relaxed unless the stack says otherwise."""
-    # kubespray's default (kubelet_rotate_server_certificates: false) leaves kubelets
-    # with self-signed serving certs that metrics-server cannot verify, so `kubectl
-    # top` and every HPA would fail. Stacks with CA-signed kubelet certs override
-    # `args: []`.
-    defaults: dict[str, Any] = {"args": ["--kubelet-insecure-tls"]}
+def metrics_server_values(overrides: Mapping[str, Any], verify_kubelet_tls: bool = False) -> dict[str, Any]:
+    """metrics-server values; kubelet TLS is verified when the kubelets' serving certs are CA-signed."""
+    # Kubelets with self-signed serving certs (kubespray's default before the program set
+    # kubelet_rotate_server_certificates, or an existing cluster) cannot be verified, so
+    # `kubectl top` and every HPA would fail without --kubelet-insecure-tls. Kubespray
+    # clusters of this program get CA-signed kubelet certs; prod verifies them.
+    defaults: dict[str, Any] = {"args": [] if verify_kubelet_tls else ["--kubelet-insecure-tls"]}
     return deep_merge(defaults, overrides)
 
 
@@ -164,7 +166,7 @@ class ClusterAddons(pulumi.ComponentResource):
                 opts=after_taints,
             )
         if spec.metrics_server.enabled:
-            values = metrics_server_values(spec.metrics_server.chart.values)
+            values = metrics_server_values(spec.metrics_server.chart.values, args.verify_kubelet_tls)
             self.releases["metricsServer"] = HelmRelease(
                 f"{name}-metrics-server",
                 HelmReleaseArgs(_release_spec(spec.metrics_server.chart, values), args.project_root),

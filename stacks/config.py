@@ -80,6 +80,8 @@ _IMAGE = re.compile(
     r"^(?P<repo>[a-z0-9]+([._/-][a-z0-9]+|:\d+/)*)(:(?P<tag>[\w][\w.-]{0,127}))?(@(?P<digest>sha256:[0-9a-f]{64}))?$"
 )
 
+# network plugins kubespray installs that do not enforce NetworkPolicy objects
+NO_NETWORK_POLICY_PLUGINS = ("flannel", "macvlan")
 NETWORK_PLUGINS = ("calico", "cilium", "flannel", "kube-ovn", "kube-router", "macvlan", "custom_cni", "cni")
 CONTAINER_MANAGERS = ("containerd", "crio", "docker")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
@@ -1721,6 +1723,14 @@ def parse_config(
             )
         )
     _check_transports(problems, warnings, env, cluster, addons, helm)
+    if mysql.enabled and cluster.mode == "kubespray" and cluster.network_plugin in NO_NETWORK_POLICY_PLUGINS:
+        # MySQL's NetworkPolicy (only the apps it names reach port 3306) is the only thing
+        # between every pod and the database; these plugins accept it and enforce nothing
+        (problems if env == "prod" else warnings).append(Problem(
+            "cluster.networkPlugin",
+            f"{cluster.network_plugin} does not enforce NetworkPolicy, so MySQL's policy would not keep other pods "
+            "out; use calico, cilium, kube-router or kube-ovn" + (" in prod" if env == "prod" else ""),
+        ))  # fmt: skip
     for app_index, app in enumerate(apps):
         if app.service.type == "LoadBalancer" and not addons.load_balancer.enabled and cluster.mode == "kubespray":
             # Bare metal has no cloud load balancer: the Service would wait forever for an address.

@@ -100,6 +100,9 @@ def group_vars(cluster: ClusterSpec) -> dict[str, Any]:
         out["dl_k8s_io_url"] = f"{files}/dl.k8s.io"
         out["storage_googleapis_url"] = f"{files}/storage.googleapis.com"
         out["get_helm_url"] = f"{files}/get.helm.sh"
+    # kubelet serving certificates signed by the cluster CA (kubespray then runs its
+    # kubelet-csr-approver), so metrics-server can verify them instead of skipping TLS
+    out["kubelet_rotate_server_certificates"] = True
     out["download_run_once"] = cluster.download.run_once
     out["download_localhost"] = cluster.download.localhost
     if cluster.api_server_endpoint:

@@ -147,6 +147,8 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
             spec=spec.addons,
             schedulable_control_plane=spec.schedulable_control_plane,
             remove_taints_from=taints_from,
+            # kubespray clusters get CA-signed kubelet serving certs (group_vars); prod verifies them
+            verify_kubelet_tls=spec.environment == "prod" and spec.cluster.mode == "kubespray",
         ),
         opts=in_cluster,
     )

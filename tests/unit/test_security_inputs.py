@@ -260,3 +260,27 @@ def test_node_port_is_refused_in_prod_by_validation() -> None:
     assert_problem(_problems(cfg), "apps[0].service.type", "NodePort is refused in prod")
     cfg["environment"] = "staging"
     assert parse_config(cfg, project_root=PROJECT_ROOT).apps[0].service.type == "NodePort"
+
+
+@pytest.mark.parametrize("plugin", ["flannel", "macvlan"])
+def test_mysql_network_policy_needs_a_plugin_that_enforces_it(plugin: str) -> None:
+    cfg = kubespray_config("prod")
+    cfg["cluster"]["networkPlugin"] = plugin
+    cfg["mysql"] = {"enabled": True, "replicas": 3}
+    cfg["mysqlRootPassword"] = cfg["mysqlReplicationPassword"] = SECRET
+    assert_problem(_problems(cfg), "cluster.networkPlugin", "does not enforce NetworkPolicy")
+    cfg["environment"] = "staging"
+    spec = parse_config(cfg, project_root=PROJECT_ROOT)
+    assert any(w.startswith("cluster.networkPlugin: ") for w in spec.warnings)
+    cfg["cluster"]["networkPlugin"] = "calico"
+    assert parse_config(cfg, project_root=PROJECT_ROOT).warnings == ()
+
+
+def test_metrics_server_verifies_kubelet_tls_in_prod_kubespray_clusters() -> None:
+    from components.addons import metrics_server_values
+    from stacks.inventory import group_vars
+
+    assert metrics_server_values({}, verify_kubelet_tls=True)["args"] == []
+    assert metrics_server_values({}, verify_kubelet_tls=False)["args"] == ["--kubelet-insecure-tls"]
+    spec = parse_config(kubespray_config("prod"), project_root=PROJECT_ROOT)
+    assert group_vars(spec.cluster)["kubelet_rotate_server_certificates"] is True
