@@ -23,6 +23,7 @@ from policy.guardrails import is_system_path
 from stacks import kubespray_release
 from stacks import spec as s
 from stacks.catalog import DEFAULT_ADDON_CHARTS, MESH_BASE_CHART
+from stacks.inventory import api_server_host
 
 NAMESPACE = "k8s-platform"
 
@@ -52,7 +53,7 @@ class ConfigError(Exception):
     """The stack config is invalid; `problems` lists every reason."""
 
     def __init__(self, problems: Sequence[Problem], source: str = "") -> None:
-        self.problems = list(problems)
+        self.problems = list(dict.fromkeys(problems))  # one problem is reported once
         self.source = source
         head = f"{source}: " if source else ""
         lines = "\n".join(f"  {p}" for p in self.problems)
@@ -433,7 +434,14 @@ def _type_name(value: Any) -> str:
     )
 
 
+# the old names users still type, and what they are called now
+_RENAMED = {"master": "control-plane", "kube-master": "control-plane", "kube_control_plane": "control-plane",
+            "node": "worker", "kube-node": "worker", "kube_node": "worker"}  # fmt: skip
+
+
 def _did_you_mean(value: str, candidates: Sequence[str]) -> str:
+    if _RENAMED.get(value) in candidates:
+        return f" (did you mean {_RENAMED[value]!r}? '{value}' is the old name)"
     lowered = {c.lower(): c for c in candidates}
     if value.lower() in lowered:
         return f" (did you mean {lowered[value.lower()]!r}?)"
@@ -493,9 +501,14 @@ def _parse_nodes(r: Reader, mode: str, env: str) -> tuple[s.Node, ...]:
         name = n.text("name", required=True, check=_subdomain_check("node name"))
         address = n.text("address", required=(mode == "kubespray"), check=_host_check)
         ip = n.text("ip", check=_ip_check)
-        if not n.sequence("roles"):
-            n.error("roles", f"is required: one or more of {', '.join(s.ROLES)}")
-        roles = n.choices("roles", s.ROLES, "unknown role")
+        raw_roles = n.raw("roles")
+        if isinstance(raw_roles, str):
+            n.error("roles", f"must be a list, e.g. [{raw_roles}] (one or more of {', '.join(s.ROLES)})")
+            roles: list[str] = []
+        else:
+            if not n.sequence("roles"):
+                n.error("roles", f"is required: one or more of {', '.join(s.ROLES)}")
+            roles = n.choices("roles", s.ROLES, "unknown role")
         n.done()
         if name:
             if name in names:
@@ -1693,6 +1706,7 @@ def parse_config(
     top = Reader(values, "", problems, warnings)
 
     secrets: dict[str, Any] = {}
+    plain_secrets: set[str] = set()
     for key in s.SECRET_KEYS:
         value = top.raw(key)
         if value is _MISSING:
@@ -1702,6 +1716,7 @@ def parse_config(
         else:
             # never echo the value: it is meant to be secret
             top.error(key, f"is in plain text; set it as a secret: pulumi config set --secret {key}")
+            plain_secrets.add(key)
 
     env = top.text("environment", required=True, choices=ENVIRONMENTS)
     cluster = _parse_cluster(top.mapping("cluster"), env, secrets)
@@ -1723,6 +1738,7 @@ def parse_config(
             )
         )
     _check_transports(problems, warnings, env, cluster, addons, helm)
+    _check_addresses(problems, warnings, cluster, addons)
     if mysql.enabled and cluster.mode == "kubespray" and cluster.network_plugin in NO_NETWORK_POLICY_PLUGINS:
         # MySQL's NetworkPolicy (only the apps it names reach port 3306) is the only thing
         # between every pod and the database; these plugins accept it and enforce nothing
@@ -1744,6 +1760,8 @@ def parse_config(
     top.done()
 
     if problems:
+        # a plain-text secret is one problem, not also "is required"
+        problems = [p for p in problems if not (p.path in plain_secrets and "is required" in p.message)]
         raise ConfigError(problems, source)
     return s.PlatformSpec(
         environment=env,  # type: ignore[arg-type]
@@ -1800,6 +1818,52 @@ def _check_transports(
             problems.append(Problem(path, f"{why}; {env} needs https://, ssh:// or oci:// (or a mirror serving one)"))
 
 
+def _pool_range(entry: str) -> tuple[Any, Any] | None:
+    """(first, last) address of a MetalLB pool entry (CIDR or a-b range), None if malformed."""
+    try:
+        if "-" in entry:
+            lo, _, hi = entry.partition("-")
+            return ipaddress.ip_address(lo.strip()), ipaddress.ip_address(hi.strip())
+        net = ipaddress.ip_network(entry, strict=False)
+        return net[0], net[-1]
+    except ValueError:
+        return None
+
+
+def _check_addresses(
+    problems: list[Problem], warnings: list[Problem], cluster: s.ClusterSpec, addons: s.AddonsSpec
+) -> None:
+    """Addresses that must not collide with the nodes', and an API endpoint the nodes can reach."""
+    node_ips: dict[Any, str] = {}
+    for node in cluster.nodes:
+        for value in {node.address, node.ip}:
+            if value and is_ip(value):
+                node_ips[ipaddress.ip_address(value)] = node.name
+    if addons.load_balancer.enabled:
+        for i, entry in enumerate(addons.load_balancer.addresses):
+            rng = _pool_range(entry)
+            if rng is None:
+                continue
+            hits = sorted({name for ip, name in node_ips.items() if ip.version == rng[0].version and rng[0] <= ip <= rng[1]})
+            if hits:
+                problems.append(Problem(
+                    f"addons.loadBalancer.addresses[{i}]",
+                    f"overlaps the address of node(s) {', '.join(hits)}: MetalLB would answer ARP for a node's own "
+                    "address; give the pool addresses no machine uses",
+                ))  # fmt: skip
+    if cluster.mode == "kubespray" and cluster.api_server_endpoint and node_ips:
+        host = api_server_host(cluster)
+        if is_ip(host):
+            ip = ipaddress.ip_address(host)
+            nets = {ipaddress.ip_network(f"{n}/{24 if n.version == 4 else 64}", strict=False) for n in node_ips}
+            if not any(ip in net for net in nets):
+                warnings.append(Problem(
+                    "cluster.apiServerEndpoint",
+                    f"{host} is outside the nodes' networks (their /24 or /64): fine for a public or NAT address, "
+                    "but check that clients and the nodes reach it",
+                ))  # fmt: skip
+
+
 def _is_loopback_url(url: str) -> bool:
     """http:// to this machine itself (a local mirror): nothing travels a network."""
     host = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
@@ -1836,6 +1900,14 @@ def _check_app_secrets(top: Reader, apps: tuple[s.AppSpec, ...], secrets: dict[s
             top.error(key, f"is in plain text; set it as a secret: {hint}")
 
 
+def _near_namespace(ns: str) -> bool:
+    """A namespace that is a typo of the project's (other providers' namespaces are fine)."""
+    squashed = re.sub(r"[^a-z0-9]", "", ns.lower())
+    return squashed == re.sub(r"[^a-z0-9]", "", NAMESPACE) or bool(
+        difflib.get_close_matches(ns.lower(), [NAMESPACE], n=1, cutoff=0.8)
+    )
+
+
 def strip_namespace(config: Mapping[str, Any], source: str = "") -> dict[str, Any]:
     """`k8s-platform:foo` → `foo`; keys of other namespaces (e.g. `kubernetes:`) are left out.
 
@@ -1853,6 +1925,9 @@ def strip_namespace(config: Mapping[str, Any], source: str = "") -> dict[str, An
             out[key] = value  # Pulumi puts un-namespaced keys in the project namespace
         elif ns == NAMESPACE:
             out[name] = value
+        elif _near_namespace(ns):
+            # `k8s_platform:mysql:` would be silently ignored and MySQL would vanish
+            problems.append(Problem(key, f"unknown config namespace {ns!r} (did you mean '{NAMESPACE}:{name}'?)"))
     if problems:
         raise ConfigError(problems, source)
     return out

@@ -92,6 +92,12 @@ def load_spec_file(path: Path, root: Path = PROJECT_ROOT) -> PlatformSpec:
     return parse_config(config_from_file(path), project_root=root, source=str(path))
 
 
+def runtime_config_stack() -> str:
+    import pulumi
+
+    return pulumi.get_stack()
+
+
 def config_from_runtime() -> dict[str, Any]:
     """The `k8s-platform:` keys as the Pulumi engine passed them to this program.
 
@@ -106,6 +112,8 @@ def config_from_runtime() -> dict[str, Any]:
     secret_keys.update(k for k in values if runtime_config.is_config_secret(k))
     raw: dict[str, Any] = {}
     prefix = f"{NAMESPACE}:"
+    # a key in a mistyped namespace (k8s_platform:mysql) is an error, not silently absent
+    strip_namespace({k: None for k in values if not k.startswith(prefix)}, f"stack {runtime_config_stack()}")
     for full_key, value in values.items():
         if not full_key.startswith(prefix):
             continue
