@@ -7,6 +7,10 @@ STACK ?= dev
 STAMP := $(VENV)/.installed
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 ACTIONLINT_VERSION := v1.7.12
+# Upstream source tarballs the Go module proxy does not serve (pulumi-command, the Python
+# language host, kubespray): the engine build and the e2e tier read them from here.
+K8SP_ENGINE_SOURCES ?= $(if $(wildcard $(CURDIR)/../shared/vendor),$(abspath $(CURDIR)/../shared/vendor),)
+export K8SP_ENGINE_SOURCES
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_SKIP_UPDATE_CHECK := true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
@@ -15,7 +19,7 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 ifeq ($(origin PULUMI_CONFIG_PASSPHRASE)$(origin PULUMI_CONFIG_PASSPHRASE_FILE),undefinedundefined)
 export PULUMI_CONFIG_PASSPHRASE := k8s-platform-example
 endif
-# The python language host the engine builds runs the first python3 on PATH: the venv's.
+# The project venv first on PATH: `make drift`/`rollback` run `python -m stacks` from it.
 ENGINE_ENV = source "$$(scripts/engine.sh --print-dir)/env.sh" && export PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
 
 
@@ -31,11 +35,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-system-deps: ## Debian packages the tests use (shellcheck; openssh-server for e2e)
-	@missing=""; command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
+system-deps: ## Debian packages and tools the tests use (shellcheck; openssh-server, git, helm for e2e)
+	@missing=""; for pair in shellcheck:shellcheck sshd:openssh-server git:git npm:npm unzip:unzip; do \
+	    cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	    command -v $$cmd >/dev/null || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
 	  if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	    else echo "missing Debian packages:$$missing (sudo apt-get install$$missing)"; fi; fi
+	    else echo "missing Debian packages:$$missing (sudo apt-get install$$missing)"; exit 1; fi; fi
+	scripts/tools.sh >/dev/null
 
 $(BIN)/actionlint: | $(STAMP)
 	@if command -v go >/dev/null; then GOBIN=$(CURDIR)/$(BIN) GOTOOLCHAIN=local go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION); \
@@ -47,7 +54,7 @@ test: setup ## lint, unit + conformance, then e2e when the engine is built
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest tests/unit tests/conformance
-	@if K8SP_ENGINE_SKIP=command-provider scripts/engine.sh --check >/dev/null 2>&1; then $(MAKE) --no-print-directory e2e; \
+	@if scripts/engine.sh --check >/dev/null 2>&1; then $(MAKE) --no-print-directory e2e; \
 	  else echo "e2e tier skipped: the Pulumi engine is not built (run 'make engine', then 'make test')"; fi
 
 test-fast: setup ## unit + conformance only
@@ -85,8 +92,8 @@ plan: setup ## validate STACK, write its kubespray inventory and every Kubernete
 local-cluster: setup ## start etcd + kube-apiserver + controllers + KWOK nodes on loopback (stop: scripts/local_cluster.py stop)
 	$(BIN)/python scripts/local_cluster.py start --all
 
-engine: ## build the Pulumi CLI, plugins and a local control plane from the Go module proxy (cached)
-	scripts/engine.sh
+engine: ## build the offline engine (Pulumi CLI, plugins, local control plane) from Go sources (cached)
+	K8SP_ENGINE_SOURCES="$(K8SP_ENGINE_SOURCES)" scripts/engine.sh
 
 stack: setup engine
 	@mkdir -p .pulumi-state
@@ -114,7 +121,7 @@ promote: setup ## SRC=… DST=… [ONLY=apps.x,helm.releases.y] [DRY_RUN=1]: cop
 	$(BIN)/python -m stacks promote $(SRC) $(DST) $(if $(ONLY),--only $(ONLY)) $(if $(DRY_RUN),--dry-run)
 
 rollback: stack ## STACK=… [TO=N] [YES=1]: re-apply an earlier successful update's config
-	$(ENGINE_ENV) && $(BIN)/python -m stacks rollback $(STACK) $(if $(TO),--to $(TO)) $(if $(YES),--yes)
+	$(ENGINE_ENV) && $(BIN)/python -m stacks rollback $(STACK) $(if $(TO),--to $(TO)) $(if $(YES),--yes) $(if $(ONLY),--only $(ONLY))
 
 bench: setup ## render time per app for 10/100/500 apps (median of runs)
 	$(BIN)/python bench/bench_render.py --sizes 10 100 500 --runs 3

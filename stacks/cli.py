@@ -169,8 +169,15 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     from stacks.rollback_runner import SubprocessRunner, run_rollback
 
+    only = [part for sel in args.only or [] for part in sel.split(",") if part.strip()]
     return run_rollback(
-        args.stack, to=args.to, yes=args.yes, root=args.root, runner=SubprocessRunner(args.root), list_only=args.list
+        args.stack,
+        to=args.to,
+        yes=args.yes,
+        root=args.root,
+        runner=SubprocessRunner(args.root),
+        list_only=args.list,
+        only=only,
     )
 
 
@@ -229,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--yes", action="store_true", help="apply without asking")
     p.add_argument("--list", action="store_true", help="print the stack's history with the numbers --to takes")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="SEL[,SEL…]",
+        help="restore only these settings (the paths promote takes), e.g. apps.my-nginx (repeatable)",
+    )
     p.set_defaults(func=cmd_rollback)
     return parser
 

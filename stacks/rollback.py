@@ -350,3 +350,27 @@ def diff_lines(plan: RestorePlan) -> list[str]:
         for path, old, new in ye.leaf_diffs(short, now, then):
             lines.append(f"  {path}: {format_value(old)} → {format_value(new)}")
     return lines
+
+
+def _kube_version(text: str) -> str:
+    doc = ye.load(text) or {}
+    cluster = (doc.get("config") or {}).get(f"{NAMESPACE}:cluster") or {}
+    return str(cluster.get("kubeVersion") or "") if isinstance(cluster, Mapping) else ""
+
+
+def kube_version_downgrade(current_text: str, new_text: str) -> str | None:
+    """Why writing `new_text` would downgrade Kubernetes, or None.
+
+    Kubernetes does not support downgrades (etcd data, API versions, kubeadm): a rollback
+    of the apps after an upgrade must not take the cluster back with it.
+    """
+    now, then = _kube_version(current_text).removeprefix("v"), _kube_version(new_text).removeprefix("v")
+    if not now or not then or now == then:
+        return None
+    key = lambda v: tuple(int(x) for x in v.split(".") if x.isdigit())  # noqa: E731
+    if key(then) < key(now):
+        return (
+            f"cluster.kubeVersion would go from {now} back to {then}: Kubernetes does not support downgrades. "
+            "Roll back only what you mean to, e.g. --only apps.<name>,helm.releases.<name>"
+        )
+    return None

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from stacks import promotion
 from stacks import rollback as rb
 from stacks.files import stack_file
+from stacks.promotion import validate_text, write_atomic
 
 ENGINE_HINT = (
     "the Pulumi CLI (pulumi) is not on PATH: run `make engine` to build it, then "
@@ -133,6 +135,7 @@ def run_rollback(
     root: Path,
     runner: Runner,
     list_only: bool = False,
+    only: Sequence[str] = (),
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -174,8 +177,21 @@ def run_rollback(
     except rb.RollbackError as exc:
         return fail(str(exc))
 
-    print(f"rollback {stack}: {current.describe()} → {target.describe()}", file=out)
     lines = rb.diff_lines(plan)
+    if only and not plan.problems:
+        # part of the config only: exactly what `promote --only` would carry from that update
+        try:
+            part = promotion.plan_promotion(plan.new_text, original, src=f"v{target.version}", dst=stack, only=only)
+        except promotion.UsageError as exc:
+            return fail(str(exc).replace("promotable setting", "rollback-able setting"))
+        plan.problems.extend(part.problems)
+        plan.new_text = part.new_text
+        lines = promotion.diff_lines(part)
+    downgrade = rb.kube_version_downgrade(original, plan.new_text)
+    if downgrade:
+        return fail(f"{downgrade}; {path.name} unchanged")
+
+    print(f"rollback {stack}: {current.describe()} → {target.describe()}", file=out)
     if lines:
         print(f"{path.name}, config to restore:", file=out)
         for line in lines:
@@ -188,8 +204,6 @@ def run_rollback(
         for problem in plan.problems:
             print(str(problem), file=err)
         return fail(f"not rolled back; {path.name} unchanged")
-
-    from stacks.promotion import validate_text, write_atomic
 
     problems = validate_text(plan.new_text, str(path), root)
     if problems:

@@ -417,3 +417,40 @@ def test_list_prints_the_numbers_to_takes(root: Path) -> None:
     ]  # fmt: skip
     assert lines[1].endswith("(current)") and f"{commits()['D'][:12]}+dirty" in lines[1]
     assert runner.steps() == ["history"]
+
+
+def rollback_only(root: Path, runner: FakeRunner, only: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run_rollback("dev", to=None, yes=True, root=root, runner=runner, only=only, out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_only_restores_just_the_selected_settings(root: Path) -> None:
+    before = (root / "Pulumi.dev.yaml").read_text()
+    code, out, err = rollback_only(root, FakeRunner(REAL, root), ["apps.my-nginx"])
+    assert code == 0, err
+    after = (root / "Pulumi.dev.yaml").read_text()
+    assert after == before.replace(NGINX_NEW, NGINX_OLD), "the chart version (8.5.1) must stay"
+    assert f"apps.my-nginx.image: {NGINX_NEW} → {NGINX_OLD}" in out and "8.5.0" not in out
+
+
+def test_only_with_a_selector_that_matches_nothing_is_a_clear_error(root: Path) -> None:
+    before = (root / "Pulumi.dev.yaml").read_text()
+    code, _, err = rollback_only(root, FakeRunner(REAL, root), ["apps.nope"])
+    assert code == 1 and "--only apps.nope: matches no rollback-able setting" in err
+    assert (root / "Pulumi.dev.yaml").read_text() == before
+
+
+def test_a_rollback_never_downgrades_kubernetes(root: Path) -> None:
+    path = root / "Pulumi.dev.yaml"
+    upgraded = path.read_text().replace("kubeVersion: 1.34.4", "kubeVersion: 1.35.4")
+    assert upgraded != path.read_text(), "fixture has kubeVersion 1.34.4"
+    path.write_text(upgraded)
+    runner = FakeRunner(REAL, root)
+    code, _, err = rollback(root, runner, yes=True)
+    assert code == 1 and "cluster.kubeVersion would go from 1.35.4 back to 1.34.4" in err, err
+    assert path.read_text() == upgraded and runner.steps() == ["history"]
+    # rolling back only the app leaves Kubernetes where it is
+    code, _, err = rollback_only(root, FakeRunner(REAL, root), ["apps.my-nginx"])
+    assert code == 0, err
+    assert "kubeVersion: 1.35.4" in path.read_text() and NGINX_OLD in path.read_text()
