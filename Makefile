@@ -11,19 +11,24 @@ ACTIONLINT_VERSION := v1.7.12
 # language host, kubespray): the engine build and the e2e tier read them from here.
 K8SP_ENGINE_SOURCES ?= $(if $(wildcard $(CURDIR)/../shared/vendor),$(abspath $(CURDIR)/../shared/vendor),)
 export K8SP_ENGINE_SOURCES
-export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
+# State backend: Pulumi.yaml's `backend.url` (file://./.pulumi-state), which bare `pulumi`
+# reads too; PULUMI_BACKEND_URL overrides it for both.
 export PULUMI_SKIP_UPDATE_CHECK := true
-export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
-# The committed example stacks are encrypted with this documented, non-secret passphrase (they hold
-# placeholders only). Set PULUMI_CONFIG_PASSPHRASE(_FILE) for stacks with real secrets.
+# The committed example stacks (dev, staging, prod) are encrypted with this documented,
+# non-secret passphrase: they hold placeholders only. Any other stack needs your own
+# PULUMI_CONFIG_PASSPHRASE(_FILE).
+EXAMPLE_STACKS := dev staging prod
 ifeq ($(origin PULUMI_CONFIG_PASSPHRASE)$(origin PULUMI_CONFIG_PASSPHRASE_FILE),undefinedundefined)
+ifneq ($(filter $(STACK),$(EXAMPLE_STACKS)),)
 export PULUMI_CONFIG_PASSPHRASE := k8s-platform-example
 endif
-# The project venv first on PATH: `make drift`/`rollback` run `python -m stacks` from it.
-ENGINE_ENV = source "$$(scripts/engine.sh --print-dir)/env.sh" && export PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)"
+endif
+# A Pulumi CLI: yours (>= the pulumi pin; plugins installed at the pinned versions), else
+# the offline engine when built (scripts/pulumi_env.sh). The project venv first on PATH.
+PULUMI_ENV = penv="$$(scripts/pulumi_env.sh)" && eval "$$penv"
 
 
-.PHONY: stack setup system-deps test test-fast unit conformance e2e lint typecheck validate inventory render \
+.PHONY: new-stack stack setup system-deps test test-fast unit conformance e2e lint typecheck validate inventory render \
         plan local-cluster engine engine-check preview up destroy bench bench-e2e clean help preview-all drift promote rollback
 
 help:
@@ -95,33 +100,36 @@ local-cluster: setup ## start etcd + kube-apiserver + controllers + KWOK nodes o
 engine: ## build the offline engine (Pulumi CLI, plugins, local control plane) from Go sources (cached)
 	K8SP_ENGINE_SOURCES="$(K8SP_ENGINE_SOURCES)" scripts/engine.sh
 
-stack: setup engine
+stack: setup
 	@mkdir -p .pulumi-state
-	@$(ENGINE_ENV) && pulumi stack select --create $(STACK) --non-interactive >/dev/null
+	@$(PULUMI_ENV) && pulumi stack select --create $(STACK) --non-interactive >/dev/null
 
 preview: stack ## pulumi preview --diff of STACK (default dev); contacts no machine
-	$(ENGINE_ENV) && pulumi preview --diff --stack $(STACK)
+	$(PULUMI_ENV) && pulumi preview --diff --stack $(STACK)
 
 up: stack ## pulumi up of STACK (refuses while the example placeholder secrets are set)
-	$(ENGINE_ENV) && pulumi up --stack $(STACK)
+	$(PULUMI_ENV) && pulumi up --stack $(STACK)
 
 destroy: stack
-	$(ENGINE_ENV) && pulumi destroy --stack $(STACK)
+	$(PULUMI_ENV) && pulumi destroy --stack $(STACK)
 
-preview-all: setup engine ## pulumi preview --diff of every stack (one per Pulumi.<stack>.yaml)
+preview-all: setup ## pulumi preview --diff of every stack (one per Pulumi.<stack>.yaml)
 	@failed=""; for s in $(STACKS); do \
 	  echo "== pulumi preview --diff --stack $$s"; \
 	  $(MAKE) --no-print-directory preview STACK=$$s || failed="$$failed $$s"; \
 	done; if [ -n "$$failed" ]; then echo "preview failed for:$$failed"; exit 1; fi
 
 drift: stack ## STACK=…: refresh + preview --expect-no-changes; exit 1 with a summary of what drifted
-	$(ENGINE_ENV) && $(BIN)/python -m stacks.drift $(STACK)
+	$(PULUMI_ENV) && $(BIN)/python -m stacks.drift $(STACK)
+
+new-stack: setup ## NAME=… FROM=…: write Pulumi.NAME.yaml shaped like FROM, without its machines and secrets
+	$(BIN)/python -m stacks new $(NAME) --from $(FROM) $(if $(ENVIRONMENT),--environment $(ENVIRONMENT))
 
 promote: setup ## SRC=… DST=… [ONLY=apps.x,helm.releases.y] [DRY_RUN=1]: copy promotable settings
 	$(BIN)/python -m stacks promote $(SRC) $(DST) $(if $(ONLY),--only $(ONLY)) $(if $(DRY_RUN),--dry-run)
 
 rollback: stack ## STACK=… [TO=N] [YES=1]: re-apply an earlier successful update's config
-	$(ENGINE_ENV) && $(BIN)/python -m stacks rollback $(STACK) $(if $(TO),--to $(TO)) $(if $(YES),--yes) $(if $(ONLY),--only $(ONLY))
+	$(PULUMI_ENV) && $(BIN)/python -m stacks rollback $(STACK) $(if $(TO),--to $(TO)) $(if $(YES),--yes) $(if $(ONLY),--only $(ONLY))
 
 bench: setup ## render time per app for 10/100/500 apps (median of runs)
 	$(BIN)/python bench/bench_render.py --sizes 10 100 500 --runs 3

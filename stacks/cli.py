@@ -9,6 +9,7 @@ one line each: `<key.path>: <what is wrong and what would be right>`.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -166,6 +167,38 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    from stacks import newstack
+
+    dst, src = stack_file(args.name, args.root), stack_file(args.source, args.root)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
+        print(f"new: {args.name!r} is not a stack name (letters, digits, '-', '_', '.')", file=sys.stderr)
+        return 2
+    if dst.exists():
+        print(f"new: {dst.name} exists already; pick another name or edit it", file=sys.stderr)
+        return 1
+    try:
+        made = newstack.new_stack(src.read_text(encoding="utf-8"), args.name, args.environment)
+    except FileNotFoundError:
+        print(f"new: {src.name}: no such stack file", file=sys.stderr)
+        return 1
+    except newstack.NewStackError as exc:
+        print(f"new: {exc}", file=sys.stderr)
+        return 1
+    dst.write_text(made.text, encoding="utf-8")
+    print(f"wrote {dst.name} from {src.name}: the same shape, without {args.source}'s machines and secrets")
+    if made.emptied:
+        print("fill in (validate lists what is still missing):")
+        for path in made.emptied:
+            print(f"  {path}")
+    print("then create the stack and set its secrets, under your own passphrase:")
+    print(f"  pulumi stack init {args.name}")
+    for line in newstack.secret_commands(args.name, made.secrets):
+        print(f"  {line}")
+    print(f"  make plan STACK={args.name}")
+    return 0
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     from stacks.rollback_runner import SubprocessRunner, run_rollback
 
@@ -220,6 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="promote only these settings, e.g. apps.my-nginx,helm.releases.grafana.version (repeatable)",
     )
     p.set_defaults(func=cmd_promote)
+
+    p = sub.add_parser(
+        "new",
+        help="write Pulumi.NAME.yaml shaped like another stack, without its machines and secrets",
+    )
+    p.add_argument("name", help="the new stack's name")
+    p.add_argument("--from", dest="source", required=True, help="the stack to copy the shape of")
+    p.add_argument("--environment", choices=("dev", "staging", "prod"),
+                   help="tier of the new stack (default: NAME when it is one, else the source's)")  # fmt: skip
+    p.set_defaults(func=cmd_new)
 
     p = sub.add_parser(
         "rollback",

@@ -237,6 +237,8 @@ class Reader:
         self.warnings: list[Problem] = [] if warnings is None else warnings
         # values under this mapping reach Ansible (group_vars, inventory, remote scripts): data only
         self.data_only = False
+        # a secret that is not set yet: a problem for the program, a warning for planning
+        self.secrets_required = True
         self.seen: set[str] = set()
         if data is None or data is _MISSING:
             data = {}
@@ -337,7 +339,12 @@ class Reader:
     def _child(self, data: Any, path: str) -> Reader:
         child = Reader(data, path, self.problems, self.warnings)
         child.data_only = self.data_only
+        child.secrets_required = self.secrets_required
         return child
+
+    def missing_secret(self, path: str, message: str) -> None:
+        """A secret the stack needs and has not set (path is absolute: secrets are top-level keys)."""
+        (self.problems if self.secrets_required else self.warnings).append(Problem(path, message))
 
     def mapping(self, key: str) -> Reader:
         return self._child(self.raw(key), self.sub(key))
@@ -640,12 +647,10 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
     ch.done()
 
     if s.SECRET_SSH_PRIVATE_KEY not in secrets:
-        r.problems.append(
-            Problem(
-                s.SECRET_SSH_PRIVATE_KEY,
-                "is required in kubespray mode: the key that reaches the control host "
-                f"(pulumi config set --secret {s.SECRET_SSH_PRIVATE_KEY} < ~/.ssh/id_ed25519)",
-            )
+        r.missing_secret(
+            s.SECRET_SSH_PRIVATE_KEY,
+            "is required in kubespray mode: the key that reaches the control host "
+            f"(pulumi config set --secret {s.SECRET_SSH_PRIVATE_KEY} < ~/.ssh/id_ed25519)",
         )
 
     px = r.mapping("proxy")
@@ -1058,9 +1063,7 @@ def _parse_mysql(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.MySQLSpec
             r.error("image", f"{image!r} is older than MySQL 8.4 LTS; replication here needs 8.4 or newer")
         for key in (s.SECRET_MYSQL_ROOT_PASSWORD, s.SECRET_MYSQL_REPLICATION_PASSWORD):
             if key not in secrets:
-                r.problems.append(
-                    Problem(key, f"is required when mysql.enabled is true (pulumi config set --secret {key})")
-                )
+                r.missing_secret(key, f"is required when mysql.enabled is true (pulumi config set --secret {key})")
     r.done()
     return spec
 
@@ -1693,10 +1696,13 @@ def parse_config(
     *,
     project_root: Path | None = None,
     source: str = "",
+    secrets_required: bool = True,
 ) -> s.PlatformSpec:
     """Build the typed spec from the `k8s-platform:` keys (namespace stripped).
 
-    Secret keys must be given as `SECRET`; a plain value for one is an error.
+    Secret keys must be given as `SECRET`; a plain value for one is an error. A secret
+    that is not set yet is an error with `secrets_required` (the program) and a warning
+    without it (`validate`, `inventory`, `render`: planning works before secrets exist).
     Raises `ConfigError` with every problem found.
     """
     problems: list[Problem] = []
@@ -1704,6 +1710,7 @@ def parse_config(
     if not isinstance(values, Mapping):
         raise ConfigError([Problem("config", f"must be a mapping of keys, not {_type_name(values)}")], source)
     top = Reader(values, "", problems, warnings)
+    top.secrets_required = secrets_required
 
     secrets: dict[str, Any] = {}
     plain_secrets: set[str] = set()
@@ -1886,13 +1893,11 @@ def _check_app_secrets(top: Reader, apps: tuple[s.AppSpec, ...], secrets: dict[s
         hint = f"pulumi config set --secret {key}"
         if key in s.SECRET_KEYS:
             if key not in secrets and top.raw(key) is _MISSING:
-                top.problems.append(
-                    Problem(where, f"references the secret {NAMESPACE}:{key}, which is not set: {hint}")
-                )
+                top.missing_secret(where, f"references the secret {NAMESPACE}:{key}, which is not set: {hint}")
             continue
         value = top.raw(key)
         if value is _MISSING:
-            top.problems.append(Problem(where, f"references the secret {NAMESPACE}:{key}, which is not set: {hint}"))
+            top.missing_secret(where, f"references the secret {NAMESPACE}:{key}, which is not set: {hint}")
         elif isinstance(value, _SecretMarker):
             secrets[key] = value
         else:

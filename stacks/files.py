@@ -86,10 +86,13 @@ def config_from_file(path: Path) -> dict[str, Any]:
     return strip_namespace(unsecured, str(path))
 
 
-def load_spec_file(path: Path, root: Path = PROJECT_ROOT) -> PlatformSpec:
+def load_spec_file(path: Path, root: Path = PROJECT_ROOT, secrets_required: bool = False) -> PlatformSpec:
+    """The stack file's spec; secrets not set yet are warnings unless `secrets_required`."""
     from stacks.config import parse_config
 
-    return parse_config(config_from_file(path), project_root=root, source=str(path))
+    return parse_config(
+        config_from_file(path), project_root=root, source=str(path), secrets_required=secrets_required
+    )
 
 
 def runtime_config_stack() -> str:

@@ -170,19 +170,20 @@ def _default_builder(spec: PlatformSpec, secrets: Any, project_root: Path) -> An
 
 
 def _placeholder_secrets(spec: PlatformSpec) -> Any:
-    """`ProgramSecrets` with a secret placeholder for each secret the stack has set (and the kubeconfig)."""
+    """`ProgramSecrets` with a secret placeholder for every secret, set or not yet set.
+
+    Rendering is planning: it works before the stack's secrets exist, and no rendered
+    object carries a secret's value (they are redacted). The kubeconfig is a placeholder
+    too: rendering must not read the operator's ~/.kube/config (or need one).
+    """
     from stacks import program
 
-    def snake(key: str) -> str:
-        return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
-
-    # The kubeconfig is always a placeholder: rendering must not read the operator's
-    # ~/.kube/config (or need one); no rendered object depends on its content.
-    present = {snake(k) for k in spec.secrets_set} | {"kubeconfig"}
     values: dict[str, Any] = {
-        f.name: (pulumi.Output.secret(REDACTED) if f.name in present else None)
+        f.name: pulumi.Output.secret(REDACTED)
         for f in dataclasses.fields(program.ProgramSecrets)
+        if f.name != "extra"
     }
+    values["extra"] = None  # the apps' secretEnv values: placeholders per key (program._app_secret_values)
     return program.ProgramSecrets(**values)
 
 

@@ -162,8 +162,6 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("mysql-root-plain", "staging", _set("mysqlRootPassword", "hunter2"), "mysqlRootPassword", "plain text"),
     ("mysql-repl-plain", "staging", _set("mysqlReplicationPassword", 12345), "mysqlReplicationPassword", "plain text"),
     ("kubeconfig-plain", "existing", _set("kubeconfig", "apiVersion: v1\nkind: Config\n"), "kubeconfig", "plain text"),
-    ("ssh-key-missing", "staging", _set("sshPrivateKey", _DELETE), "sshPrivateKey", "required in kubespray mode"),
-    ("mysql-password-missing", "staging", _set("mysqlRootPassword", _DELETE), "mysqlRootPassword", "required when mysql.enabled"),
     ("secret-for-plain-key", "staging", _set("cluster.ansibleUser", SECURE), "cluster.ansibleUser", "not a secret setting"),
     # add-ons
     ("lb-addresses-empty", "staging", _set("addons.loadBalancer.addresses", []), "addons.loadBalancer.addresses", "is empty"),
@@ -237,6 +235,34 @@ FILE_CASES: list[tuple[str, str | bytes, str]] = [
     ("alias-cycle", "config:\n  k8s-platform:apps: &apps [*apps]\n", "refers to itself"),
     ("deep-nesting", "config:\n  k8s-platform:helm: " + "[" * 3000 + "]" * 3000 + "\n", "too deeply"),
 ]
+
+
+# Secrets not set yet: the program refuses to deploy; validate/inventory/render (planning) warn.
+MISSING_SECRET_CASES: list[tuple[str, str, Mutation, str, str]] = [
+    ("ssh-key-missing", "staging", _set("sshPrivateKey", _DELETE), "sshPrivateKey", "required in kubespray mode"),
+    ("mysql-password-missing", "staging", _set("mysqlRootPassword", _DELETE), "mysqlRootPassword", "required when mysql.enabled"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case_id", "base", "mutate", "path", "words"), [pytest.param(*c, id=c[0]) for c in MISSING_SECRET_CASES])
+def test_missing_secrets_warn_when_planning_and_stop_the_program(
+    mocks: PlatformMocks, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    case_id: str, base: str, mutate: Mutation, path: str, words: str,
+) -> None:  # fmt: skip
+    f = tmp_path / f"Pulumi.{case_id}.yaml"
+    f.write_text(yaml.safe_dump(_doc(base, mutate), sort_keys=False))
+    assert cli.main(["--root", str(PROJECT_ROOT), "validate", "--config-file", str(f)]) == 0
+    _, err = capsys.readouterr()
+    assert any(line.startswith(f"{f}: warning: {path}: ") and words in line for line in err.splitlines()), err
+    raw = config_from_file(f)
+
+    def program() -> None:
+        deploy(raw, SECRETS, PROJECT_ROOT, stack=case_id)
+
+    with pytest.raises(ConfigError) as exc:
+        run_program(program)
+    assert mocks.resources == []
+    _assert_reported([str(p) for p in exc.value.problems], path, words)
 
 
 def test_table_is_broad() -> None:

@@ -97,3 +97,63 @@ def test_a_plain_text_secret_is_one_problem() -> None:
         "sshPrivateKey: is in plain text; set it as a secret: pulumi config set --secret sshPrivateKey"
     ]
     assert all("not really" not in p for p in problems)
+
+
+def _stacks(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stacks", "--root", str(root), *args], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_new_user_path_new_edit_validate_plan(tmp_path: Path) -> None:
+    """`stacks new lab --from staging`, fill in the machines, validate and plan before any secret exists."""
+    import shutil
+
+    for name in ("Pulumi.yaml", "Pulumi.staging.yaml"):
+        shutil.copy2(PROJECT_ROOT / name, tmp_path / name)
+    shutil.copytree(PROJECT_ROOT / "values", tmp_path / "values")
+    made = _stacks(tmp_path, "new", "lab", "--from", "staging")
+    assert made.returncode == 0, made.stderr
+    assert "pulumi config set --secret sshPrivateKey --stack lab < ~/.ssh/id_ed25519" in made.stdout
+    assert "pulumi config set --secret mysqlRootPassword --stack lab" in made.stdout
+    text = (tmp_path / "Pulumi.lab.yaml").read_text()
+    assert "secure:" not in text and "encryptionsalt" not in text, "no example secrets, no example passphrase salt"
+    assert "10.4.17." not in text and "example.com" not in text.split("k8s-platform:helm")[0], "no example addresses"
+    assert "k8s-platform:environment: staging" in text and "# staging:" in text, "structure and comments kept"
+    # before the edits: validate says exactly what to fill in
+    before = _stacks(tmp_path, "validate", "lab")
+    assert before.returncode == 1
+    assert "cluster.nodes[0].address: is required" in before.stderr and "cluster.controlHost.host: is required" in before.stderr
+
+    # the user's edits: their machines
+    doc = yaml.safe_load(text)
+    cluster = doc["config"]["k8s-platform:cluster"]
+    cluster["controlHost"]["host"] = "192.168.50.10"
+    for i, node in enumerate(cluster["nodes"]):
+        node["address"] = f"192.168.50.{21 + i}"
+    cluster["proxy"] = {"http": "", "https": "", "noProxy": ""}
+    cluster["imageRepos"] = {}
+    doc["config"]["k8s-platform:addons"]["loadBalancer"]["addresses"] = ["192.168.50.200-192.168.50.220"]
+    doc["config"]["k8s-platform:apps"][0]["ingress"]["host"] = "nginx.lab.internal"
+    (tmp_path / "Pulumi.lab.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    ok = _stacks(tmp_path, "validate", "lab")
+    assert ok.returncode == 0, ok.stderr
+    assert "lab: warning: sshPrivateKey: is required in kubespray mode" in ok.stderr, "missing secrets are warned"
+    inv = _stacks(tmp_path, "inventory", "lab", "--out", str(tmp_path / "build" / "inventory"))
+    assert inv.returncode == 0, inv.stderr
+    assert "192.168.50.21" in (tmp_path / "build" / "inventory" / "hosts.yaml").read_text()
+    rendered = _stacks(tmp_path, "render", "lab", "--out", str(tmp_path / "build" / "manifests"))
+    assert rendered.returncode == 0, rendered.stderr
+    assert (tmp_path / "build" / "manifests" / "web.Deployment.my-nginx.yaml").exists()
+
+
+def test_new_refuses_to_overwrite_and_needs_a_source(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copy2(PROJECT_ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copy2(PROJECT_ROOT / "Pulumi.dev.yaml", tmp_path / "Pulumi.dev.yaml")
+    assert "exists already" in _stacks(tmp_path, "new", "dev", "--from", "dev").stderr
+    assert "no such stack file" in _stacks(tmp_path, "new", "lab", "--from", "nope").stderr
+    assert _stacks(tmp_path, "new", "a b", "--from", "dev").returncode == 2
+    made = _stacks(tmp_path, "new", "prod2", "--from", "dev", "--environment", "prod")
+    assert made.returncode == 0 and "k8s-platform:environment: prod" in (tmp_path / "Pulumi.prod2.yaml").read_text()
