@@ -35,6 +35,10 @@ help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 $(STAMP): requirements.txt requirements-dev.txt
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+	  { echo "k8s-platform needs Python 3.11 or newer; $(PY) is $$($(PY) --version 2>&1 | head -n1). Use: make PY=python3.11 …"; exit 1; }
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" != "$$($(PY) -c 'import sys; print(sys.version_info[:2])')" ]; then \
+	  echo "recreating $(VENV): it was made with another Python than $(PY)"; rm -rf $(VENV); fi
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
