@@ -157,3 +157,32 @@ def test_new_refuses_to_overwrite_and_needs_a_source(tmp_path: Path) -> None:
     assert _stacks(tmp_path, "new", "a b", "--from", "dev").returncode == 2
     made = _stacks(tmp_path, "new", "prod2", "--from", "dev", "--environment", "prod")
     assert made.returncode == 0 and "k8s-platform:environment: prod" in (tmp_path / "Pulumi.prod2.yaml").read_text()
+
+
+def _make(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=60, env=env)  # fmt: skip
+
+
+@pytest.mark.parametrize(("stack", "expected"), [("dev", "k8s-platform-example"), ("prod", "k8s-platform-example"),
+                                                 ("lab", ""), ("mine", "")])  # fmt: skip
+def test_example_passphrase_only_for_the_example_stacks(stack: str, expected: str) -> None:
+    res = _make("--eval", 'show-passphrase: ; @echo "[$$PULUMI_CONFIG_PASSPHRASE]"', "show-passphrase", f"STACK={stack}")
+    assert res.stdout.strip() == f"[{expected}]", res.stdout + res.stderr
+
+
+def test_setup_refuses_an_old_python_before_making_a_venv(tmp_path: Path) -> None:
+    import shutil
+
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt"):
+        shutil.copy2(PROJECT_ROOT / name, tmp_path / name)
+    fake = tmp_path / "python3.10"
+    fake.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "Python 3.10.12"; exit 0; fi\nexit 1\n')
+    fake.chmod(0o755)
+    res = _make(f"PY={fake}", ".venv/.installed", cwd=tmp_path)
+    assert res.returncode != 0
+    assert "k8s-platform needs Python 3.11 or newer" in res.stdout + res.stderr and "Python 3.10.12" in res.stdout
+    assert not (tmp_path / ".venv").exists()
