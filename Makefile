@@ -82,8 +82,8 @@ lint: setup ## ruff + mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-validate: setup ## validate the dev, staging and prod stack files
-	$(BIN)/python -m stacks validate dev staging prod
+validate: setup ## validate every stack file (Pulumi.<stack>.yaml)
+	$(BIN)/python -m stacks validate $(STACKS)
 
 inventory: setup
 	$(BIN)/python -m stacks inventory $(STACK)
@@ -91,12 +91,12 @@ inventory: setup
 render: setup ## write STACK's manifests to render/STACK
 	$(BIN)/python -m stacks render $(STACK) --out render/$(STACK)
 
-plan: setup ## validate STACK, write its kubespray inventory and every Kubernetes object to build/STACK
+plan: setup ## validate STACK, write its kubespray inventory, its objects and its Helm charts (helm template) to build/STACK
 	$(BIN)/python -m stacks validate $(STACK)
 	@rm -rf build/$(STACK) && mkdir -p build/$(STACK)
 	$(BIN)/python -m stacks inventory $(STACK) --out build/$(STACK)/inventory
-	$(BIN)/python -m stacks render $(STACK) --out build/$(STACK)/manifests
-	@echo "plan of $(STACK) in build/$(STACK)/: inventory/ (uploaded to the control host) and manifests/ (sent to the cluster)"
+	$(BIN)/python -m stacks render $(STACK) --out build/$(STACK)/manifests --charts
+	@echo "plan of $(STACK) in build/$(STACK)/: inventory/ (uploaded to the control host), manifests/ (the program's objects) and manifests/charts/ (each Helm release, by helm template, when its chart is reachable)"
 
 local-cluster: setup ## start etcd + kube-apiserver + controllers + KWOK nodes on loopback (stop: scripts/local_cluster.py stop)
 	$(BIN)/python scripts/local_cluster.py start --all

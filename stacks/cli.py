@@ -104,6 +104,17 @@ def cmd_render(args: argparse.Namespace) -> int:
         _report(_sources(args)[0][0], exc)
         return 1
     print(f"wrote {len(written)} manifest(s) to {args.out}")
+    if args.charts:
+        from stacks.charts import template_releases
+        from stacks.render import helm_releases
+
+        results = template_releases(helm_releases(spec, args.root), Path(args.out) / "charts")
+        for r in results:
+            what = f"{r.release.namespace}/{r.release.name} ({r.release.chart} {r.release.version})"
+            if r.path is not None:
+                print(f"chart {what}: rendered to {r.path}")
+            else:
+                print(f"chart {what}: not rendered: {r.problem}", file=sys.stderr)
     return 0
 
 
@@ -235,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="write every Kubernetes object the stack declares as YAML (secrets redacted)")
     stack_args(p)
     p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--charts", action="store_true",
+                   help="also render every Helm release with `helm template` into OUT/charts (needs the chart repos)")  # fmt: skip
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser(

@@ -9,8 +9,10 @@ writes each object as `<namespace>.<Kind>.<name>.yaml`:
 * Patch resources (e.g. `NodePatch`) are written as their target kind with a
   `.patch` suffix: `_cluster.Node.node1.patch.yaml` is the server-side-apply
   body sent to node1, not a whole Node;
-* Helm releases are left out (their contents are the chart's, see `helm
-  template`), as are provider and component resources;
+* Helm releases are not objects of the program (their contents are the chart's):
+  `helm_releases` lists them as declared, and `stacks.charts` renders each with a
+  real `helm template` when the chart is reachable; provider and component
+  resources are left out;
 * every secret value (a `Secret`'s `data`/`stringData`, and anything built from a
   Pulumi secret anywhere else) is written as `<redacted>`.
 
@@ -96,11 +98,14 @@ class _RenderMocks(pulumi.runtime.Mocks):
 
     def __init__(self) -> None:
         self.captured: list[_Captured] = []
+        self.releases: list[_Captured] = []  # Helm releases: their objects come from `helm template`
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         outputs = mock_outputs(args.typ, args.name, args.inputs)
         if args.custom and args.typ.startswith("kubernetes:") and args.typ not in EXCLUDED_TYPES:
             self.captured.append(_Captured(args.typ, args.name, dict(args.inputs)))
+        elif args.custom and args.typ == "kubernetes:helm.sh/v3:Release":
+            self.releases.append(_Captured(args.typ, args.name, dict(args.inputs)))
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -206,6 +211,37 @@ def render_objects(
     secrets: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """file name -> manifest, without touching the filesystem."""
+    return _render(spec, project_root, builder=builder, secrets=secrets)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReleaseToTemplate:
+    """A Helm release as the program declares it: what `helm template` needs."""
+
+    name: str
+    namespace: str
+    chart: str
+    version: str
+    repo: str
+    values: dict[str, Any]
+
+
+def helm_releases(spec: PlatformSpec, project_root: Path) -> list[ReleaseToTemplate]:
+    """Every Helm release the stack installs (add-ons and `helm.releases`), values as sent."""
+    out = []
+    for res in _render(spec, project_root)[1]:
+        i = res.inputs
+        out.append(ReleaseToTemplate(
+            name=str(i.get("name") or res.name), namespace=str(i.get("namespace") or "default"),
+            chart=str(i.get("chart", "")), version=str(i.get("version", "")),
+            repo=str((i.get("repositoryOpts") or {}).get("repo", "")), values=_clean(i.get("values") or {}),
+        ))  # fmt: skip
+    return sorted(out, key=lambda r: (r.namespace, r.name))
+
+
+def _render(
+    spec: PlatformSpec, project_root: Path, *, builder: Builder | None = None, secrets: Any = None
+) -> tuple[dict[str, dict[str, Any]], list[_Captured]]:
     mocks = _RenderMocks()
     pulumi.runtime.set_mocks(mocks, project="k8s-platform", stack=spec.environment, preview=False)
     build = builder or _default_builder
@@ -225,7 +261,7 @@ def render_objects(
             )
         objects[fname] = manifest
         owners[fname] = res.name
-    return dict(sorted(objects.items()))
+    return dict(sorted(objects.items())), mocks.releases
 
 
 def render_stack(

@@ -12,9 +12,11 @@ Session-scoped, each started once and stopped (by PID) at the end:
                        K8SP_E2E_LOAD_BALANCER=1 starts with it on).
 - `control_host`    -> lib.sshd.ControlHost: a real sshd on 127.0.0.1:<port>, user root, key auth;
                        `.port`, `.private_key`, `.host_public_key`, `.ssh(cmd)`.
-- `kubespray_standin` -> lib.standin.KubesprayStandIn: a STAND-IN for kubespray (real kubespray
-                       needs internet and VMs): git repo tagged v2.31.0 of real Ansible playbooks
-                       acting on the KWOK cluster; `.source`, `.invocations()`, `.fail_next(pb)`.
+- `kubespray_standin` -> lib.standin.KubesprayUnderTest: kubespray v2.31.0's own tree (boilerplate,
+                       validate_inventory, confirmation gates run for real) with a STAND-IN only
+                       for the plays that need real machines or the internet, acting on the KWOK
+                       cluster; a git repo tagged v2.31.0; `.source`, `.commit`, `.invocations()`,
+                       `.playbooks_run()`, `.fail_next(pb)`.
 - `chart_repo`      -> lib.chartrepo.ChartRepo: the test charts on http://127.0.0.1:<port>;
                        `.url`, `.versions` ({chart: [versions]}), `.version(chart, i)`.
 Per test:
@@ -43,6 +45,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import contextlib
 
@@ -50,10 +53,12 @@ from lib import engine
 from lib.chartrepo import ChartRepo
 from lib.cluster import LocalCluster
 from lib.skips import need_binaries
-from lib.sshd import SSHD, ControlHost, ensure_wheelhouse
+from lib.sshd import SSHD, ControlHost
 from lib.stack import E2EStack, existing_config, kubespray_config
-from lib.standin import KubesprayStandIn
+from lib.standin import KubesprayUnderTest
 from lib.util import Timer
+
+from tests.support.kubespray_tree import ensure_wheelhouse
 
 TIMER = Timer()
 _ENGINE: tuple[bool, str] | None = None
@@ -131,13 +136,13 @@ def local_cluster(e2e_dir: Path) -> Iterator[LocalCluster]:
 
 
 @pytest.fixture(scope="session")
-def control_host(e2e_dir: Path) -> Iterator[ControlHost]:
+def control_host(e2e_dir: Path, kubespray_standin: KubesprayUnderTest) -> Iterator[ControlHost]:
     if os.geteuid() != 0:
-        pytest.skip("the e2e control host runs sshd as root (it must read its host key and switch users)")
+        pytest.fail("the e2e control host runs sshd as root (it must read its host key and switch users)")
     if not os.path.exists(SSHD):
-        pytest.skip(f"{SSHD} missing: apt-get install -y openssh-server")
+        pytest.fail(f"{SSHD} missing: `make setup` installs openssh-server (apt-get install -y openssh-server)")
     with TIMER.measure("control_host"):
-        wheelhouse = ensure_wheelhouse()
+        wheelhouse = ensure_wheelhouse(kubespray_standin.requirements)
         host = ControlHost(
             e2e_dir / "control-host",
             env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse), "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
@@ -149,11 +154,11 @@ def control_host(e2e_dir: Path) -> Iterator[ControlHost]:
 
 
 @pytest.fixture(scope="session")
-def kubespray_standin(e2e_dir: Path, local_cluster: LocalCluster) -> KubesprayStandIn:
-    """A STAND-IN for kubespray (see tests/e2e/standin/README.md), tagged v2.31.0."""
+def kubespray_standin(e2e_dir: Path, local_cluster: LocalCluster) -> KubesprayUnderTest:
+    """kubespray v2.31.0 with a stand-in for machines (see tests/e2e/lib/standin.py), tagged v2.31.0."""
     assert local_cluster.kubeconfig is not None
     with TIMER.measure("kubespray_standin"):
-        return KubesprayStandIn(e2e_dir / "kubespray-standin", admin_conf=local_cluster.kubeconfig).build()
+        return KubesprayUnderTest(e2e_dir / "kubespray", admin_conf=local_cluster.kubeconfig).build()
 
 
 @pytest.fixture(scope="session")
@@ -168,7 +173,11 @@ def chart_repo(e2e_dir: Path) -> Iterator[ChartRepo]:
 
 @pytest.fixture
 def stack_factory(
-    request: pytest.FixtureRequest, tmp_path: Path, chart_repo: ChartRepo, local_cluster: LocalCluster
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    e2e_dir: Path,
+    chart_repo: ChartRepo,
+    local_cluster: LocalCluster,
 ) -> Iterator[Callable[..., E2EStack]]:
     """Make an E2EStack in kubespray mode (needs control_host + kubespray_standin) or existing mode."""
     need_binaries(("pulumi", "pulumi-language-python"))
@@ -185,15 +194,19 @@ def stack_factory(
             "mysqlRootPassword": "root-" + pysecrets.token_urlsafe(18),
             "mysqlReplicationPassword": "repl-" + pysecrets.token_urlsafe(18),
         }
+        # one kubespray workdir on the control host for the session, as a team's control host
+        # keeps one: the venv with kubespray's ansible is built by the first prepare only
+        kubespray_workdir = str(e2e_dir / "kubespray-workdir")
         if mode == "kubespray":
             ch: ControlHost = request.getfixturevalue("control_host")
-            si: KubesprayStandIn = request.getfixturevalue("kubespray_standin")
+            si: KubesprayUnderTest = request.getfixturevalue("kubespray_standin")
             cfg = kubespray_config(
                 control_host_port=ch.port,
                 host_key=ch.host_public_key,
                 user=ch.user,
                 kubespray_source=si.source,
-                workdir=str(tmp_path / "control-host-workdir" / "kubespray"),
+                kubespray_commit=si.commit,
+                workdir=kubespray_workdir,
                 api_server=local_cluster.server,
                 charts_url=chart_repo.url,
                 chart_versions=chart_repo.versions,
@@ -212,6 +225,7 @@ def stack_factory(
             raise ValueError(f"mode must be kubespray or existing, not {mode!r}")
         secret_config.update(secrets or {})
         stack = E2EStack.create(tmp_path / f"stack-{name}-{len(made)}", cfg, secret_config, name=name)
+        stack.diagnose = local_cluster.not_ready_report
         made.append(stack)
         TIMER.times.setdefault(f"stack_factory.create[{mode}]", round(time.monotonic() - t0, 2))
         return stack

@@ -433,6 +433,44 @@ class LocalCluster:
     def ready_nodes(self) -> list[str]:
         return sorted(n["metadata"]["name"] for n in self.kube.list("Node") if condition(n, "Ready") == "True")
 
+    def not_ready_report(self, limit: int = 30) -> str:
+        """Which nodes and pods are not Ready and why (conditions, waiting reasons, recent events).
+
+        Printed with a failed `pulumi` call, so a timeout says what it waited for.
+        """
+        lines: list[str] = []
+        try:
+            alive = {p.name: p.alive() for p in self.procs}
+            down = [n for n, ok in alive.items() if not ok]
+            if down:
+                lines.append(f"control-plane processes not running: {', '.join(down)} (logs in {self.logs})")
+            for node in self.kube.list("Node"):
+                if condition(node, "Ready") != "True":
+                    conds = {c["type"]: f"{c['status']} ({c.get('reason', '')})" for c in node["status"].get("conditions") or []}
+                    taints = [f"{t['key']}:{t['effect']}" for t in node["spec"].get("taints") or []]
+                    lines.append(f"node {node['metadata']['name']} not Ready: {conds} taints={taints}")
+            for pod in self.kube.list("Pod"):
+                if pod["status"].get("phase") == "Succeeded" or condition(pod, "Ready") == "True":
+                    continue
+                meta, status = pod["metadata"], pod["status"]
+                why = [f"{c['type']}={c['status']}{' ' + c['message'] if c.get('message') else ''}"
+                       for c in status.get("conditions") or [] if c["status"] != "True"]  # fmt: skip
+                for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+                    waiting = cs.get("state", {}).get("waiting")
+                    if waiting:
+                        why.append(f"{cs['name']}: {waiting.get('reason')} {waiting.get('message', '')}".strip())
+                node = pod["spec"].get("nodeName") or "unscheduled"
+                lines.append(f"pod {meta['namespace']}/{meta['name']} on {node} phase={status.get('phase')}: {'; '.join(why)}")
+                if len(lines) >= limit:
+                    lines.append("… (more)")
+                    break
+            events = [e for e in self.kube.list_events() if e.get("type") == "Warning"][-10:]
+            lines += [f"event {e['involvedObject'].get('kind')}/{e['involvedObject'].get('name')}: "
+                      f"{e.get('reason')} {e.get('message', '')[:200]}" for e in events]  # fmt: skip
+        except Exception as exc:  # a report must never hide the failure it explains
+            lines.append(f"(cluster report incomplete: {exc})")
+        return "\n".join(lines) if lines else "every node and pod is Ready"
+
     # ------------------------------------------------------------------ tools
     def kubectl(self, *args: str, timeout: float = 60, check: bool = True, input: str | None = None) -> str:
         kubectl = find_tool("kubectl") or "kubectl"

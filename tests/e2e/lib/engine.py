@@ -39,18 +39,14 @@ def missing(names: tuple[str, ...]) -> list[str]:
 
 def check() -> tuple[bool, str]:
     """(ok, one line): `scripts/engine.sh --check`, bounded."""
-    # The command plugin cannot be built offline (the Go module proxy serves no version of
-    # github.com/pulumi/pulumi-command/provider); the tests that need it skip on their own
-    # (skips.need_plugin("command")), everything else runs.
-    env = {**os.environ, "K8SP_ENGINE_SKIP": "command-provider"}
     try:
-        cp = subprocess.run([str(ENGINE_SH), "--check"], capture_output=True, text=True, timeout=60, env=env)
+        cp = subprocess.run([str(ENGINE_SH), "--check"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"scripts/engine.sh --check did not run: {exc}"
     if cp.returncode == 0:
         return True, "engine built"
     gone = missing((*CLUSTER_BINARIES, "pulumi", "pulumi-language-python"))
-    gone += [f"plugin {p}" for p in ("kubernetes",) if not plugins_installed(p)]
+    gone += [f"plugin {p}" for p in ("kubernetes", "command") if not plugins_installed(p)]
     what = f"missing: {', '.join(gone)}" if gone else "engine.sh --check failed"
     return False, f"the engine is not built ({what}; {engine_dir()}); run `make engine`"
 

@@ -37,6 +37,7 @@ RESOURCES: dict[str, tuple[str, str, bool]] = {
     "IngressClass": ("/apis/networking.k8s.io/v1", "ingressclasses", False),
     "Ingress": ("/apis/networking.k8s.io/v1", "ingresses", True),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases", True),
+    "Event": ("/api/v1", "events", True),
 }
 
 
@@ -168,6 +169,11 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
+
+    def list_events(self) -> list[dict[str, Any]]:
+        """Events of every namespace, oldest first."""
+        events = self.list("Event")
+        return sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
 
     def list(self, kind: str, namespace: str | None = None, selector: str = "") -> list[dict[str, Any]]:
         prefix, plural, namespaced = RESOURCES[kind]

@@ -4,7 +4,8 @@ The program reaches it exactly as it would reach a real control host (pulumi-com
 `remote.Command` over SSH, key auth, pinned host key). The host key and the client key
 pair are generated per run; the session environment carries `PIP_NO_INDEX` /
 `PIP_FIND_LINKS` (sshd_config `SetEnv`, OpenSSH >= 8.7) so the program's
-`pip install -r requirements.txt` installs ansible-core from a local wheelhouse.
+`pip install -r requirements.txt` installs kubespray's own requirements (ansible 11 /
+ansible-core 2.18) from a local wheelhouse.
 """
 
 from __future__ import annotations
@@ -12,27 +13,12 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .util import WHEELHOUSE, Proc, free_port, port_open, run, tail, wait_until
+from .util import Proc, free_port, port_open, run, tail, wait_until
 
 SSHD = "/usr/sbin/sshd"
-ANSIBLE_CORE = "ansible-core==2.19.14"
-
-
-def ensure_wheelhouse(wheelhouse: Path = WHEELHOUSE, timeout: float = 300) -> Path:
-    """ansible-core + deps as wheels, downloaded once (registry access at setup time) and cached.
-
-    The control host's venv is made by /usr/bin/python3; the wheels are fetched by the
-    test Python, so both must be the same minor version (3.11 here) for binary wheels.
-    """
-    if any(wheelhouse.glob("ansible_core-2.19.14-*.whl")):
-        return wheelhouse
-    wheelhouse.mkdir(parents=True, exist_ok=True)
-    run([sys.executable, "-m", "pip", "download", "-q", ANSIBLE_CORE, "-d", str(wheelhouse)], timeout)
-    return wheelhouse
 
 
 @dataclass

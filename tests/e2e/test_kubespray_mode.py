@@ -1,0 +1,223 @@
+"""Kubespray mode through the real engine: `pulumi` → pulumi-command over SSH → kubespray.
+
+The control host is a real sshd on loopback; the program's prepare step fetches the
+repository under test (kubespray v2.31.0's own tree, tests/e2e/lib/standin.py) by tag,
+checks the commit, installs kubespray's own requirements (ansible-core 2.18) into its
+venv, uploads the inventory and runs the playbooks. On every run kubespray's own
+`boilerplate.yml` (ansible version check, dynamic groups, validate_inventory) and its
+confirmation gates run for real against the generated inventory; the plays that need real
+machines are a stand-in acting on the KWOK cluster. The invocation log says which
+playbook ran, with which limit and flags.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from lib.stack import E2EStack
+from lib.util import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
+
+APP_NS, APP = "web", "my-nginx"
+
+
+def kget(cluster: Any, *args: str) -> dict[str, Any]:
+    return json.loads(cluster.kubectl("get", *args, "-o", "json"))
+
+
+def runs(si: Any) -> list[tuple[str, str | None]]:
+    """(playbook, --limit) of every playbook run since the log was cleared."""
+    return [(c["playbook"], c["limit"] or None) for c in si.invocations()]
+
+
+def resource_names(stack: E2EStack) -> set[str]:
+    state = json.loads(stack.run("stack", "export", timeout=60).stdout)
+    return {r["urn"].rsplit("::", 1)[1] for r in state["deployment"].get("resources") or []}
+
+
+def add_worker(stack: E2EStack, name: str, address: str) -> None:
+    cfg = stack.config()
+    cfg["cluster"]["nodes"].append({"name": name, "address": address, "roles": ["worker"]})
+    stack.write_config(cfg)
+
+
+def test_full_up_then_no_op_runs_no_playbook(stack_factory: Any, kubespray_standin: Any, local_cluster: Any) -> None:
+    si = kubespray_standin
+    si.clear_invocations()
+    stack = stack_factory("kubespray")
+
+    # 1. full up: prepare → inventory → cluster.yml over SSH → kubeconfig → add-ons, release, MySQL, app
+    first = stack.up()
+    assert runs(si) == [("cluster.yml", None)], runs(si)
+    call = si.invocations()[0]
+    assert call["ansible_version"].startswith("2.18."), "kubespray's own requirements.txt was installed"
+    assert call["groups"]["kube_control_plane"] == ["node1"]
+    assert sorted(call["groups"]["kube_node"]) == ["node1", "node2", "node3"]
+    assert call["kube_version"] == "1.34.4"
+    assert "cluster ok; full log:" in first.output
+    deploy = kget(local_cluster, "deployment", APP, "-n", APP_NS)
+    assert deploy["status"].get("readyReplicas") == 2
+    assert kget(local_cluster, "statefulset", "mysql", "-n", "data")["status"].get("readyReplicas") == 2
+    released = {s["metadata"]["labels"]["name"] for s in kget(local_cluster, "secrets", "-A", "-l", "owner=helm")["items"]}
+    assert {"grafana", "traefik", "localpv-provisioner", "metrics-server"} <= released, released
+    # node1 is control plane and in kube_node: kubespray leaves it untainted
+    taints = kget(local_cluster, "node", "node1")["spec"].get("taints") or []
+    assert not [t for t in taints if t["effect"] == "NoSchedule"], taints
+    assert stack.outputs()["kubeconfig"] == "[secret]"
+    kubeconfig = stack.outputs(show_secrets=True)["kubeconfig"]
+    stack.history.pop()  # the one call allowed to print a secret
+    assert local_cluster.server in kubeconfig
+
+    # 2. no-op: nothing to change, and a second up runs no playbook at all
+    si.clear_invocations()
+    stack.preview(600, True, "--expect-no-changes")
+    second = stack.up(900, True, "--expect-no-changes")
+    assert runs(si) == [], f"a no-op up ran playbooks: {runs(si)}"
+    assert " updated" not in second.stdout and " created" not in second.stdout
+
+    # 3. image rollout and replica scale: Kubernetes changes only, still no playbook
+    cfg = stack.config()
+    cfg["apps"][0].update(image="nginxinc/nginx-unprivileged:1.27.4", replicas=3)
+    stack.write_config(cfg)
+    stack.up()
+    assert runs(si) == []
+    deploy = kget(local_cluster, "deployment", APP, "-n", APP_NS)
+    assert deploy["spec"]["replicas"] == 3 and deploy["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.27.4")
+
+    # 4. destroy without resetOnDestroy: workloads gone, PVCs kept, no reset.yml
+    stack.destroy()
+    assert runs(si) == []
+    assert APP not in local_cluster.kubectl("get", "deployment", "-n", APP_NS, check=False)
+    pvcs = kget(local_cluster, "pvc", "-n", "data")["items"]
+    assert sorted(p["metadata"]["name"] for p in pvcs) == ["data-mysql-0", "data-mysql-1"]
+    assert stack.leaks() == [], "secret plaintext in pulumi output or state"
+
+
+def test_add_upgrade_remove_worker(stack_factory: Any, kubespray_standin: Any, local_cluster: Any) -> None:
+    si = kubespray_standin
+    base = {"mysql": {"enabled": False}, "helm": {"releases": []}}
+    stack = stack_factory("kubespray", base)
+    stack.up()
+
+    # add a worker: facts for all, then scale.yml limited to the new node; cluster.yml does not run
+    si.clear_invocations()
+    add_worker(stack, "node4", "127.0.1.4")
+    stack.up()
+    assert runs(si) == [("facts.yml", None), ("scale.yml", "node4")], runs(si)
+    assert "node4" in local_cluster.ready_nodes()
+
+    # upgrade one minor: upgrade-cluster.yml only, nodes report the new kubelet
+    si.clear_invocations()
+    cfg = stack.config()
+    cfg["cluster"]["kubeVersion"] = "1.35.4"
+    stack.write_config(cfg)
+    stack.up()
+    assert runs(si) == [("upgrade_cluster.yml", None)], runs(si)
+    assert si.invocations()[0]["kube_version"] == "1.35.4"
+    assert kget(local_cluster, "node", "node2")["status"]["nodeInfo"]["kubeletVersion"] == "v1.35.4"
+
+    # remove the worker: remove-node.yml through kubespray's confirmation gate, the node still in its inventory
+    si.clear_invocations()
+    cfg = stack.config()
+    cfg["cluster"]["nodes"] = [n for n in cfg["cluster"]["nodes"] if n["name"] != "node4"]
+    stack.write_config(cfg)
+    stack.up()
+    (call,) = si.invocations()
+    assert call["playbook"] == "remove_node.yml" and call["node"] == "node4", call
+    assert str(call["skip_confirmation"]).lower() == "true"
+    assert "node4" in call["groups"]["kube_node"], "remove-node.yml must still see the node it removes"
+    assert "node4" not in local_cluster.node_names()
+    stack.preview(600, True, "--expect-no-changes")
+    assert stack.leaks() == []
+
+
+def test_failing_playbook_fails_up_then_next_up_succeeds(stack_factory: Any, kubespray_standin: Any) -> None:
+    si = kubespray_standin
+    stack = stack_factory("kubespray", {"mysql": {"enabled": False}, "helm": {"releases": []}, "apps": []})
+    si.clear_invocations()
+    si.fail_next("cluster.yml")
+    res = stack.up(900, False)
+    assert res.returncode != 0
+    out = res.output
+    assert "cluster failed (exit" in out and "full log on the control host:" in out, out[-3000:]
+    assert "fails midway as requested" in out, "the tail of the playbook's output is shown"
+    # state is consistent: what ran is recorded, the failed run and everything after it is not
+    names = resource_names(stack)
+    assert {"cluster-prepare", "cluster-inventory"} <= names and "cluster-cluster" not in names, names
+    assert "cluster-kubeconfig" not in names
+    # the next up runs cluster.yml again and completes
+    si.clear_invocations()
+    stack.up()
+    assert runs(si) == [("cluster.yml", None)]
+    stack.preview(600, True, "--expect-no-changes")
+    assert stack.leaks() == [], "a failing command's error text must not carry a secret"
+
+
+def test_destroy_resets_through_kubesprays_gate_only_when_asked(
+    stack_factory: Any, kubespray_standin: Any, local_cluster: Any
+) -> None:
+    si = kubespray_standin
+    stack = stack_factory(
+        "kubespray",
+        {"cluster": {"resetOnDestroy": True}, "mysql": {"enabled": False}, "helm": {"releases": []}, "apps": []},
+    )
+    stack.up()
+    si.clear_invocations()
+    stack.destroy()
+    (call,) = si.invocations()
+    # the stand-in only runs after kubespray's "Check confirmation" let the run through
+    assert call["playbook"] == "reset.yml" and call["reset_confirmation"] == "yes", call
+    workdir = stack.config()["cluster"]["kubespray"]["workdir"]
+    admin = f"{workdir}/inventory/k8s-platform-{stack.name}/artifacts/admin.conf"
+    assert not __import__("os").path.exists(admin), "reset.yml ran to the end"
+
+
+def test_control_host_unreachable_then_next_up_converges(stack_factory: Any, kubespray_standin: Any) -> None:
+    stack = stack_factory("kubespray", {"mysql": {"enabled": False}, "helm": {"releases": []}, "apps": []})
+    good_port = stack.config()["cluster"]["controlHost"]["port"]
+    stack.update_config({"cluster": {"controlHost": {"port": free_port()}}})  # nothing listens there
+    t0 = time.monotonic()
+    res = stack.up(600, False)
+    took = time.monotonic() - t0
+    assert res.returncode != 0
+    assert "connection refused" in res.output.lower() or "dial" in res.output.lower(), res.output[-3000:]
+    assert took < 240, f"an unreachable control host must fail in bounded time, took {took:.0f}s"
+    names = resource_names(stack)
+    assert not {n for n in names if n.startswith("cluster-")}, f"half-applied: {names}"
+
+    # a kubespray tag that does not resolve to the pinned commit is refused before anything runs
+    stack.update_config({"cluster": {"controlHost": {"port": good_port}, "kubespray": {"commit": "0" * 40}}})
+    refused = stack.up(600, False)
+    assert refused.returncode != 0 and "refusing to run it" in refused.output, refused.output[-3000:]
+    assert "cluster-cluster" not in resource_names(stack)
+
+    stack.update_config({"cluster": {"kubespray": {"commit": kubespray_standin.commit}}})
+    stack.up()
+    stack.preview(600, True, "--expect-no-changes")
+    assert stack.leaks() == []
+
+
+@pytest.mark.parametrize("name", ["dev", "staging", "prod"])
+def test_committed_stack_previews_offline(name: str, tmp_path: Any) -> None:
+    """`pulumi preview` of a committed example stack: completes without any machine or network."""
+    import shutil
+
+    from lib import engine
+    from lib.stack import copy_project
+    from lib.util import REPO_ROOT
+
+    project = copy_project(tmp_path / "project")
+    shutil.copy2(REPO_ROOT / f"Pulumi.{name}.yaml", project / f"Pulumi.{name}.yaml")
+    stack = E2EStack(dir=project, state_dir=tmp_path / "state", name=name, passphrase="k8s-platform-example")
+    stack.state_dir.mkdir()
+    stack.run("stack", "init", name, timeout=120)
+    res = stack.preview(600)
+    out = res.output
+    for planned in ("cluster-prepare", "cluster-inventory", "cluster-cluster", "cluster-kubeconfig", "my-nginx"):
+        assert planned in out, f"{planned} missing from the preview of {name}:\n{out[-3000:]}"
+    assert " to create" in out, out[-2000:]
+    assert engine.bin_dir().exists()
