@@ -186,3 +186,20 @@ def test_setup_refuses_an_old_python_before_making_a_venv(tmp_path: Path) -> Non
     assert res.returncode != 0
     assert "k8s-platform needs Python 3.11 or newer" in res.stdout + res.stderr and "Python 3.10.12" in res.stdout
     assert not (tmp_path / ".venv").exists()
+
+
+def test_the_config_reference_in_docs_validates(tmp_path: Path) -> None:
+    """docs/config.md's example is a real stack file: every key it shows is one the program reads."""
+    text = (PROJECT_ROOT / "docs" / "config.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    doc = yaml.safe_load(block)
+    cfg = doc["config"]
+    cfg["k8s-platform:cluster"].pop("kubeconfig")  # the example shows both modes' keys
+    cfg["k8s-platform:cluster"].pop("context")
+    for key in ("sshPrivateKey", "mysqlRootPassword", "mysqlReplicationPassword"):
+        cfg[f"k8s-platform:{key}"] = {"secure": "v1:example"}
+    path = tmp_path / "Pulumi.reference.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    res = subprocess.run([sys.executable, "-m", "stacks", "validate", "--config-file", str(path)], cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert res.returncode == 0, res.stderr
