@@ -1,47 +1,64 @@
 #!/usr/bin/env bash
-# Build the e2e engine toolchain from the Go module proxy into a cache outside
-# the repo: the Pulumi CLI + Python language host, the kubernetes and command
-# provider plugins, etcd, kube-apiserver/-controller-manager/-scheduler and
-# KWOK. Notes: /work/shared/engine-notes.md (upstream facts).
+# Build the offline engine toolchain (for the e2e tier and machines without
+# internet) into a cache outside the repo: the Pulumi CLI + Python language
+# host, the kubernetes and command provider plugins, etcd,
+# kube-apiserver/-controller-manager/-scheduler and KWOK. A user with internet
+# does not need this: the official `pulumi` CLI installs the plugins itself
+# (README, "Install").
 #
 #   scripts/engine.sh              build what is missing, then print export lines
 #   scripts/engine.sh --print-dir  print the cache dir, build nothing
 #   scripts/engine.sh --check      exit 0 if everything is built, 1 otherwise
+#   scripts/engine.sh --versions   print the pinned versions, build nothing
 #
 # Environment:
-#   K8SP_ENGINE_DIR   cache dir (default ${XDG_CACHE_HOME:-~/.cache}/k8s-platform/engine/<key>)
-#   K8SP_ENGINE_SKIP  groups not to build nor check (space/comma separated):
-#                     pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok
-#   K8SP_ENGINE_JOBS  go build -p (default 2)
+#   K8SP_ENGINE_DIR      cache dir (default ${XDG_CACHE_HOME:-~/.cache}/k8s-platform/engine/<key>)
+#   K8SP_ENGINE_SOURCES  directory with upstream source tarballs for what the Go
+#                        module proxy does not serve (pulumi-command, the Python
+#                        language host); each is checked against the sha256 below
+#   K8SP_ENGINE_SKIP     groups not to build nor check (space/comma separated):
+#                        pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok
+#   K8SP_ENGINE_JOBS     go build -p (default 2)
 set -euo pipefail
 
 # --------------------------------------------------------------------------
-# Versions. Provider versions must equal the pip pins' pulumi-plugin.json.
-PULUMI_VERSION=3.274.1                  # github.com/pulumi/pulumi/{pkg,sdk}/v3
-# Python language host. Its own module
-# (github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3) is not
-# served by the module proxy at any version here; the last release that kept
-# the host inside the sdk/v3 module and is served is v3.68.0.
-LANGHOST_MODULE=github.com/pulumi/pulumi/sdk/v3
-LANGHOST_MODVER=v3.68.0
-LANGHOST_PKG=github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python
-LANGHOST_VERSION=3.68.0
+# Versions. The Pulumi SDK, CLI, language host and provider plugins are pinned
+# once, in requirements.txt: the CLI and language host take the `pulumi` pin,
+# each plugin takes its SDK package's pin (the version the SDK asks the engine
+# for). tests/unit/test_engine_pins.py keeps this script reading them.
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+pin() { sed -n "s/^$1==\([0-9][0-9.]*\)[[:space:]]*\(#.*\)\{0,1\}$/\1/p" "$ROOT/requirements.txt"; }
+PULUMI_VERSION=$(pin pulumi)                        # github.com/pulumi/pulumi/{pkg,sdk}/v3
+K8S_PROVIDER_VERSION=$(pin pulumi-kubernetes)
+COMMAND_PROVIDER_VERSION=$(pin pulumi-command)
+[[ -n $PULUMI_VERSION && -n $K8S_PROVIDER_VERSION && -n $COMMAND_PROVIDER_VERSION ]] ||
+  { echo "engine.sh: could not read the pulumi, pulumi-kubernetes and pulumi-command pins from $ROOT/requirements.txt" >&2; exit 2; }
+# Python language host: its module is not served by the module proxy; it is
+# built from the upstream source of the same pulumi release (a git archive of
+# sdk/python/cmd/pulumi-language-python at the release tag).
+LANGHOST_VERSION=$PULUMI_VERSION
+LANGHOST_TARBALL=pulumi-language-python-$LANGHOST_VERSION.src.tar.gz
 # kubernetes provider: untagged submodule, pseudo-version of the release commit.
-# Only the v4.25.0 commit (f47bc2d6f199) is served by the module proxy here.
-K8S_PROVIDER_VERSION=4.25.0
 K8S_PROVIDER_MODVER=v4.0.0-20260115033456-f47bc2d6f199
-# command provider v1.2.1 = commit 7f3eb6f3b77c.
-COMMAND_PROVIDER_VERSION=1.2.1
+# command provider: untagged submodule; the module proxy refuses it (403), so
+# it is built from the upstream source tarball (tag v1.2.1, commit 7f3eb6f3b77c).
 COMMAND_PROVIDER_MODVER=v0.0.0-20260303235922-7f3eb6f3b77c
+COMMAND_TARBALL=pulumi-command-$COMMAND_PROVIDER_VERSION.src.tar.gz
+# sha256 of the source tarballs this script accepts (git archive of the tag).
+declare -A TARBALL_SHA256=(
+  [pulumi-command-1.2.1.src.tar.gz]=88b26e9c4e6088a8865ca5dfc116c01805265b8ce450d7de5f6f7cce7ba1c592
+  [pulumi-language-python-3.259.0.src.tar.gz]=c103003b9b8deeaf60603fcd3a158af3ba121b72470a0afda1961c5d9335eb3b
+)
 ETCD_VERSION=3.6.16                     # go.etcd.io/etcd/server/v3
 KUBERNETES_VERSION=1.34.4               # k8s.io/kubernetes
 KWOK_VERSION=0.8.0                      # sigs.k8s.io/kwok
+SOURCES=${K8SP_ENGINE_SOURCES:-}
 # --------------------------------------------------------------------------
 
-VERSIONS="pulumi=$PULUMI_VERSION langhost=$LANGHOST_MODULE@$LANGHOST_MODVER \
+VERSIONS="pulumi=$PULUMI_VERSION langhost=$LANGHOST_VERSION@${TARBALL_SHA256[$LANGHOST_TARBALL]:-none} \
 kubernetes-provider=$K8S_PROVIDER_VERSION@$K8S_PROVIDER_MODVER \
 command-provider=$COMMAND_PROVIDER_VERSION@$COMMAND_PROVIDER_MODVER \
-etcd=$ETCD_VERSION kubernetes=$KUBERNETES_VERSION kwok=$KWOK_VERSION recipe=1"
+etcd=$ETCD_VERSION kubernetes=$KUBERNETES_VERSION kwok=$KWOK_VERSION recipe=2"
 KEY="k8s$KUBERNETES_VERSION-pulumi$PULUMI_VERSION-$(printf '%s' "$VERSIONS" | sha256sum | cut -c1-8)"
 CACHE=${K8SP_ENGINE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/k8s-platform/engine/$KEY}
 BIN=$CACHE/bin
@@ -63,8 +80,11 @@ mode=build
 case "${1:-}" in
   --print-dir) printf '%s\n' "$CACHE"; exit 0 ;;
   --check) mode=check ;;
+  --versions) printf 'pulumi %s\nlanguage-host %s\nkubernetes-provider %s\ncommand-provider %s\netcd %s\nkubernetes %s\nkwok %s\n' \
+      "$PULUMI_VERSION" "$LANGHOST_VERSION" "$K8S_PROVIDER_VERSION" "$COMMAND_PROVIDER_VERSION" \
+      "$ETCD_VERSION" "$KUBERNETES_VERSION" "$KWOK_VERSION"; exit 0 ;;
   ""|--build) ;;
-  -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "engine.sh: unknown argument: $1 (use --print-dir, --check)" >&2; exit 2 ;;
 esac
 
@@ -235,20 +255,57 @@ build_pulumi() {
     "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$v" "osusergo,grpcnotrace" "$mod@$v" || true
 }
 
+# Unpack a vendored upstream source tarball after checking its sha256; print
+# the directory it unpacked to. Says which file is missing and how to get the
+# same thing with internet.
+tarball_dir() { # tarball-name logfile what-with-internet
+  local name=$1 lg=$2 hint=$3 f want got dir
+  want=${TARBALL_SHA256[$name]:-}
+  if [[ -z $want ]]; then
+    log "ERROR: no sha256 pinned for $name in scripts/engine.sh"; return 1
+  fi
+  if [[ -z $SOURCES ]]; then
+    log "ERROR: $name is needed (the Go module proxy does not serve it): set K8SP_ENGINE_SOURCES to a directory that holds it."
+    log "       With internet, $hint gives the same thing."; return 1
+  fi
+  f=$SOURCES/$name
+  if [[ ! -f $f ]]; then
+    log "ERROR: $f is missing (K8SP_ENGINE_SOURCES=$SOURCES). With internet, $hint gives the same thing."; return 1
+  fi
+  got=$(sha256sum "$f" | cut -d' ' -f1)
+  if [[ $got != "$want" ]]; then
+    log "ERROR: $f has sha256 $got, expected $want: refusing to build from it"; return 1
+  fi
+  dir=$WORK/src/${name%.src.tar.gz}
+  rm -rf "$dir"; mkdir -p "$WORK/src"
+  tar -xzf "$f" -C "$WORK/src" >>"$lg" 2>&1 || { log "ERROR: could not unpack $f"; return 1; }
+  chmod -R u+w "$dir"
+  printf '%s\n' "$dir"
+}
+
 build_langhost() {
-  local v=$LANGHOST_MODVER lg=$LOGS/pulumi-language-python.log d execdir
+  local lg=$LOGS/pulumi-language-python.log d execdir
+  local sdk=github.com/pulumi/pulumi/sdk/v3 pkg=github.com/pulumi/pulumi/pkg/v3 v=v$LANGHOST_VERSION
   : >"$lg"
-  d=$(mod_dir "$LANGHOST_MODULE@$v" "$lg") || { prep_failed langhost "$LANGHOST_MODULE@$v" "$lg"; return; }
-  make_wrapper langhost "$d" drop "$LANGHOST_MODULE $v"
-  build_bin langhost pulumi-language-python "$LANGHOST_VERSION" "$LANGHOST_PKG" \
-    "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$LANGHOST_VERSION" "osusergo,grpcnotrace" \
-    "$LANGHOST_MODULE@$v" || true
-  # The exec script the host runs: taken from the sdk/v3 module of the CLI's
-  # release, matching the pulumi pip package (it only parses the host's args).
-  execdir=$(mod_dir "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION" "$lg") &&
+  if ! is_built pulumi-language-python "$LANGHOST_VERSION"; then
+    d=$(tarball_dir "$LANGHOST_TARBALL" "$lg" "the pulumi v$LANGHOST_VERSION release archive (it ships pulumi-language-python)") ||
+      { FAILED+=("pulumi-language-python v$LANGHOST_VERSION (source $LANGHOST_TARBALL)"); return; }
+    d=$d/sdk/python/cmd/pulumi-language-python
+    # Upstream's go.mod points pkg/v3 and sdk/v3 at paths of the pulumi repo:
+    # take the same release from the module proxy instead.
+    if ! (cd "$d" && go mod edit -dropreplace $pkg -dropreplace $sdk -require $pkg@$v -require $sdk@$v &&
+          nice go mod tidy) >>"$lg" 2>&1; then
+      fail pulumi-language-python "$LANGHOST_VERSION" "$LANGHOST_TARBALL" "$lg"; return
+    fi
+    rm -rf "$WORK/langhost"; cp -r "$d" "$WORK/langhost"
+    build_bin langhost pulumi-language-python "$LANGHOST_VERSION" . \
+      "-X $sdk/go/common/version.Version=$v" "osusergo,grpcnotrace" "$LANGHOST_TARBALL" || return
+  fi
+  # The exec script the host runs ships in the sdk/v3 module of the same release.
+  execdir=$(mod_dir "$sdk@$v" "$lg") &&
     install -m 0755 "$execdir/python/cmd/pulumi-language-python-exec" "$BIN/pulumi-language-python-exec" ||
-    { FAILED+=("pulumi-language-python-exec (github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION)");
-      log "ERROR: could not get pulumi-language-python-exec from github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"; }
+    { FAILED+=("pulumi-language-python-exec ($sdk@$v)");
+      log "ERROR: could not get pulumi-language-python-exec from $sdk@$v"; }
 }
 
 install_plugin() { # name version
@@ -295,10 +352,18 @@ build_command_provider() {
   local mod=github.com/pulumi/pulumi-command/provider
   : >"$lg"
   if ! group_done command-provider; then
-    d=$(mod_dir "$mod@$v" "$lg") || { prep_failed command-provider "$mod@$v" "$lg"; return; }
-    make_wrapper command-provider "$d" drop "$mod $v"
-    build_bin command-provider pulumi-resource-command "$COMMAND_PROVIDER_VERSION" "$mod/cmd/pulumi-resource-command" \
-      "-X $mod/pkg/version.Version=v$COMMAND_PROVIDER_VERSION" "" "$mod@$v" || return
+    if d=$(mod_dir "$mod@$v" "$lg" 2>/dev/null) && [[ -n $d ]]; then
+      make_wrapper command-provider "$d" drop "$mod $v"
+      build_bin command-provider pulumi-resource-command "$COMMAND_PROVIDER_VERSION" "$mod/cmd/pulumi-resource-command" \
+        "-X $mod/pkg/version.Version=v$COMMAND_PROVIDER_VERSION" "" "$mod@$v" || return
+    else
+      log "$mod@$v is not served by the module proxy: building from $COMMAND_TARBALL"
+      d=$(tarball_dir "$COMMAND_TARBALL" "$lg" "pulumi plugin install resource command $COMMAND_PROVIDER_VERSION") ||
+        { FAILED+=("pulumi-resource-command v$COMMAND_PROVIDER_VERSION (source $COMMAND_TARBALL)"); return; }
+      rm -rf "$WORK/command-provider"; cp -r "$d/provider" "$WORK/command-provider"
+      build_bin command-provider pulumi-resource-command "$COMMAND_PROVIDER_VERSION" ./cmd/pulumi-resource-command \
+        "-X $mod/pkg/version.Version=v$COMMAND_PROVIDER_VERSION" "" "$COMMAND_TARBALL" || return
+    fi
   else
     log "pulumi-resource-command v$COMMAND_PROVIDER_VERSION: cached"
   fi
