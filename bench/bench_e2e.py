@@ -1,30 +1,42 @@
-"""Wall time of the real engine: a full `pulumi up`, a no-op `pulumi up` and a `pulumi preview`.
+"""Wall time of the real engine: full `pulumi up`, no-op `up`, `preview`, add-worker `up`, `destroy`.
 
-Starts the local control plane and the loopback chart repository (tests/e2e/lib), then for
-each run: a fresh `mode: existing` stack with the e2e platform (add-ons, a Helm release,
-MySQL, an app) is brought up from nothing (full), brought up again unchanged (no-op),
-previewed, and destroyed. Prints medians per operation and the ratio no-op / full.
+Starts the local control plane, the loopback chart repository and (kubespray mode) the
+sshd control host with kubespray v2.31.0's own tree (tests/e2e/lib). Each run brings a
+fresh stack with the e2e platform (add-ons, a Helm release, MySQL, an app) up from
+nothing (full), up again unchanged (no-op), previews it, adds a worker (kubespray mode),
+and destroys it. Prints medians per operation, the playbooks each step ran, the ratio
+no-op / full and the size of the state after the full up. The control host's kubespray
+venv is built before the first run (as a team's control host keeps one), so "full up"
+is a first deployment with kubespray already prepared.
 
-    .venv/bin/python bench/bench_e2e.py [--runs 3]        (make bench-e2e; needs make engine)
+    .venv/bin/python bench/bench_e2e.py [--runs 3] [--mode kubespray|existing]   (make bench-e2e)
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
+import secrets
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT)]
 
 from lib import engine  # noqa: E402
 from lib.chartrepo import ChartRepo  # noqa: E402
 from lib.cluster import LocalCluster  # noqa: E402
-from lib.stack import E2EStack, existing_config  # noqa: E402
+from lib.sshd import ControlHost  # noqa: E402
+from lib.stack import E2EStack, existing_config, kubespray_config  # noqa: E402
+from lib.standin import KubesprayUnderTest  # noqa: E402
+
+from tests.support.kubespray_tree import ensure_wheelhouse  # noqa: E402
 
 
 def timed(fn: Callable[..., object], *args: object) -> float:
@@ -33,39 +45,97 @@ def timed(fn: Callable[..., object], *args: object) -> float:
     return time.monotonic() - t0
 
 
+def state_bytes(stack: E2EStack) -> int:
+    total = 0
+    for p in stack.state_files():
+        if "/stacks/" in str(p) and p.name.startswith(stack.name + ".json"):
+            data = p.read_bytes()
+            total += len(gzip.decompress(data) if p.suffix == ".gz" else data)
+    return total
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--mode", choices=("kubespray", "existing"), default="kubespray")
     args = parser.parse_args()
     ok, why = engine.check()
     if not ok:
         print(f"bench-e2e needs the engine: {why}", file=sys.stderr)
         return 1
-    times: dict[str, list[float]] = {"full up": [], "no-op up": [], "preview": []}
+    ks = args.mode == "kubespray"
+    steps = ["full up", "no-op up", "preview"] + (["add-worker up"] if ks else []) + ["destroy"]
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    playbooks: dict[str, list[str]] = {}
+    sizes: list[int] = []
     with tempfile.TemporaryDirectory(prefix="k8sp-bench-e2e-") as tmp:
         base = Path(tmp)
         cluster = LocalCluster(base / "cluster").start()
         repo = ChartRepo(base / "charts").start()
+        host: ControlHost | None = None
         try:
+            si: KubesprayUnderTest | None = None
+            if ks:
+                assert cluster.kubeconfig is not None
+                si = KubesprayUnderTest(base / "kubespray", admin_conf=cluster.kubeconfig).build()
+                wheels = ensure_wheelhouse(si.requirements)
+                host = ControlHost(base / "control-host", env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)})
+                host.start()
             for run in range(args.runs):
-                cfg = existing_config(kubeconfig=str(cluster.kubeconfig), charts_url=repo.url,
-                                      chart_versions=repo.versions)
-                stack = E2EStack.create(base / f"run{run}", cfg, {"mysqlRootPassword": f"bench-root-{run}-x9",
-                                                                  "mysqlReplicationPassword": f"bench-repl-{run}-x9"})
-                times["full up"].append(timed(stack.up, 900))
-                times["no-op up"].append(timed(stack.up, 900))
-                times["preview"].append(timed(stack.preview, 600))
-                stack.destroy(900)
+                secret_cfg = {"mysqlRootPassword": "root-" + secrets.token_urlsafe(12),
+                              "mysqlReplicationPassword": "repl-" + secrets.token_urlsafe(12)}  # fmt: skip
+                cfg: dict[str, Any]
+                if si is not None and host is not None:
+                    cfg = kubespray_config(control_host_port=host.port, host_key=host.host_public_key,
+                                           user=host.user, kubespray_source=si.source, kubespray_commit=si.commit,
+                                           workdir=str(base / "workdir"), api_server=cluster.server,
+                                           charts_url=repo.url, chart_versions=repo.versions)  # fmt: skip
+                    secret_cfg["sshPrivateKey"] = host.private_key
+                else:
+                    cfg = existing_config(kubeconfig=str(cluster.kubeconfig), charts_url=repo.url,
+                                          chart_versions=repo.versions)  # fmt: skip
+                stack = E2EStack.create(base / f"run{run}", cfg, secret_cfg)
+                if si is not None and run == 0:
+                    # warm-up, not counted: builds the control host's kubespray venv once, as a
+                    # team's control host keeps one
+                    stack.up(900)
+                    stack.destroy(900)
+                    cluster.reset_baseline()
+
+                def step(name: str, fn: Callable[..., object], *a: object) -> None:
+                    if si is not None:
+                        si.clear_invocations()
+                    times[name].append(timed(fn, *a))
+                    if si is not None:
+                        playbooks[name] = [f"{c['playbook']}{' --limit ' + c['limit'] if c['limit'] else ''}"
+                                           for c in si.invocations()]  # fmt: skip
+
+                step("full up", stack.up, 900)
+                sizes.append(state_bytes(stack))
+                step("no-op up", stack.up, 900)
+                step("preview", stack.preview, 600)
+                if ks:
+                    c = stack.config()
+                    c["cluster"]["nodes"].append({"name": "node4", "address": "127.0.1.4", "roles": ["worker"]})
+                    stack.write_config(c)
+                    step("add-worker up", stack.up, 900)
+                step("destroy", stack.destroy, 900)
                 cluster.reset_baseline()
-                print(f"run {run + 1}/{args.runs}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()))
+                print(f"run {run + 1}/{args.runs}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()),
+                      flush=True)  # fmt: skip
         finally:
+            if host is not None:
+                host.stop()
             repo.stop()
             cluster.stop()
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"\nmedian of {args.runs} runs (mode: existing, local control plane + KWOK):")
+    print(f"\nmedian of {args.runs} runs (mode: {args.mode}, local control plane + KWOK):")
     for k, v in med.items():
-        print(f"  {k:<9} {v:6.1f} s")
+        ran = f"   playbooks: {', '.join(playbooks[k]) or 'none'}" if k in playbooks else ""
+        print(f"  {k:<14} {v:6.1f} s{ran}")
     print(f"  no-op / full ratio: {med['no-op up'] / med['full up']:.2f}")
+    print(f"  state after a full up: {statistics.median(sizes) / 1024:.0f} KiB")
+    print(json.dumps({"mode": args.mode, "median_s": med, "state_bytes": sizes}), file=sys.stderr)
     return 0
 
 
