@@ -32,7 +32,7 @@ import yaml
 from . import engine, kwok_node
 from .kube import Kube, condition, write_kubeconfig
 from .pki import Pki, make_pki
-from .util import REPO_ROOT, Proc, find_tool, free_port, pid_matches, run, tail
+from .util import REPO_ROOT, Proc, WaitTimeout, find_tool, free_port, pid_matches, run, tail, wait_until
 
 STORAGE_CLASS = "e2e-static"
 KWOK_STAGES = REPO_ROOT / "tests" / "e2e" / "kwok" / "stages.yaml"
@@ -412,16 +412,32 @@ class LocalCluster:
         nodes deleted, Released PVs made Available. The stack factory calls it after each test."""
         # `pulumi destroy` leaves the stack's namespaces (and in them MySQL's StatefulSet and
         # PVCs) on purpose; tests start from a clean cluster, so they go here.
-        leftovers = self.kubectl("get", "namespaces", "-l", "app.kubernetes.io/managed-by=k8s-platform",
-                                 "-o", "name", check=False).split()
-        if leftovers:
-            self.kubectl("delete", *leftovers, "--wait=true", "--timeout=120s", timeout=150, check=False)
+        selector = "app.kubernetes.io/managed-by=k8s-platform"
+        leftovers = [n["metadata"]["name"] for n in self.kube.list("Namespace", selector=selector)]
+        for name in leftovers:
+            self.kube.delete("Namespace", name)
+        # Recycling PVs before the namespaces (and their PVCs) are really gone left PVs Bound,
+        # then Released after the recycle: the next test found fewer Available PVs, and a
+        # release whose PVC could not bind timed out. Wait for the deletion (the namespace
+        # controller can be slow right after an API server restart), then for the claims'
+        # PVs to be released, then recycle.
+        try:
+            wait_until(lambda: not self.kube.list("Namespace", selector=selector), 240, f"namespaces {leftovers} deleted")
+            wait_until(lambda: not [pv for pv in self.kube.list("PersistentVolume")
+                                    if (pv.get("status") or {}).get("phase") == "Bound"], 60, "PVs released")  # fmt: skip
+        except WaitTimeout as exc:
+            raise RuntimeError(f"the cluster did not return to its baseline: {exc}\n{self.not_ready_report()}") from exc
         defaults = {n for n, _ in self.nodes}
         removed = [n for n in self.node_names() if n not in defaults and self.remove_node(n)]
         for name, role in self.nodes:
             self.add_node(name, role, wait=False)
         kwok_node.wait_ready(self.kube, [n for n, _ in self.nodes], self.ready_timeout)
-        return {"removed_nodes": removed, "recycled_pvs": self.recycle_pvs()}
+        recycled = self.recycle_pvs()
+        available = [pv for pv in self.kube.list("PersistentVolume") if (pv.get("status") or {}).get("phase") == "Available"]
+        wait_until(lambda: len([pv for pv in self.kube.list("PersistentVolume")
+                                if (pv.get("status") or {}).get("phase") == "Available"]) >= self.pv_count,
+                   60, f"{self.pv_count} PVs Available (have {len(available)})")  # fmt: skip
+        return {"removed_nodes": removed, "recycled_pvs": recycled}
 
     def remove_node(self, name: str) -> bool:
         """Delete a node (what the stand-in remove-node.yml does)."""
