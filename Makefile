@@ -109,13 +109,13 @@ stack: setup
 	@$(PULUMI_ENV) && pulumi stack select --create $(STACK) --non-interactive >/dev/null
 
 preview: stack ## pulumi preview --diff of STACK (default dev); contacts no machine
-	$(PULUMI_ENV) && pulumi preview --diff --stack $(STACK)
+	$(PULUMI_ENV) && pulumi preview --diff --stack $(STACK) $(ARGS)
 
-up: stack ## pulumi up of STACK (refuses while the example placeholder secrets are set)
-	$(PULUMI_ENV) && pulumi up --stack $(STACK)
+up: stack ## pulumi up of STACK [ARGS=--yes] (refuses while the example placeholder secrets are set)
+	$(PULUMI_ENV) && pulumi up --stack $(STACK) $(ARGS)
 
 destroy: stack
-	$(PULUMI_ENV) && pulumi destroy --stack $(STACK)
+	$(PULUMI_ENV) && pulumi destroy --stack $(STACK) $(ARGS)
 
 preview-all: setup ## pulumi preview --diff of every stack (one per Pulumi.<stack>.yaml)
 	@failed=""; for s in $(STACKS); do \

@@ -19,6 +19,9 @@
 #   K8SP_ENGINE_SKIP     groups not to build nor check (space/comma separated):
 #                        pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok
 #   K8SP_ENGINE_JOBS     go build -p (default 2)
+#   K8SP_ENGINE_PULUMI_CLI  build this CLI version instead of the pin (with K8SP_ENGINE_SKIP
+#                        for everything else and its own K8SP_ENGINE_DIR: the e2e tier's
+#                        "a user's own, newer pulumi")
 set -euo pipefail
 
 # --------------------------------------------------------------------------
@@ -28,7 +31,7 @@ set -euo pipefail
 # for). tests/unit/test_engine_pins.py keeps this script reading them.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 pin() { sed -n "s/^$1==\([0-9][0-9.]*\)[[:space:]]*\(#.*\)\{0,1\}$/\1/p" "$ROOT/requirements.txt"; }
-PULUMI_VERSION=$(pin pulumi)                        # github.com/pulumi/pulumi/{pkg,sdk}/v3
+PULUMI_VERSION=${K8SP_ENGINE_PULUMI_CLI:-$(pin pulumi)}   # github.com/pulumi/pulumi/{pkg,sdk}/v3
 K8S_PROVIDER_VERSION=$(pin pulumi-kubernetes)
 COMMAND_PROVIDER_VERSION=$(pin pulumi-command)
 [[ -n $PULUMI_VERSION && -n $K8S_PROVIDER_VERSION && -n $COMMAND_PROVIDER_VERSION ]] ||
@@ -36,7 +39,7 @@ COMMAND_PROVIDER_VERSION=$(pin pulumi-command)
 # Python language host: its module is not served by the module proxy; it is
 # built from the upstream source of the same pulumi release (a git archive of
 # sdk/python/cmd/pulumi-language-python at the release tag).
-LANGHOST_VERSION=$PULUMI_VERSION
+LANGHOST_VERSION=$(pin pulumi)
 LANGHOST_TARBALL=pulumi-language-python-$LANGHOST_VERSION.src.tar.gz
 # kubernetes provider: untagged submodule, pseudo-version of the release commit.
 K8S_PROVIDER_MODVER=v4.0.0-20260115033456-f47bc2d6f199
@@ -84,7 +87,7 @@ case "${1:-}" in
       "$PULUMI_VERSION" "$LANGHOST_VERSION" "$K8S_PROVIDER_VERSION" "$COMMAND_PROVIDER_VERSION" \
       "$ETCD_VERSION" "$KUBERNETES_VERSION" "$KWOK_VERSION"; exit 0 ;;
   ""|--build) ;;
-  -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "engine.sh: unknown argument: $1 (use --print-dir, --check)" >&2; exit 2 ;;
 esac
 

@@ -32,7 +32,7 @@ if p=$(command -v pulumi 2>/dev/null) && [[ $p != "$engine_dir/bin/pulumi" ]]; t
           { echo "pulumi_env.sh: could not install plugin $name v$want; without internet use the offline engine: make engine" >&2; exit 1; }
       fi
     done
-    echo "# pulumi v$v from $p (>= v$MIN)"
+    echo "using pulumi v$v from $p (>= v$MIN)" >&2
     echo "export PATH=\"$ROOT/.venv/bin:\$PATH\" VIRTUAL_ENV=\"$ROOT/.venv\""
     exit 0
   fi
@@ -40,7 +40,7 @@ if p=$(command -v pulumi 2>/dev/null) && [[ $p != "$engine_dir/bin/pulumi" ]]; t
 fi
 # the CLI and plugins are enough here; the local control plane is only for the e2e tier
 if K8SP_ENGINE_SKIP="etcd kubernetes kwok" "$ROOT/scripts/engine.sh" --check >/dev/null 2>&1; then
-  echo "# the offline engine (make engine) in $engine_dir: plugins at exactly the pinned versions, no downloads"
+  echo "using the offline engine in $engine_dir (plugins at exactly the pinned versions, no downloads)" >&2
   echo "export PATH=\"$engine_dir/bin:\$PATH\" PULUMI_HOME=\"$engine_dir/pulumi-home\""
   echo "export PULUMI_IGNORE_AMBIENT_PLUGINS=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true"
   echo "export PATH=\"$ROOT/.venv/bin:\$PATH\" VIRTUAL_ENV=\"$ROOT/.venv\""
