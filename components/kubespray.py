@@ -115,6 +115,30 @@ class KubesprayCluster(pulumi.ComponentResource):
             if ks.commit
             else []
         )
+        # kubespray's own requirements (its pinned ansible), installed once per content; for a
+        # known release from the program's hash-pinned lock of them (--require-hashes), after
+        # checking the lock covers every pin of the fetched requirements.txt
+        lock = f"{_q(ks.workdir)}/requirements-{shlex.quote(ks.version)}.lock"
+        pip_args = f"--require-hashes -r {lock}" if ks.requirements_lock else "-r requirements.txt"
+        install_requirements = [
+            *(
+                [
+                    _write_file(lock, ks.requirements_lock),
+                    "grep -v '^#' requirements.txt | grep -v '^[[:space:]]*$' | while read -r pin; do",
+                    f'  grep -qixF "$pin \\\\" {lock} || {{ echo "kubespray requires $pin, which the lock of'
+                    f' {ks.version} does not pin: refusing to install unverified packages" >&2; exit 1; }}',
+                    "done",
+                ]
+                if ks.requirements_lock
+                else []
+            ),
+            f'req=$(cat requirements.txt {lock if ks.requirements_lock else ""} | sha256sum | cut -d" " -f1)',
+            f'if [ "$(cat {venv}/.k8s-platform-requirements 2>/dev/null)" != "$req" ]; then',
+            f"  {venv}/bin/pip install -q {pip_args} > {logs}/prepare-pip.log 2>&1"
+            f" || {{ tail -n {LOG_TAIL_LINES} {logs}/prepare-pip.log >&2; exit 1; }}",
+            f'  printf "%s" "$req" > {venv}/.k8s-platform-requirements',
+            "fi",
+        ]
         prepare_script = "\n".join(
             [
                 "set -eu",
@@ -126,13 +150,7 @@ class KubesprayCluster(pulumi.ComponentResource):
                 *verify_commit,
                 "git checkout -q --force FETCH_HEAD",
                 f"if [ ! -x {venv}/bin/python ]; then python3 -m venv {venv}; fi",
-                # kubespray's own requirements (its pinned ansible), installed once per content
-                'req=$(sha256sum requirements.txt | cut -d" " -f1)',
-                f'if [ "$(cat {venv}/.k8s-platform-requirements 2>/dev/null)" != "$req" ]; then',
-                f"  {venv}/bin/pip install -q -r requirements.txt > {logs}/prepare-pip.log 2>&1"
-                f" || {{ tail -n {LOG_TAIL_LINES} {logs}/prepare-pip.log >&2; exit 1; }}",
-                f'  printf "%s" "$req" > {venv}/.k8s-platform-requirements',
-                "fi",
+                *install_requirements,
                 f"echo kubespray {shlex.quote(ks.version)} \"($(git rev-parse --short HEAD))\" ready in {src}",
             ]
         )

@@ -2,6 +2,7 @@
 """Read what the program needs to know about a kubespray release from its source tree.
 
     scripts/kubespray_facts.py SOURCE [--out stacks/kubespray_releases/<tag>.json]
+    scripts/kubespray_facts.py SOURCE --lock stacks/kubespray_releases/<tag>.requirements.txt
 
 SOURCE is a kubespray checkout or a `git archive` tarball of one (`.tar.gz`); the
 release tag is read from the tree's `galaxy.yml`, the commit from the archive's pax
@@ -18,6 +19,11 @@ header (or `git rev-parse HEAD` of a checkout). It writes one JSON document:
 
 tests/conformance/test_kubespray_release.py regenerates the file from the vendored
 kubespray tree and fails when the committed one differs.
+
+`--lock` (needs PyPI) resolves the release's `requirements.txt` with pip and writes a
+hash-pinned lock of it, every dependency included, with the sha256 of every file PyPI
+has for each pinned version (any platform and Python): the prepare step installs it with
+`pip install --require-hashes`, so the control host installs exactly what was locked.
 """
 
 from __future__ import annotations
@@ -97,11 +103,50 @@ def facts(source: Path) -> dict[str, Any]:
         }
 
 
+def lock(source: Path) -> str:
+    """The hash-pinned lock of the release's requirements.txt (resolved by pip, hashes from PyPI)."""
+    import urllib.request
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root, _ = _tree(source, Path(tmp))
+        report = Path(tmp) / "report.json"
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
+                        "--report", str(report), "-r", str(root / "requirements.txt")], check=True)  # fmt: skip
+        resolved = sorted((i["metadata"]["name"], i["metadata"]["version"]) for i in json.loads(report.read_text())["install"])
+        requirements = (root / "requirements.txt").read_text()
+    lines = [
+        "# Hash-pinned lock of kubespray's requirements.txt (every dependency, every file PyPI has",
+        "# for each version), written by scripts/kubespray_facts.py --lock; installed on the control",
+        "# host with pip install --require-hashes. Kubespray's own pins:",
+        *[f"#   {line}" for line in requirements.splitlines() if line and not line.startswith("#")],
+    ]
+    for name, version in resolved:
+        req = urllib.request.Request(f"https://pypi.org/simple/{name.lower()}/",
+                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})  # fmt: skip
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            files = json.load(resp)["files"]
+        norm = re.sub(r"[-_.]+", "_", name).lower()
+        hashes = sorted({f["hashes"]["sha256"] for f in files
+                         if re.sub(r"[-_.]+", "_", f["filename"]).lower().startswith(f"{norm}_{version.replace('.', '_')}_")
+                         or f["filename"].lower().startswith(f"{name.lower()}-{version}.")})  # fmt: skip
+        if not hashes:
+            raise SystemExit(f"no files on PyPI for {name}=={version}")
+        cont = " \\"
+        lines.append(f"{name}=={version}{cont}")
+        lines += [f"    --hash=sha256:{h}{cont if i < len(hashes) - 1 else ''}" for i, h in enumerate(hashes)]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("source", type=Path, help="kubespray checkout or git-archive tarball")
     ap.add_argument("--out", type=Path, help="write here instead of stdout")
+    ap.add_argument("--lock", type=Path, help="write the hash-pinned requirements lock here (needs PyPI)")
     args = ap.parse_args(argv)
+    if args.lock:
+        args.lock.write_text(lock(args.source))
+        print(f"wrote {args.lock}", file=sys.stderr)
+        return 0
     text = json.dumps(facts(args.source), indent=1) + "\n"
     if args.out:
         args.out.write_text(text)

@@ -27,6 +27,8 @@ class KubesprayRelease:
     ansible_core_min: str
     ansible_core_max_exclusive: str
     variables: frozenset[str]
+    # hash-pinned lock of the release's requirements.txt ("" when none is committed)
+    requirements_lock: str = ""
 
     @property
     def kube_version_range(self) -> str:
@@ -38,6 +40,7 @@ def known_releases() -> dict[str, KubesprayRelease]:
     out: dict[str, KubesprayRelease] = {}
     for path in sorted(RELEASES_DIR.glob("v*.json")):
         doc = json.loads(path.read_text())
+        lock = path.with_name(f"{doc['kubespray']}.requirements.txt")
         out[doc["kubespray"]] = KubesprayRelease(
             version=doc["kubespray"],
             commit=doc["commit"],
@@ -46,6 +49,7 @@ def known_releases() -> dict[str, KubesprayRelease]:
             ansible_core_min=doc["ansibleCore"]["min"],
             ansible_core_max_exclusive=doc["ansibleCore"]["maxExclusive"],
             variables=frozenset(doc["variables"]),
+            requirements_lock=lock.read_text() if lock.is_file() else "",
         )
     return out
 

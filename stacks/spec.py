@@ -82,6 +82,9 @@ class KubesprayRef:
     # the commit `version` must resolve to after the fetch ("" = not checked): tags move,
     # and a mirror can serve anything under a tag name
     commit: str = ""
+    # hash-pinned lock of the release's requirements.txt, installed with --require-hashes
+    # ("" = the release's requirements.txt as it is)
+    requirements_lock: str = ""
 
 
 @dataclass(frozen=True)

@@ -104,3 +104,17 @@ def test_program_and_kubespray_agree_on_kube_versions(tree: Path, ansible_bin: P
     ran = boilerplate(tree, ansible_bin, forced)
     assert ran.returncode != 0
     assert "Kubernetes v1.32.9 is not supported" in ran.stdout or "1.32.9" in ran.stdout, ran.stdout[-3000:]
+
+
+def test_the_requirements_lock_covers_kubesprays_pins_and_installs_with_hashes(tree: Path, tmp_path: Path) -> None:
+    """The lock the control host installs: every pin of kubespray's requirements.txt, hashes pip accepts."""
+    lock = ROOT / "stacks" / "kubespray_releases" / "v2.31.0.requirements.txt"
+    text = lock.read_text().lower()
+    for pin in (tree / "requirements.txt").read_text().splitlines():
+        if pin and not pin.startswith("#"):
+            assert f"\n{pin.lower()} \\\n" in text, f"{pin} is not pinned by {lock.name}"
+    wheels = kubespray_tree.ensure_wheelhouse(lock)
+    res = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--require-hashes",
+                          "--no-index", "--find-links", str(wheels), "-r", str(lock)],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -56,7 +56,7 @@ from lib.skips import need_binaries
 from lib.sshd import SSHD, ControlHost
 from lib.stack import E2EStack, existing_config, kubespray_config
 from lib.standin import KubesprayUnderTest
-from lib.util import Timer
+from lib.util import REPO_ROOT, Timer
 
 from tests.support.kubespray_tree import ensure_wheelhouse
 
@@ -142,7 +142,8 @@ def control_host(e2e_dir: Path, kubespray_standin: KubesprayUnderTest) -> Iterat
     if not os.path.exists(SSHD):
         pytest.fail(f"{SSHD} missing: `make setup` installs openssh-server (apt-get install -y openssh-server)")
     with TIMER.measure("control_host"):
-        wheelhouse = ensure_wheelhouse(kubespray_standin.requirements)
+        # the hash-pinned lock the prepare step installs (what kubespray's requirements.txt resolves to)
+        wheelhouse = ensure_wheelhouse(REPO_ROOT / "stacks" / "kubespray_releases" / "v2.31.0.requirements.txt")
         host = ControlHost(
             e2e_dir / "control-host",
             env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse), "PIP_DISABLE_PIP_VERSION_CHECK": "1"},

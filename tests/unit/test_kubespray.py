@@ -268,3 +268,21 @@ def test_prepare_without_a_known_commit_does_not_check() -> None:
     cfg["cluster"]["kubespray"]["version"] = "v2.29.1"
     spec = parse_config(cfg, project_root=PROJECT_ROOT)
     assert spec.cluster.kubespray is not None and spec.cluster.kubespray.commit == ""
+
+
+def test_prepare_installs_the_hash_pinned_lock_of_a_known_release(mocks: PlatformMocks) -> None:
+    build_cluster(kubespray_config())
+    prepare = commands(mocks)["cluster-prepare"]["create"]
+    assert "pip install -q --require-hashes -r" in prepare and "requirements-v2.31.0.lock" in prepare
+    assert "ansible==11.13.0" in __import__("base64").b64decode(
+        prepare.split("printf '%s' ", 1)[1].split(" ", 1)[0]
+    ).decode(), "the lock is uploaded with the script"
+    # the lock must cover every pin of the fetched requirements.txt, checked before pip runs
+    assert prepare.index('grep -qixF "$pin \\\\"') < prepare.index("pip install")
+
+
+def test_an_unknown_release_installs_its_requirements_as_they_are() -> None:
+    cfg = kubespray_config("dev")
+    cfg["cluster"]["kubespray"]["version"] = "v2.29.1"
+    spec = parse_config(cfg, project_root=PROJECT_ROOT)
+    assert spec.cluster.kubespray is not None and spec.cluster.kubespray.requirements_lock == ""
