@@ -623,6 +623,8 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
         elif (known := kubespray_release.release(kubespray.version)) is not None:
             # the commit upstream's tag points at, read from the release's own tree
             kubespray = dataclasses.replace(kubespray, commit=known.commit)
+    if (known := kubespray_release.release(kubespray.version)) is not None and known.requirements_lock:
+        kubespray = dataclasses.replace(kubespray, requirements_lock=known.requirements_lock)
 
     ch = r.mapping("controlHost")
     jump_r = ch.mapping("proxyJump")
@@ -1215,8 +1217,12 @@ RETRY_ON = (
 )  # fmt: skip
 # Top-level keys that are settings, not secrets: `secretEnv` cannot point at them.
 _SETTING_KEYS = ("environment", "cluster", "schedulableControlPlane", "addons", "helm", "mysql", "apps", "storage")
-# Infrastructure credentials never handed to an app.
-_PLATFORM_ONLY_SECRETS = (s.SECRET_SSH_PRIVATE_KEY, s.SECRET_KUBECONFIG)
+# Infrastructure credentials never handed to an app: the SSH key, the kubeconfig, and
+# MySQL's root and replication passwords (an app holding root could drop every database
+# and rewrite replication).
+_PLATFORM_ONLY_SECRETS = (
+    s.SECRET_SSH_PRIVATE_KEY, s.SECRET_KUBECONFIG, s.SECRET_MYSQL_ROOT_PASSWORD, s.SECRET_MYSQL_REPLICATION_PASSWORD,
+)  # fmt: skip
 CONFIG_MAP_MAX_BYTES = 1024 * 1024
 RESERVED_VOLUME_NAMES = ("config",)  # the ConfigMap volume of apps[].config
 

@@ -170,11 +170,14 @@ def test_retries_exactly_filling_the_budget_pass() -> None:
     parse(cfg)
 
 
-def test_secret_env_may_use_a_mysql_password() -> None:
+@pytest.mark.parametrize("key", ["mysqlRootPassword", "mysqlReplicationPassword"])
+def test_secret_env_may_not_hand_mysql_admin_passwords_to_an_app(key: str) -> None:
     cfg = base()
-    cfg["mysqlRootPassword"] = SECRET
-    app(secretEnv={"DB_ROOT": "mysqlRootPassword"})(cfg)
-    assert parse(cfg).app_secret_keys == ("mysqlRootPassword",)
+    cfg[key] = SECRET
+    app(secretEnv={"DB_PASSWORD": key})(cfg)
+    with pytest.raises(ConfigError) as exc:
+        parse(cfg)
+    assert any("infrastructure credential" in str(p) for p in exc.value.problems), exc.value.problems
 
 
 def test_existing_mode_local_volume_node_is_not_checked_without_nodes() -> None:
@@ -400,12 +403,7 @@ REJECTED: list[tuple[str, Mutator, str, str]] = [
     ),
     ("secret-setting", app(secretEnv={"T": "cluster"}), "apps[0].secretEnv.T", "platform setting"),
     ("secret-ssh-key", app(secretEnv={"T": "sshPrivateKey"}), "apps[0].secretEnv.T", "infrastructure credential"),
-    (
-        "secret-mysql-unset",
-        app(secretEnv={"T": "mysqlRootPassword"}),
-        "apps[0].secretEnv.T",
-        "pulumi config set --secret mysqlRootPassword",
-    ),
+    ("secret-mysql-root", app(secretEnv={"T": "mysqlRootPassword"}), "apps[0].secretEnv.T", "infrastructure credential"),
     (
         "secret-env-clash",
         both(top("t", SECRET), app(env={"T": "x"}, secretEnv={"T": "t"})),
