@@ -617,14 +617,15 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
         ),
     )
     kr.done()
-    if not kubespray.commit and kubespray.version:
-        if re.fullmatch(r"[0-9a-f]{40}", kubespray.version):
-            kubespray = dataclasses.replace(kubespray, commit=kubespray.version)
-        elif (known := kubespray_release.release(kubespray.version)) is not None:
-            # the commit upstream's tag points at, read from the release's own tree
-            kubespray = dataclasses.replace(kubespray, commit=known.commit)
-    if (known := kubespray_release.release(kubespray.version)) is not None and known.requirements_lock:
-        kubespray = dataclasses.replace(kubespray, requirements_lock=known.requirements_lock)
+    known = kubespray_release.release(kubespray.version)
+    if not kubespray.commit and re.fullmatch(r"[0-9a-f]{40}", kubespray.version):
+        kubespray = dataclasses.replace(kubespray, commit=kubespray.version)
+    elif known is not None:
+        # the commit upstream's tag points at (read from the release's own tree) unless set,
+        # and the hash-pinned lock of its requirements
+        kubespray = dataclasses.replace(
+            kubespray, commit=kubespray.commit or known.commit, requirements_lock=known.requirements_lock
+        )
 
     ch = r.mapping("controlHost")
     jump_r = ch.mapping("proxyJump")
