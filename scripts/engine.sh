@@ -2,7 +2,8 @@
 # Build the offline engine toolchain (for the e2e tier and machines without
 # internet) into a cache outside the repo: the Pulumi CLI + Python language
 # host, the kubernetes and command provider plugins, etcd,
-# kube-apiserver/-controller-manager/-scheduler and KWOK. A user with internet
+# kube-apiserver/-controller-manager/-scheduler, KWOK and SeaweedFS (the
+# S3-compatible object store the team-backend tests run against). A user with internet
 # does not need this: the official `pulumi` CLI installs the plugins itself
 # (README, "Install").
 #
@@ -17,7 +18,7 @@
 #                        module proxy does not serve (pulumi-command, the Python
 #                        language host); each is checked against the sha256 below
 #   K8SP_ENGINE_SKIP     groups not to build nor check (space/comma separated):
-#                        pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok
+#                        pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs
 #   K8SP_ENGINE_JOBS     go build -p (default 2)
 #   K8SP_ENGINE_PULUMI_CLI  build this CLI version instead of the pin (with K8SP_ENGINE_SKIP
 #                        for everything else and its own K8SP_ENGINE_DIR: the e2e tier's
@@ -55,6 +56,10 @@ declare -A TARBALL_SHA256=(
 ETCD_VERSION=3.6.16                     # go.etcd.io/etcd/server/v3
 KUBERNETES_VERSION=1.34.4               # k8s.io/kubernetes
 KWOK_VERSION=0.8.0                      # sigs.k8s.io/kwok
+# SeaweedFS: untagged on the module proxy, pseudo-version of a November 2026 commit.
+# Not part of the cache key below (it has its own stamp, so a change rebuilds
+# only it): adding it must not throw away an engine cache that took an hour.
+SEAWEEDFS_MODVER=v0.0.0-20261109003541-7506e5f91cd6   # github.com/seaweedfs/seaweedfs
 SOURCES=${K8SP_ENGINE_SOURCES:-}
 # --------------------------------------------------------------------------
 
@@ -83,9 +88,9 @@ mode=build
 case "${1:-}" in
   --print-dir) printf '%s\n' "$CACHE"; exit 0 ;;
   --check) mode=check ;;
-  --versions) printf 'pulumi %s\nlanguage-host %s\nkubernetes-provider %s\ncommand-provider %s\netcd %s\nkubernetes %s\nkwok %s\n' \
+  --versions) printf 'pulumi %s\nlanguage-host %s\nkubernetes-provider %s\ncommand-provider %s\netcd %s\nkubernetes %s\nkwok %s\nseaweedfs %s\n' \
       "$PULUMI_VERSION" "$LANGHOST_VERSION" "$K8S_PROVIDER_VERSION" "$COMMAND_PROVIDER_VERSION" \
-      "$ETCD_VERSION" "$KUBERNETES_VERSION" "$KWOK_VERSION"; exit 0 ;;
+      "$ETCD_VERSION" "$KUBERNETES_VERSION" "$KWOK_VERSION" "$SEAWEEDFS_MODVER"; exit 0 ;;
   ""|--build) ;;
   -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "engine.sh: unknown argument: $1 (use --print-dir, --check)" >&2; exit 2 ;;
@@ -105,9 +110,10 @@ group_bins() {
     kubernetes) printf '%s\n' "kube-apiserver $KUBERNETES_VERSION" \
       "kube-controller-manager $KUBERNETES_VERSION" "kube-scheduler $KUBERNETES_VERSION" ;;
     kwok) printf '%s\n' "kwok $KWOK_VERSION" "kwokctl $KWOK_VERSION" ;;
+    seaweedfs) echo "weed ${SEAWEEDFS_MODVER#v}" ;;
   esac
 }
-GROUPS_ALL="pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok"
+GROUPS_ALL="pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs"
 
 bin_path() { # name
   case $1 in pulumi-resource-*) echo "$PROV/$1" ;; *) echo "$BIN/$1" ;; esac
@@ -414,6 +420,15 @@ build_kwok() {
   done
 }
 
+build_seaweedfs() {
+  local v=$SEAWEEDFS_MODVER lg=$LOGS/seaweedfs.log d mod=github.com/seaweedfs/seaweedfs
+  : >"$lg"
+  group_done seaweedfs && { log "weed $v: cached"; return; }
+  d=$(mod_dir "$mod@$v" "$lg") || { prep_failed seaweedfs "$mod@$v" "$lg"; return; }
+  make_wrapper seaweedfs "$d" drop "$mod $v"
+  build_bin seaweedfs weed "${v#v}" "$mod/weed" "" "" "$mod@$v" || true
+}
+
 for g in $GROUPS_ALL; do
   skipped "$g" && continue
   case $g in
@@ -426,6 +441,7 @@ for g in $GROUPS_ALL; do
     etcd) build_etcd ;;
     kubernetes) build_kubernetes ;;
     kwok) build_kwok ;;
+    seaweedfs) build_seaweedfs ;;
   esac
 done
 
@@ -443,11 +459,12 @@ vcheck() { # name
   case $n in
     pulumi) check_run "$n" env PULUMI_HOME="$PHOME" "$BIN/pulumi" version ;;
     etcd|kube-*|kwok|kwokctl) check_run "$n" "$BIN/$n" --version ;;
+    weed) check_run "$n" "$BIN/$n" version ;;
     pulumi-language-python|pulumi-resource-*) [[ -x $(bin_path "$n") ]] || FAILED+=("$n not executable") ;;
   esac
 }
 for n in pulumi pulumi-language-python pulumi-resource-kubernetes pulumi-resource-command etcd \
-         kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl; do
+         kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl weed; do
   vcheck "$n"
 done
 
