@@ -33,8 +33,8 @@ try:
     spec = parse_config(config_from_runtime(), project_root=PROJECT_ROOT, source=f"stack {pulumi.get_stack()}")
     for warning in spec.warnings:
         pulumi.log.warn(warning)
-    # the secrets apps' secretEnv reference: only known once the config is parsed
-    secrets = dataclasses.replace(secrets, extra={key: config.require_secret(key) for key in spec.app_secret_keys})
+    # the secrets the settings name (apps' secretEnv, mysql.users): only known once the config is parsed
+    secrets = dataclasses.replace(secrets, extra={key: config.require_secret(key) for key in spec.named_secret_keys})
     outputs = build(spec, secrets, PROJECT_ROOT)
 except ConfigError as exc:
     # RunError: shown to the user as a message, without a Python traceback

@@ -3,6 +3,9 @@
 Creates, in the spec's namespace, all named `<spec.name>[-suffix]`:
 
 - Secret `<name>-credentials`: the root and replication passwords (Pulumi secrets);
+- ConfigMap `<name>-users` and Secret `<name>-app-users`: the applications' own
+  accounts (`mysql.users`) and their passwords, which the primary's `replication`
+  sidecar applies (`app-users.sh`) without restarting a pod;
 - ConfigMap `<name>-config`: mysql.cnf, primary.cnf, replica.cnf and the
   scripts in `components/mysql_scripts/`;
 - Services: headless `<name>` (stable member DNS, publishes not-ready pods so a
@@ -30,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +41,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.namespaces import RETAINED_FIELD_MANAGER
-from stacks.spec import MySQLSpec, MySQLStorage
+from stacks.spec import MYSQL_REPLICATION_USER, MySQLSpec, MySQLStorage, MySQLUserSpec
 
 MYSQL_PORT = 3306
 MYSQL_UID = 999  # the mysql user of the official image
-REPLICATION_USER = "repl"
+REPLICATION_USER = MYSQL_REPLICATION_USER
+APP_USERS_MOUNT = "/etc/mysql/app-users"
 SCRIPTS_MOUNT = "/opt/k8s-platform/mysql"
 CLIENT_CNF_DIR = "/etc/mysql/client"
 CONF_DIR = "/etc/mysql/conf.d"
@@ -59,6 +63,7 @@ SCRIPT_FILES = (
     "init-data.sh",
     "create-replication-user.sh",
     "replication-agent.sh",
+    "app-users.sh",
     "probe.sh",
 )
 CNF_FILES = ("mysql.cnf", "primary.cnf", "replica.cnf")
@@ -67,6 +72,11 @@ CNF_FILES = ("mysql.cnf", "primary.cnf", "replica.cnf")
 def load_scripts() -> dict[str, str]:
     """The ConfigMap's data: every cnf and script under components/mysql_scripts/."""
     return {f: (SCRIPTS_DIR / f).read_text(encoding="utf-8") for f in (*CNF_FILES, *SCRIPT_FILES)}
+
+
+def users_file(users: tuple[MySQLUserSpec, ...]) -> str:
+    """The account list app-users.sh reads: "<user> <access> <db>[,<db>...]" per line."""
+    return "".join(f"{u.name} {u.access} {','.join(u.databases)}\n" for u in users)
 
 
 # --- storage guard ----------------------------------------------------------------
@@ -135,6 +145,8 @@ class MySQLClusterArgs:
     spec: MySQLSpec
     root_password: pulumi.Input[str]
     replication_password: pulumi.Input[str]
+    # mysql.users: each account's password, by user name (Pulumi secrets)
+    user_passwords: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     protect: bool = False
     required_anti_affinity: bool = False
     namespace_resource: k8s.core.v1.Namespace | None = None
@@ -210,6 +222,27 @@ class MySQLCluster(pulumi.ComponentResource):
                 ROOT_PASSWORD_KEY: pulumi.Output.secret(args.root_password),
                 REPLICATION_PASSWORD_KEY: pulumi.Output.secret(args.replication_password),
             },
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
+            ),
+        )
+
+        # The applications' accounts: a list and a Secret the primary's sidecar reads from a
+        # projected volume, so adding a user or rotating a password restarts no pod.
+        missing = sorted({u.name for u in spec.users} - set(args.user_passwords))
+        if missing:
+            raise ValueError(f"mysql.users without a password: {', '.join(missing)}")
+        self.users_config_map = k8s.core.v1.ConfigMap(
+            f"{name}-users",
+            metadata=_meta(spec, f"{spec.name}-users", "users"),
+            data={"users": users_file(spec.users)},
+            opts=child,
+        )
+        self.users_secret = k8s.core.v1.Secret(
+            f"{name}-app-users",
+            metadata=_meta(spec, f"{spec.name}-app-users", "users"),
+            type="Opaque",
+            string_data={u.name: pulumi.Output.secret(args.user_passwords[u.name]) for u in spec.users},
             opts=pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
             ),
@@ -313,7 +346,13 @@ class MySQLCluster(pulumi.ComponentResource):
                     # `pulumi destroy` (or dropping MySQL from the stack) leaves the
                     # StatefulSet, its pods and PVCs in the cluster.
                     retain_on_delete=True,
-                    depends_on=[self.secret, self.config_map, self.headless_service],
+                    depends_on=[
+                        self.secret,
+                        self.config_map,
+                        self.users_config_map,
+                        self.users_secret,
+                        self.headless_service,
+                    ],
                     # The first rollout initializes the primary and clones every replica.
                     custom_timeouts=pulumi.CustomTimeouts(create="30m", update="30m"),
                 ),
@@ -480,8 +519,8 @@ class MySQLCluster(pulumi.ComponentResource):
             name="replication",
             image=spec.image,
             command=[f"{SCRIPTS_MOUNT}/replication-agent.sh"],
-            env=[*base_env, repl_pw],
-            volume_mounts=[scripts, client_ro],
+            env=[*base_env, repl_pw, k8s.core.v1.EnvVarArgs(name="MYSQL_APP_USERS_DIR", value=APP_USERS_MOUNT)],
+            volume_mounts=[scripts, client_ro, mount("app-users", APP_USERS_MOUNT, read_only=True)],
             security_context=_container_security(),
             resources=_resources({"cpu": "10m", "memory": "32Mi"}, {"memory": "128Mi"}),
         )
@@ -541,6 +580,27 @@ class MySQLCluster(pulumi.ComponentResource):
                         ),
                     ),
                     k8s.core.v1.VolumeArgs(name="conf", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                    k8s.core.v1.VolumeArgs(
+                        name="app-users",
+                        projected=k8s.core.v1.ProjectedVolumeSourceArgs(
+                            default_mode=0o440,
+                            sources=[
+                                k8s.core.v1.VolumeProjectionArgs(
+                                    config_map=k8s.core.v1.ConfigMapProjectionArgs(name=f"{spec.name}-users")
+                                ),
+                                k8s.core.v1.VolumeProjectionArgs(
+                                    secret=k8s.core.v1.SecretProjectionArgs(
+                                        name=f"{spec.name}-app-users",
+                                        items=[
+                                            k8s.core.v1.KeyToPathArgs(key=u.name, path=f"passwords/{u.name}")
+                                            for u in spec.users
+                                        ]
+                                        or None,
+                                    )
+                                ),
+                            ],
+                        ),
+                    ),
                     # The root option file lives in memory only.
                     k8s.core.v1.VolumeArgs(
                         name="client",

@@ -228,9 +228,7 @@ _MISSING = object()
 class Reader:
     """Reads one mapping of the config, recording problems under its key path."""
 
-    def __init__(
-        self, data: Any, path: str, problems: list[Problem], warnings: list[Problem] | None = None
-    ) -> None:
+    def __init__(self, data: Any, path: str, problems: list[Problem], warnings: list[Problem] | None = None) -> None:
         self.path = path
         self.problems = problems
         # findings that do not stop a deployment (e.g. an extraVars key kubespray does not read)
@@ -423,6 +421,11 @@ class Reader:
             self.error(key, "keys must be strings")
             return {}
         return dict(value)
+
+    def problems_under(self, key: str) -> bool:
+        """Whether a problem was already recorded at `key` or below it."""
+        path = self.sub(key)
+        return any(p.path == path or p.path.startswith((f"{path}.", f"{path}[")) for p in self.problems)
 
     def done(self) -> None:
         """Report keys nobody asked for, with a did-you-mean."""
@@ -1057,7 +1060,10 @@ def _parse_mysql(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.MySQLSpec
         storage=storage,
         resources=_parse_resources(r.mapping("resources")),
         allow_from=_parse_peers(r, "allowFrom"),
+        users=_parse_mysql_users(r),
     )
+    if spec.users and not enabled:
+        r.error("users", "needs mysql.enabled: true; without the cluster no account would be created")
     if enabled:
         image = spec.image
         tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
@@ -1069,6 +1075,62 @@ def _parse_mysql(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.MySQLSpec
                 r.missing_secret(key, f"is required when mysql.enabled is true (pulumi config set --secret {key})")
     r.done()
     return spec
+
+
+# MySQL identifiers the app users and their databases may use: plain names, no quoting needed.
+_MYSQL_USER_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
+_MYSQL_DATABASE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+_MYSQL_RESERVED_USERS = ("root", s.MYSQL_REPLICATION_USER)
+_MYSQL_SYSTEM_SCHEMAS = ("mysql", "sys", "information_schema", "performance_schema")
+
+
+def _mysql_database_check(value: str) -> str | None:
+    if not _MYSQL_DATABASE_NAME.fullmatch(value):
+        return f"{value!r} is not a database name (1-64 letters, digits and '_')"
+    if value.lower() in _MYSQL_SYSTEM_SCHEMAS:
+        return f"{value!r} is a MySQL system schema; an app's database must be its own"
+    return None
+
+
+def _parse_mysql_users(r: Reader) -> tuple[s.MySQLUserSpec, ...]:
+    """`mysql.users`: one least-privilege account per app, on its own databases."""
+    users: list[s.MySQLUserSpec] = []
+    seen: dict[str, int] = {}
+    for i, ur in enumerate(r.items("users")):
+        name = ur.text(
+            "name",
+            required=True,
+            check=lambda v: (
+                None
+                if _MYSQL_USER_NAME.fullmatch(v)
+                else f"{v!r} is not a MySQL user name for an app (1-32 letters, digits and '_')"
+            ),
+        )
+        if name in _MYSQL_RESERVED_USERS:
+            ur.error("name", f"{name!r} is the platform's own account; give the app a user of its own")
+            name = ""
+        if name and name in seen:
+            ur.error("name", f"user {name!r} is already defined (mysql.users[{seen[name]}])")
+        seen.setdefault(name, i)
+        databases = ur.str_list("databases", check=_mysql_database_check)
+        if not databases and not ur.problems_under("databases"):
+            ur.error("databases", "list the databases this user may use, e.g. [orders]")
+        for j, db in enumerate(databases):
+            if db in databases[:j]:
+                ur.error(f"databases[{j}]", f"{db!r} is listed twice")
+        password = ur.text("passwordSecret", required=True, check=_secret_key_check)
+        access = ur.text("access", "readWrite", choices=s.MYSQL_ACCESS)
+        ur.done()
+        if name and password:
+            users.append(
+                s.MySQLUserSpec(
+                    name=name,
+                    databases=tuple(dict.fromkeys(databases)),
+                    password_secret=password,
+                    access=access,  # type: ignore[arg-type]
+                )
+            )
+    return tuple(users)
 
 
 def _parse_probe(r: Reader) -> s.ProbeSpec:
@@ -1112,7 +1174,7 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
                 sv.error("nodePort", f"{node_port} is already used by apps[{node_ports[node_port]}]")
             else:
                 node_ports[node_port] = i
-        service = s.ServiceSpec(type=stype, port=sv.integer("port", port, minimum=1, maximum=65535), node_port=node_port)  # type: ignore[arg-type]
+        service = s.ServiceSpec(type=stype, port=sv.integer("port", port, minimum=1, maximum=65535), node_port=node_port)  # type: ignore[arg-type]  # fmt: skip
         sv.done()
 
         ingress = None
@@ -1168,7 +1230,9 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
             resources=_parse_resources(a.mapping("resources")),
             env=a.str_map(
                 "env",
-                key_check=lambda k: None if _ENV_NAME.fullmatch(k) else f"{k!r} is not a valid environment variable name",
+                key_check=lambda k: (
+                    None if _ENV_NAME.fullmatch(k) else f"{k!r} is not a valid environment variable name"
+                ),
             ),
             revision_history_limit=a.integer("revisionHistoryLimit", 10, minimum=0, maximum=100),
             strategy=strategy,
@@ -1741,7 +1805,7 @@ def parse_config(
     apps = _parse_apps(top, env, addons)
     storage = _parse_storage(top.mapping("storage"), cluster, addons)
     problems.extend(_check_static_claims(storage, apps, mysql))
-    _check_app_secrets(top, apps, secrets)
+    _check_named_secrets(top, apps, mysql, secrets)
     dns_domain = cluster.extra_vars.get("dns_domain")
     if addons.mesh is not None and addons.mesh.enabled and dns_domain not in (None, addons.mesh.cluster_domain):
         problems.append(
@@ -1858,7 +1922,9 @@ def _check_addresses(
             rng = _pool_range(entry)
             if rng is None:
                 continue
-            hits = sorted({name for ip, name in node_ips.items() if ip.version == rng[0].version and rng[0] <= ip <= rng[1]})
+            hits = sorted(
+                {name for ip, name in node_ips.items() if ip.version == rng[0].version and rng[0] <= ip <= rng[1]}
+            )
             if hits:
                 problems.append(Problem(
                     f"addons.loadBalancer.addresses[{i}]",
@@ -1890,12 +1956,15 @@ def _is_loopback_url(url: str) -> bool:
         return False
 
 
-def _check_app_secrets(top: Reader, apps: tuple[s.AppSpec, ...], secrets: dict[str, Any]) -> None:
-    """Secret keys referenced by `apps[].secretEnv` become legal top-level keys; each must be a secret."""
+def _check_named_secrets(top: Reader, apps: tuple[s.AppSpec, ...], mysql: s.MySQLSpec, secrets: dict[str, Any]) -> None:
+    """Secret keys the settings name (`apps[].secretEnv`, `mysql.users[].passwordSecret`) become legal
+    top-level keys; each must be a secret."""
     referenced: dict[str, str] = {}
     for i, app in enumerate(apps):
         for env_name, key in sorted(app.secret_env.items()):
             referenced.setdefault(key, f"apps[{i}].secretEnv.{env_name}")
+    for i, user in enumerate(mysql.users if mysql.enabled else ()):
+        referenced.setdefault(user.password_secret, f"mysql.users[{i}].passwordSecret")
     for key, where in sorted(referenced.items()):
         hint = f"pulumi config set --secret {key}"
         if key in s.SECRET_KEYS:

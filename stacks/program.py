@@ -37,24 +37,25 @@ class ProgramSecrets:
     kubeconfig: pulumi.Output[str] | None = None
     mysql_root_password: pulumi.Output[str] | None = None
     mysql_replication_password: pulumi.Output[str] | None = None
-    # The secret keys apps' `secretEnv` reference (`spec.app_secret_keys`), read with
+    # The secret keys the settings name (apps' `secretEnv`, MySQL app users' passwords;
+    # `spec.named_secret_keys`), read with
     # `require_secret`. None means "no values available" (`python -m stacks render`):
     # every referenced key then gets a redacted placeholder.
     extra: Mapping[str, pulumi.Output[str]] | None = field(default_factory=dict)
 
 
-def _app_secret_values(spec: PlatformSpec, secrets: ProgramSecrets) -> dict[str, pulumi.Output[str]]:
+def _named_secret_values(spec: PlatformSpec, secrets: ProgramSecrets) -> dict[str, pulumi.Output[str]]:
     if secrets.extra is None:
         from stacks.render import REDACTED
 
-        return {key: pulumi.Output.secret(REDACTED) for key in spec.app_secret_keys}
-    missing = [key for key in spec.app_secret_keys if key not in secrets.extra]
+        return {key: pulumi.Output.secret(REDACTED) for key in spec.named_secret_keys}
+    missing = [key for key in spec.named_secret_keys if key not in secrets.extra]
     if missing:
         raise ConfigError(
-            [Problem(key, f"is referenced by apps[].secretEnv but was not read (pulumi config set --secret {key})")
+            [Problem(key, f"is referenced by the stack's settings but was not read (pulumi config set --secret {key})")
              for key in missing]
         )  # fmt: skip
-    return {key: pulumi.Output.secret(secrets.extra[key]) for key in spec.app_secret_keys}
+    return {key: pulumi.Output.secret(secrets.extra[key]) for key in spec.named_secret_keys}
 
 
 def _existing_kubeconfig(spec: PlatformSpec, secrets: ProgramSecrets) -> pulumi.Output[str]:
@@ -179,6 +180,7 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
         for r in releases
     ]
 
+    secret_values = _named_secret_values(spec, secrets)
     if spec.mysql.enabled:
         # Kubernetes forbids changing a StatefulSet's volumeClaimTemplates: compare with what this
         # stack deployed last time (its own previous outputs) and refuse before the StatefulSet is sent.
@@ -195,6 +197,7 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
                 spec=spec.mysql,
                 root_password=secrets.mysql_root_password,
                 replication_password=secrets.mysql_replication_password,
+                user_passwords={u.name: secret_values[u.password_secret] for u in spec.mysql.users},
                 protect=spec.environment == "prod",
                 required_anti_affinity=spec.environment == "prod",
                 namespace_resource=namespaces.by_name.get(spec.mysql.namespace),
@@ -207,10 +210,10 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
             "readHost": mysql.read_host,
             "members": mysql.members,
             "storage": mysql.storage,
+            "users": [u.name for u in spec.mysql.users],
         }
 
     apps = {}
-    secret_values = _app_secret_values(spec, secrets)
     cluster_domain = spec.addons.mesh.cluster_domain if spec.addons.mesh is not None else "cluster.local"
     for app in spec.apps:
         # Apps wait for the add-ons (the mesh's CRDs and injector before a sidecar-injected

@@ -67,7 +67,9 @@ class _Captured:
     inputs: dict[str, Any]
 
 
-def mock_outputs(typ: str, name: str, inputs: Mapping[str, Any], previous_outputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def mock_outputs(
+    typ: str, name: str, inputs: Mapping[str, Any], previous_outputs: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """What the engine would return for a resource, as far as the program reads it back.
 
     Inputs are echoed; a Helm release gets a `status` (revision 1), a remote command empty
@@ -184,11 +186,9 @@ def _placeholder_secrets(spec: PlatformSpec) -> Any:
     from stacks import program
 
     values: dict[str, Any] = {
-        f.name: pulumi.Output.secret(REDACTED)
-        for f in dataclasses.fields(program.ProgramSecrets)
-        if f.name != "extra"
+        f.name: pulumi.Output.secret(REDACTED) for f in dataclasses.fields(program.ProgramSecrets) if f.name != "extra"
     }
-    values["extra"] = None  # the apps' secretEnv values: placeholders per key (program._app_secret_values)
+    values["extra"] = None  # the named secrets' values: placeholders per key (program._named_secret_values)
     return program.ProgramSecrets(**values)
 
 

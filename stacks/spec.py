@@ -242,6 +242,22 @@ class MySQLStorage:
     storage_class: str = ""
 
 
+# The account replicas replicate and clone with; no app user may take its name.
+MYSQL_REPLICATION_USER = "repl"
+MySQLAccess = Literal["readWrite", "readOnly"]
+MYSQL_ACCESS: tuple[MySQLAccess, ...] = ("readWrite", "readOnly")
+
+
+@dataclass(frozen=True)
+class MySQLUserSpec:
+    """An application's own MySQL account: privileges on its databases only, never global ones."""
+
+    name: str
+    databases: tuple[str, ...]
+    password_secret: str  # the secret config key holding its password (apps read it through secretEnv)
+    access: MySQLAccess = "readWrite"
+
+
 @dataclass(frozen=True)
 class MySQLSpec:
     enabled: bool = False
@@ -252,6 +268,7 @@ class MySQLSpec:
     storage: MySQLStorage = field(default_factory=MySQLStorage)
     resources: Resources = field(default_factory=Resources)
     allow_from: tuple[PeerSelector, ...] = ()
+    users: tuple[MySQLUserSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -431,9 +448,13 @@ class PlatformSpec:
     warnings: tuple[str, ...] = ()
 
     @property
-    def app_secret_keys(self) -> tuple[str, ...]:
-        """Secret config keys the apps' `secretEnv` reference, sorted, once each."""
-        return tuple(sorted({key for a in self.apps for key in a.secret_env.values()}))
+    def named_secret_keys(self) -> tuple[str, ...]:
+        """Secret config keys the stack's settings name (apps' `secretEnv`, `mysql.users[].passwordSecret`),
+        sorted, once each; the program reads exactly these besides the fixed `SECRET_KEYS`."""
+        keys = {key for a in self.apps for key in a.secret_env.values()}
+        if self.mysql.enabled:
+            keys.update(u.password_secret for u in self.mysql.users)
+        return tuple(sorted(keys))
 
     @property
     def namespaces(self) -> tuple[str, ...]:

@@ -9,13 +9,19 @@
 #     left alone; the readiness probe reports it.
 # Reruns are harmless: the statements are only issued when the state differs,
 # and the channel lives in the data directory, so restarts and reschedules with
-# the same PVC resume where they were. The primary's agent only idles.
+# the same PVC resume where they were.
+#
+# On the primary (ordinal 0) it keeps the applications' accounts (mysql.users)
+# as the stack says: app-users.sh runs at start and whenever the mounted list or
+# a password changes; a failed run is retried every APP_USERS_RETRY seconds.
 set -eu
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
 . "${MYSQL_SCRIPTS_DIR:-/opt/k8s-platform/mysql}/lib.sh"
 
 interval=${REPLICATION_CHECK_INTERVAL:-15}
+retry=${APP_USERS_RETRY:-300}
+users_dir=${MYSQL_APP_USERS_DIR:-/etc/mysql/app-users}
 source_host=$(member_host 0)
 trap 'log "stopping"; exit 0' TERM INT
 
@@ -79,12 +85,53 @@ reconcile() {
     fi
 }
 
+# A fingerprint of the mounted account list and passwords (contents go to cksum's
+# stdin, never to a command line).
+users_fingerprint() {
+    local f
+    for f in "$users_dir/users" "$users_dir"/passwords/*; do
+        if [ -f "$f" ]; then
+            printf '%s\n' "${f##*/}"
+            cat "$f"
+        fi
+    done | cksum
+}
+
+# Applies the accounts when they changed since the last successful run; after a
+# failure, waits $retry seconds before trying the same content again (a temporary
+# failure, mysqld still starting, is retried at the next pass).
+applied='' failed_at=-1
+sync_users() {
+    local now=$SECONDS fp rc=0
+    fp=$(users_fingerprint)
+    if [ "$fp" = "$applied" ]; then
+        return 0
+    fi
+    if [ "$failed_at" -ge 0 ] && [ "$fp" = "${failed_fp:-}" ] && [ $((now - failed_at)) -lt "$retry" ]; then
+        return 0
+    fi
+    "$MYSQL_SCRIPTS_DIR/app-users.sh" || rc=$?
+    case $rc in
+        0) applied=$fp failed_at=-1 ;;
+        75) ;; # mysqld not up yet
+        *)
+            failed_at=$now failed_fp=$fp
+            log "applying mysql.users failed (exit $rc); retrying in ${retry}s or when the list changes"
+            ;;
+    esac
+    return 0
+}
+
 ord=$(ordinal)
 if [ "$ord" -eq 0 ]; then
-    log "member 0 is the primary: nothing to replicate"
-    [ -z "${REPLICATION_AGENT_ONCE:-}" ] || exit 0
+    log "member 0 is the primary: nothing to replicate; keeping the applications' accounts"
+    if [ -n "${REPLICATION_AGENT_ONCE:-}" ]; then
+        sync_users
+        exit 0
+    fi
     while :; do
-        idle 3600
+        sync_users
+        idle "$interval"
     done
 fi
 

@@ -29,6 +29,7 @@ printf '%s\n' "{name} $*" >>"$STUB_DIR/argv.log"
 if [ ! -t 0 ]; then cat >>"$STUB_DIR/stdin.log"; fi
 case "$*" in
     *"SHOW REPLICA STATUS"*) cat "$STUB_DIR/replica_status" 2>/dev/null || true ;;
+    *"USER_ATTRIBUTES"*) cat "$STUB_DIR/accounts" 2>/dev/null || true ;;
 esac
 exit "$(cat "$STUB_DIR/exit_code" 2>/dev/null || echo 0)"
 """
@@ -252,14 +253,135 @@ def test_agent_is_idempotent_on_a_configured_replica(
     assert stub_file(sandbox, "stdin.log") == expected_sql
 
 
-def test_agent_respects_the_pause_marker_and_idles_on_the_primary(sandbox: dict[str, str]) -> None:
+def test_agent_respects_the_pause_marker_and_never_replicates_on_the_primary(sandbox: dict[str, str]) -> None:
     (Path(sandbox["MYSQL_DATA_ROOT"]) / ".k8s-platform-replication-paused").write_text("")
     proc = run("replication-agent.sh", {**sandbox, "REPLICATION_AGENT_ONCE": "1"})
     assert proc.returncode == 0 and "paused" in proc.stderr
     assert stub_file(sandbox, "stdin.log") == ""
     proc = run("replication-agent.sh", {**sandbox, "POD_NAME": "mysql-0", "REPLICATION_AGENT_ONCE": "1"})
     assert proc.returncode == 0 and "primary" in proc.stderr
-    assert stub_file(sandbox, "argv.log") == ""
+    assert "REPLICA" not in stub_file(sandbox, "argv.log") + stub_file(sandbox, "stdin.log")
+
+
+# --------------------------------------------------------------------------- applications' accounts
+
+APP_PW = "app-'Pa55\\wörd\" x"  # quote, backslash, double quote, non-ASCII
+RO_PW = "read-only-S3cret-456"
+MANAGED = '{"managedBy": "k8s-platform"}'
+
+
+def users_dir(env: dict[str, str], users: str, passwords: dict[str, str]) -> dict[str, str]:
+    root = Path(env["HOME"]) / "app-users"
+    (root / "passwords").mkdir(parents=True, exist_ok=True)
+    (root / "users").write_text(users)
+    for user, pw in passwords.items():
+        (root / "passwords" / user).write_text(pw)
+    (Path(env["STUB_DIR"]) / "accounts").touch()
+    return {**env, "MYSQL_APP_USERS_DIR": str(root), "POD_NAME": "mysql-0"}
+
+
+def accounts(env: dict[str, str], rows: list[tuple[str, str]]) -> None:
+    (Path(env["STUB_DIR"]) / "accounts").write_text("".join(f"{u}\t{m}\n" for u, m in rows))
+
+
+def test_app_users_get_their_databases_and_nothing_else(sandbox: dict[str, str]) -> None:
+    env = users_dir(sandbox, "orders readWrite orders,orders_audit\nreports readOnly orders\n",
+                    {"orders": APP_PW, "reports": RO_PW})  # fmt: skip
+    proc = run("app-users.sh", env)
+    assert proc.returncode == 0, proc.stderr
+    sql = stub_file(env, "stdin.log")
+    escaped = "app-''Pa55\\\\wörd\" x"
+    assert (
+        f"CREATE USER IF NOT EXISTS 'orders'@'%' IDENTIFIED WITH caching_sha2_password BY '{escaped}' "
+        f"ATTRIBUTE '{MANAGED}';"
+    ) in sql, sql
+    assert f"ALTER USER 'orders'@'%' IDENTIFIED WITH caching_sha2_password BY '{escaped}';" in sql
+    assert "REVOKE ALL PRIVILEGES, GRANT OPTION FROM 'orders'@'%';" in sql
+    for db in ("orders", "orders_audit"):
+        assert f"CREATE DATABASE IF NOT EXISTS `{db}`;" in sql
+        assert "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX" in sql
+        assert f"ON `{db}`.* TO 'orders'@'%';" in sql
+    assert "GRANT SELECT, SHOW VIEW, EXECUTE ON `orders`.* TO 'reports'@'%';" in sql
+    # least privilege: nothing on *.*, no grant option, no admin privileges
+    grants = [line for line in sql.splitlines() if line.startswith("GRANT")]
+    assert len(grants) == 3
+    for line in grants:
+        assert "*.*" not in line and "WITH GRANT OPTION" not in line
+        for admin in ("SUPER", "FILE", "PROCESS", "SHUTDOWN", "RELOAD", "CREATE USER", "REPLICATION", "ALL"):
+            assert admin not in line.split(" ON ")[0], line
+    assert "DROP USER" not in sql
+    assert_no_password_in_argv(env)
+    argv = stub_file(env, "argv.log")
+    assert APP_PW not in argv and RO_PW not in argv and "Pa55" not in argv
+    assert "Pa55" not in proc.stderr and RO_PW not in proc.stderr
+
+
+def test_app_users_drops_only_the_platforms_accounts_that_left_the_list(sandbox: dict[str, str]) -> None:
+    env = users_dir(sandbox, "orders readWrite orders\n", {"orders": APP_PW})
+    accounts(env, [("orders", "k8s-platform"), ("legacy", "k8s-platform"), ("dba", ""), ("repl", ""), ("root", "")])
+    proc = run("app-users.sh", env)
+    assert proc.returncode == 0, proc.stderr
+    sql = stub_file(env, "stdin.log")
+    assert "DROP USER IF EXISTS 'legacy'@'%';" in sql
+    for kept in ("orders", "dba", "repl", "root"):
+        assert f"DROP USER IF EXISTS '{kept}'" not in sql
+    assert "no longer in mysql.users" in proc.stderr and "its databases stay" in proc.stderr
+    assert "DROP DATABASE" not in sql
+
+
+def test_app_users_never_takes_over_an_account_someone_else_created(sandbox: dict[str, str]) -> None:
+    env = users_dir(sandbox, "dba readWrite orders\nshop readWrite shop\n", {"dba": APP_PW, "shop": RO_PW})
+    accounts(env, [("dba", "")])
+    proc = run("app-users.sh", env)
+    assert proc.returncode == 1
+    assert "'dba' exists and was not created by the platform" in proc.stderr
+    sql = stub_file(env, "stdin.log")
+    assert "'dba'" not in sql, "the other account must stay untouched"
+    assert "GRANT SELECT" in sql and "TO 'shop'@'%'" in sql, "the other users are still applied"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "x';DROP_USER readWrite orders",  # quote in a user name
+        "orders readWrite orders`;DROP",  # backtick in a database name
+        "orders readWrite orders extra",  # trailing field
+        "orders superuser orders",  # unknown access
+        "orders readWrite",  # no database
+        "a_name_that_is_far_too_long_for_mysql readWrite orders",
+    ],
+)
+def test_app_users_skips_malformed_lines(sandbox: dict[str, str], line: str) -> None:
+    env = users_dir(sandbox, f"{line}\nshop readOnly shop\n", {"shop": RO_PW})
+    proc = run("app-users.sh", env)
+    assert proc.returncode == 1
+    sql = stub_file(env, "stdin.log")
+    assert "DROP" not in sql and "superuser" not in sql and "orders" not in sql, sql
+    assert "TO 'shop'@'%'" in sql
+
+
+def test_app_users_without_a_password_or_mysqld(sandbox: dict[str, str]) -> None:
+    env = users_dir(sandbox, "orders readWrite orders\n", {})
+    proc = run("app-users.sh", env)
+    assert proc.returncode == 1 and "no password" in proc.stderr
+    assert "orders" not in stub_file(env, "stdin.log")
+    (Path(env["STUB_DIR"]) / "exit_code").write_text("1")
+    proc = run("app-users.sh", env)
+    assert proc.returncode == 75 and "not reachable" in proc.stderr
+
+
+def test_primary_agent_applies_the_accounts(sandbox: dict[str, str]) -> None:
+    env = users_dir(sandbox, "orders readWrite orders\n", {"orders": APP_PW})
+    proc = run("replication-agent.sh", {**env, "REPLICATION_AGENT_ONCE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "TO 'orders'@'%'" in stub_file(env, "stdin.log")
+    # a replica's agent leaves accounts to replication
+    replica = {**env, "POD_NAME": "mysql-1"}
+    (Path(env["STUB_DIR"]) / "stdin.log").unlink()
+    status = REPLICA_STATUS.format(host=PRIMARY, io="Yes", sql="Yes", sql_errno=0)
+    (Path(env["STUB_DIR"]) / "replica_status").write_text(status)
+    assert run("replication-agent.sh", {**replica, "REPLICATION_AGENT_ONCE": "1"}).returncode == 0
+    assert stub_file(env, "stdin.log") == ""
 
 
 def test_agent_failure_log_never_quotes_the_statement(sandbox: dict[str, str]) -> None:

@@ -7,7 +7,9 @@ test_kubespray_mode.py.
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import subprocess
 import sys
 from typing import Any
@@ -42,7 +44,9 @@ def stacks_cli(stack: E2EStack, *args: str, timeout: float = 900) -> subprocess.
 
 
 def test_existing_mode_lifecycle(stack_factory: Any, local_cluster: Any) -> None:
-    stack = stack_factory("existing")
+    web_db_password = "web-db-" + secrets.token_urlsafe(18)
+    users = [{"name": "web", "databases": ["web"], "passwordSecret": "webDbPassword"}]
+    stack = stack_factory("existing", {"mysql": {"users": users}}, secrets={"webDbPassword": web_db_password})
 
     # 1. pulumi up: everything exists and workloads are Ready
     stack.up()
@@ -65,7 +69,17 @@ def test_existing_mode_lifecycle(stack_factory: Any, local_cluster: Any) -> None
     assert not [t for t in taints if t["effect"] == "NoSchedule"], taints
     outputs = stack.outputs()
     assert outputs["mysql"]["primaryHost"] == "mysql-primary.data.svc.cluster.local"
+    assert outputs["mysql"]["users"] == ["web"]
     assert outputs["kubeconfig"] == "[secret]"
+    # the app's MySQL account: its list and password reach the cluster, and only the
+    # primary's sidecar mounts them (the password itself never shows in output or state: leaks())
+    listed = kget(local_cluster, "configmap", "mysql-users", "-n", "data")["data"]
+    assert listed == {"users": "web readWrite web\n"}
+    app_users = kget(local_cluster, "secret", "mysql-app-users", "-n", "data")["data"]
+    assert base64.b64decode(app_users["web"]).decode() == web_db_password
+    pod = sts["spec"]["template"]["spec"]
+    mounts = {c["name"]: {m["name"] for m in c.get("volumeMounts", [])} for c in pod["containers"]}
+    assert "app-users" in mounts["replication"] and "app-users" not in mounts["mysql"]
 
     # 2. no perpetual diffs
     stack.preview(600, True, "--expect-no-changes")

@@ -170,7 +170,11 @@ def test_rendered_deployment_diff_is_readable_and_plaintext_free() -> None:
         ssh_private_key=pulumi.Output.secret("k"),
         mysql_root_password=pulumi.Output.secret("r"),
         mysql_replication_password=pulumi.Output.secret("p"),
-        extra={"apiToken": pulumi.Output.secret(PLAINTEXT), "shopDbPassword": pulumi.Output.secret("db-" + PLAINTEXT)},
+        extra={
+            "apiToken": pulumi.Output.secret(PLAINTEXT),
+            "shopDbPassword": pulumi.Output.secret("db-" + PLAINTEXT),
+            "reportsDbPassword": pulumi.Output.secret("ro-" + PLAINTEXT),
+        },
     )
     objects = render_objects(spec, PROJECT_ROOT, builder=lambda s, sec, root: build(s, sec, root), secrets=secrets)
     dep = objects["shop.Deployment.api.yaml"]
@@ -179,6 +183,14 @@ def test_rendered_deployment_diff_is_readable_and_plaintext_free() -> None:
     assert objects["shop.Secret.api-secret.yaml"]["stringData"] == {
         "API_TOKEN": "<redacted>",
         "DB_PASSWORD": "<redacted>",
+    }
+    # the api's MySQL account gets the same secret the api reads as DB_PASSWORD
+    assert objects["data.Secret.mysql-app-users.yaml"]["stringData"] == {
+        "shop": "<redacted>",
+        "shop_reports": "<redacted>",
+    }
+    assert objects["data.ConfigMap.mysql-users.yaml"]["data"] == {
+        "users": "shop readWrite shop\nshop_reports readOnly shop\n"
     }
 
 
@@ -192,8 +204,8 @@ def test_program_requires_the_referenced_secrets(mocks: PlatformMocks) -> None:
     )
     with pytest.raises(ConfigError) as err:
         run_program(lambda: build(spec, secrets, Path(PROJECT_ROOT), stack="test"))
-    assert [p.path for p in err.value.problems] == ["shopDbPassword"]
-    assert "pulumi config set --secret shopDbPassword" in err.value.problems[0].message
+    assert [p.path for p in err.value.problems] == ["reportsDbPassword", "shopDbPassword"]
+    assert "pulumi config set --secret shopDbPassword" in err.value.problems[1].message
 
 
 def test_render_uses_placeholders_for_app_secrets() -> None:

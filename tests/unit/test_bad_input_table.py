@@ -91,6 +91,12 @@ def _release(**kw: Any) -> Mutation:
     return _all(*(_set(f"helm.releases.0.{k}", v) for k, v in kw.items()))
 
 
+def _user(**kw: Any) -> Mutation:
+    """One mysql.users entry (orders on its database), with `kw` overriding its keys."""
+    user = {"name": "orders", "databases": ["orders"], "passwordSecret": "ordersDbPassword", **kw}
+    return _all(_set("mysql.users", [user]), _set("ordersDbPassword", SECURE))
+
+
 _N = "cluster.nodes"
 _APP2 = {"name": "api", "namespace": "web", "image": "nginx:1.27.5", "service": {"type": "NodePort", "nodePort": 30080}}
 
@@ -192,6 +198,27 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("mysql-request-over-limit", "staging", _set("mysql.resources.requests.memory", "4Gi"), "mysql.resources.requests.memory", "larger than the limit"),
     ("mysql-resource-gpu", "staging", _set("mysql.resources.limits.gpu", "1"), "mysql.resources.limits.gpu", "unknown resource"),
     ("mysql-allow-from-namespace", "staging", _set("mysql.allowFrom.0.namespace", "Web"), "mysql.allowFrom[0].namespace", "namespace"),
+    # mysql.users: an app's own account, never the platform's, never a system schema
+    ("mysql-user-root", "staging", _user(name="root"), "mysql.users[0].name", "platform's own account"),
+    ("mysql-user-repl", "staging", _user(name="repl"), "mysql.users[0].name", "platform's own account"),
+    ("mysql-user-quote", "staging", _user(name="x'@'%"), "mysql.users[0].name", "not a MySQL user name"),
+    ("mysql-user-newline", "staging", _user(name="orders\n"), "mysql.users[0].name", "not a MySQL user name"),
+    ("mysql-user-too-long", "staging", _user(name="u" * 33), "mysql.users[0].name", "not a MySQL user name"),
+    ("mysql-user-system-db", "staging", _user(databases=["mysql"]), "mysql.users[0].databases[0]", "system schema"),
+    ("mysql-user-system-db-case", "staging", _user(databases=["Performance_Schema"]), "mysql.users[0].databases[0]", "system schema"),
+    ("mysql-user-wildcard-db", "staging", _user(databases=["orders%"]), "mysql.users[0].databases[0]", "not a database name"),
+    ("mysql-user-backtick-db", "staging", _user(databases=["a`b"]), "mysql.users[0].databases[0]", "not a database name"),
+    ("mysql-user-no-db", "staging", _user(databases=[]), "mysql.users[0].databases", "list the databases"),
+    ("mysql-user-db-twice", "staging", _user(databases=["orders", "orders"]), "mysql.users[0].databases[1]", "listed twice"),
+    ("mysql-user-root-pw", "staging", _user(passwordSecret="mysqlRootPassword"), "mysql.users[0].passwordSecret", "infrastructure credential"),
+    ("mysql-user-ssh-pw", "staging", _user(passwordSecret="sshPrivateKey"), "mysql.users[0].passwordSecret", "infrastructure credential"),
+    ("mysql-user-setting-pw", "staging", _user(passwordSecret="apps"), "mysql.users[0].passwordSecret", "platform setting"),
+    ("mysql-user-pw-plain", "staging", _all(_user(), _set("ordersDbPassword", "hunter2")), "ordersDbPassword", "plain text"),
+    ("mysql-user-access", "staging", _user(access="admin"), "mysql.users[0].access", "not one of readWrite, readOnly"),
+    ("mysql-user-access-case", "staging", _user(access="readwrite"), "mysql.users[0].access", "did you mean 'readWrite'"),
+    ("mysql-user-unknown-key", "staging", _user(privileges="ALL"), "mysql.users[0].privileges", "unknown key"),
+    ("mysql-user-twice", "staging", _all(_user(), _set("mysql.users", [{"name": "orders", "databases": [d], "passwordSecret": "ordersDbPassword"} for d in ("a", "b")])), "mysql.users[1].name", "already defined"),
+    ("mysql-user-disabled", "staging", _all(_user(), _set("mysql.enabled", False)), "mysql.users", "needs mysql.enabled: true"),
     # apps: names, images, ports, services
     ("app-name-missing", "staging", _set("apps.0.name", _DELETE), "apps[0].name", "is required"),
     ("app-image-tagless", "staging", _app(image="nginx"), "apps[0].image", "no tag"),
@@ -241,10 +268,13 @@ FILE_CASES: list[tuple[str, str | bytes, str]] = [
 MISSING_SECRET_CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("ssh-key-missing", "staging", _set("sshPrivateKey", _DELETE), "sshPrivateKey", "required in kubespray mode"),
     ("mysql-password-missing", "staging", _set("mysqlRootPassword", _DELETE), "mysqlRootPassword", "required when mysql.enabled"),
+    ("mysql-user-password-missing", "staging", _all(_user(), _set("ordersDbPassword", _DELETE)), "mysql.users[0].passwordSecret", "which is not set"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("case_id", "base", "mutate", "path", "words"), [pytest.param(*c, id=c[0]) for c in MISSING_SECRET_CASES])
+@pytest.mark.parametrize(
+    ("case_id", "base", "mutate", "path", "words"), [pytest.param(*c, id=c[0]) for c in MISSING_SECRET_CASES]
+)
 def test_missing_secrets_warn_when_planning_and_stop_the_program(
     mocks: PlatformMocks, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     case_id: str, base: str, mutate: Mutation, path: str, words: str,

@@ -18,6 +18,7 @@ from stacks.spec import (
     ClaimSpec,
     ConnectionPoolSpec,
     LocalSource,
+    MySQLUserSpec,
     NfsSource,
     RetrySpec,
     StrategySpec,
@@ -93,8 +94,12 @@ def test_showcase_fixture_parses_every_feature() -> None:
     assert api.resilience.connection_pool == ConnectionPoolSpec(100, 50, 10)
     assert api.config is not None and api.config.env and api.config.mount_path == "/etc/api"
     assert dict(api.secret_env) == {"API_TOKEN": "apiToken", "DB_PASSWORD": "shopDbPassword"}
-    assert spec.app_secret_keys == ("apiToken", "shopDbPassword")
-    assert {"apiToken", "shopDbPassword"} <= spec.secrets_set
+    assert spec.named_secret_keys == ("apiToken", "reportsDbPassword", "shopDbPassword")
+    assert {"apiToken", "reportsDbPassword", "shopDbPassword"} <= spec.secrets_set
+    assert spec.mysql.users == (
+        MySQLUserSpec("shop", ("shop",), "shopDbPassword", "readWrite"),
+        MySQLUserSpec("shop_reports", ("shop",), "reportsDbPassword", "readOnly"),
+    )
     assert api.volumes[0].claim == ClaimSpec("5Gi", "manual", ("ReadOnlyMany",), {"tier": "shared"})
     assert api.volumes[0].read_only is True, "volumes are read-only unless said otherwise"
     assert worker.strategy == StrategySpec("0", "1"), "a RWO volume replaces pods instead of surging"
@@ -403,7 +408,12 @@ REJECTED: list[tuple[str, Mutator, str, str]] = [
     ),
     ("secret-setting", app(secretEnv={"T": "cluster"}), "apps[0].secretEnv.T", "platform setting"),
     ("secret-ssh-key", app(secretEnv={"T": "sshPrivateKey"}), "apps[0].secretEnv.T", "infrastructure credential"),
-    ("secret-mysql-root", app(secretEnv={"T": "mysqlRootPassword"}), "apps[0].secretEnv.T", "infrastructure credential"),
+    (
+        "secret-mysql-root",
+        app(secretEnv={"T": "mysqlRootPassword"}),
+        "apps[0].secretEnv.T",
+        "infrastructure credential",
+    ),
     (
         "secret-env-clash",
         both(top("t", SECRET), app(env={"T": "x"}, secretEnv={"T": "t"})),

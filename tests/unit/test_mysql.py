@@ -20,13 +20,14 @@ from components.mysql import (
     storage_from_output,
     storage_output,
 )
-from stacks.spec import MySQLSpec, MySQLStorage, PeerSelector, Resources
+from stacks.spec import MySQLSpec, MySQLStorage, MySQLUserSpec, PeerSelector, Resources
 from tests.unit.conftest import OptsRecorder, PlatformMocks, Registered, resolve, run_program
 
 # How the SDK marks a secret value on the wire (pulumi.runtime.rpc).
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_MARK = "1b47061264138c4ac30d75fd1eb44270"
 ROOT_PW = "r00t-Pa55'word\\with\"quotes"
+APP_PW = "orders-S3cret-app-789"
 REPL_PW = "repl-S3cret-Value-0123"
 
 SPEC = MySQLSpec(
@@ -47,6 +48,8 @@ SELECTOR = {"app.kubernetes.io/name": "mysql", "app.kubernetes.io/instance": "my
 TYPES = {
     "secret": "kubernetes:core/v1:Secret",
     "config": "kubernetes:core/v1:ConfigMap",
+    "users": "kubernetes:core/v1:ConfigMap",
+    "app-users": "kubernetes:core/v1:Secret",
     "headless": "kubernetes:core/v1:Service",
     "primary": "kubernetes:core/v1:Service",
     "read": "kubernetes:core/v1:Service",
@@ -113,6 +116,8 @@ def test_every_object_has_explicit_name_namespace_and_labels(mocks: PlatformMock
     expected_names = {
         "secret": "mysql-credentials",
         "config": "mysql-config",
+        "users": "mysql-users",
+        "app-users": "mysql-app-users",
         "headless": "mysql",
         "primary": "mysql-primary",
         "read": "mysql-read",
@@ -367,6 +372,51 @@ def test_secret_holds_both_passwords_as_pulumi_secrets(mocks: PlatformMocks, opt
     assert is_secret, "db-secret: stringData must stay a Pulumi secret"
 
 
+USERS = (
+    MySQLUserSpec(name="orders", databases=("orders", "orders_audit"), password_secret="ordersDbPassword"),
+    MySQLUserSpec(name="reports", databases=("orders",), password_secret="reportsDbPassword", access="readOnly"),
+)
+
+
+def test_app_users_are_a_list_and_a_secret_only_the_primarys_sidecar_reads(
+    mocks: PlatformMocks, opts_recorder: OptsRecorder
+) -> None:
+    build(
+        replace(SPEC, users=USERS),
+        recorder=opts_recorder,
+        user_passwords={"orders": pulumi.Output.secret(APP_PW), "reports": pulumi.Output.secret(REPL_PW + "x")},
+    )
+    assert child(mocks, "users").inputs["data"] == {
+        "users": "orders readWrite orders,orders_audit\nreports readOnly orders\n"
+    }
+    secret = child(mocks, "app-users").inputs
+    assert secret["stringData"].get(SECRET_SIG) == SECRET_MARK, "passwords must reach the engine as a secret"
+    assert unwrap_secrets(secret["stringData"]) == {"orders": APP_PW, "reports": REPL_PW + "x"}
+    assert set(opts_recorder.opts["db-app-users"].additional_secret_outputs or []) >= {"data", "stringData"}
+    # nothing about the users in the StatefulSet's own config: adding one restarts no pod
+    assert "orders" not in json.dumps(child(mocks, "config").inputs["data"])
+    ps = pod_spec(mocks)
+    volume = next(v for v in ps["volumes"] if v["name"] == "app-users")
+    sources = volume["projected"]["sources"]
+    assert sources[0] == {"configMap": {"name": "mysql-users"}}
+    assert sources[1]["secret"] == {
+        "name": "mysql-app-users",
+        "items": [{"key": "orders", "path": "passwords/orders"}, {"key": "reports", "path": "passwords/reports"}],
+    }
+    assert volume["projected"]["defaultMode"] == 0o440
+    for c in [*ps["initContainers"], *ps["containers"]]:
+        mounts = {m["name"] for m in c.get("volumeMounts", [])}
+        assert ("app-users" in mounts) == (c["name"] == "replication"), c["name"]
+    agent = next(c for c in ps["containers"] if c["name"] == "replication")
+    assert {"name": "MYSQL_APP_USERS_DIR", "value": "/etc/mysql/app-users"} in agent["env"]
+    assert APP_PW not in json.dumps(ps)
+
+
+def test_app_users_need_a_password_each(mocks: PlatformMocks) -> None:
+    with pytest.raises(Exception, match=r"mysql\.users without a password: reports"):
+        build(replace(SPEC, users=USERS), user_passwords={"orders": APP_PW})
+
+
 # --------------------------------------------------------------------------- policies
 
 
@@ -475,7 +525,9 @@ def test_guard_passes_unchanged_storage_to_the_claim(mocks: PlatformMocks) -> No
     assert vct["spec"]["resources"]["requests"]["storage"] == "20Gi"
 
 
-def test_guard_rejects_a_change_and_keeps_the_deployed_claim(mocks: PlatformMocks, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_guard_rejects_a_change_and_keeps_the_deployed_claim(
+    mocks: PlatformMocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
     errors: list[str] = []
     monkeypatch.setattr(pulumi.log, "error", lambda msg, *a, **k: errors.append(msg))
     previous = {**storage_output(SPEC), "size": "10Gi", "storageClass": "fast"}
