@@ -1,7 +1,9 @@
 """`python -m stacks`: validate stack configs, print the kubespray inventory, render manifests,
-promote settings between stacks, roll a stack back to an earlier update.
+promote settings between stacks, roll a stack back to an earlier update, recover a stack
+after a crashed run.
 
-Runs without the Pulumi CLI, without a cluster and without network. Exit codes:
+`validate`, `inventory`, `render`, `promote` and `new` run without the Pulumi CLI, without a
+cluster and without network (`rollback` and `recover` drive the pulumi CLI). Exit codes:
 0 success, 1 a problem with the config, 2 a usage error. Problems go to stderr,
 one line each: `<key.path>: <what is wrong and what would be right>`.
 """
@@ -225,6 +227,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_recover(args: argparse.Namespace) -> int:
+    from stacks.recover import run_recover
+    from stacks.rollback_runner import SubprocessRunner
+
+    return run_recover(
+        args.stack, yes=args.yes, root=args.root, runner=SubprocessRunner(args.root), kubeconfig=args.kubeconfig
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m stacks", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help="project root (where Pulumi.yaml is)")
@@ -299,6 +310,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="restore only these settings (the paths promote takes), e.g. apps.my-nginx (repeatable)",
     )
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser(
+        "recover",
+        help="after a crashed pulumi run: clear the stack's lock and what the run left in flight (needs pulumi, helm)",
+        description="Clear the lock a crashed run left, settle its interrupted Helm releases (import, uninstall "
+        "or roll back) and drop its other interrupted creates from the state; then `pulumi up` converges.",
+    )
+    p.add_argument("stack", help="stack name")
+    p.add_argument("--yes", action="store_true", help="do not ask whether anything else runs on the stack")
+    p.add_argument("--kubeconfig", help="the cluster's kubeconfig for helm (default: the stack's kubeconfig output)")
+    p.set_defaults(func=cmd_recover)
     return parser
 
 

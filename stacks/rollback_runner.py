@@ -102,7 +102,17 @@ def _project_name(root: Path) -> str:
     return name if isinstance(name, str) and name else rb.NAMESPACE
 
 
-def _first_line(text: str) -> str:
+def cli_problem(stack: str, root: Path, runner: Runner) -> str | None:
+    """Why a command that drives the pulumi CLI on `stack` cannot start, if it cannot."""
+    path = stack_file(stack, root)
+    if not path.is_file():
+        return f"{path.name}: no such stack file"
+    if runner.which("pulumi") is None:
+        return ENGINE_HINT
+    return None
+
+
+def first_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]
     return (errors or lines or ["(no output)"])[0]
@@ -147,18 +157,16 @@ def run_rollback(
         print(f"rollback: {message}", file=err)
         return 1
 
+    if why := cli_problem(stack, root, runner):
+        return fail(why)
     path = stack_file(stack, root)
-    if not path.is_file():
-        return fail(f"{path.name}: no such stack file")
-    if runner.which("pulumi") is None:
-        return fail(ENGINE_HINT)
 
     history = runner.run(
         ["pulumi", "stack", "history", "--json", "--show-secrets=false", "--page-size", "0", "--stack", stack],
         capture=True,
     )
     if history.returncode != 0:
-        return fail(f"pulumi stack history --stack {stack} failed: {_first_line(history.stderr or history.stdout)}")
+        return fail(f"pulumi stack history --stack {stack} failed: {first_line(history.stderr or history.stdout)}")
     try:
         updates = rb.parse_history(history.stdout)
         if list_only:
