@@ -29,7 +29,7 @@ PULUMI_ENV = penv="$$(scripts/pulumi_env.sh)" && eval "$$penv"
 
 
 .PHONY: new-stack stack setup system-deps test test-fast unit conformance e2e lint typecheck validate inventory render \
-        plan local-cluster engine engine-check preview up destroy bench bench-e2e clean help preview-all drift promote rollback
+        plan local-cluster engine engine-check preview up destroy bench bench-e2e bench-backend clean help preview-all drift promote rollback recover
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -135,11 +135,17 @@ promote: setup ## SRC=… DST=… [ONLY=apps.x,helm.releases.y] [DRY_RUN=1]: cop
 rollback: stack ## STACK=… [TO=N] [YES=1]: re-apply an earlier successful update's config
 	$(PULUMI_ENV) && $(BIN)/python -m stacks rollback $(STACK) $(if $(TO),--to $(TO)) $(if $(YES),--yes) $(if $(ONLY),--only $(ONLY))
 
+recover: stack ## STACK=… [YES=1]: after a crashed run, clear its lock and what it left in flight
+	$(PULUMI_ENV) && PATH="$$PATH:$$(scripts/tools.sh)" $(BIN)/python -m stacks recover $(STACK) $(if $(YES),--yes)
+
 bench: setup ## render time per app for 10/100/500 apps (median of runs)
 	$(BIN)/python bench/bench_render.py --sizes 10 100 500 --runs 3
 
 bench-e2e: setup ## median wall time of a full up, a no-op up and a preview with the real engine (needs make engine)
 	$(BIN)/python bench/bench_e2e.py --runs 3
+
+bench-backend: setup ## median time of up/no-op up/destroy on the file backend vs S3 (SeaweedFS; needs make engine)
+	$(BIN)/python bench/bench_backend.py --runs 3
 
 clean:
 	rm -rf render .pytest_cache .mypy_cache .ruff_cache

@@ -106,6 +106,27 @@ def test_secrets_reach_only_the_pulumi_step_of_a_gated_environment() -> None:
     assert "secrets." not in yaml.safe_dump(load("pr.yml")["jobs"]["test"])
 
 
+def test_pulumi_steps_reach_the_backend_the_way_the_docs_say() -> None:
+    """docs/environments.md, "Working as a team": the backend URL from PULUMI_BACKEND_URL (also
+    as pulumi/actions' cloud-url), credentials as AWS_* environment variables, never in the URL."""
+    docs = (ROOT / "docs" / "environments.md").read_text()
+    for name in ("PULUMI_BACKEND_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "cloud-url"):
+        assert name in docs, f"docs/environments.md does not say how CI passes {name}"
+    found = 0
+    for path in WORKFLOWS:
+        for step in steps(yaml.safe_load(path.read_text())):
+            if not step.get("uses", "").startswith("pulumi/actions@"):
+                continue
+            found += 1
+            env, with_ = step.get("env") or {}, step.get("with") or {}
+            where = f"{path.name}: {with_.get('command')} step"
+            assert with_.get("cloud-url") == "${{ secrets.PULUMI_BACKEND_URL }}", where
+            assert env.get("PULUMI_BACKEND_URL") == "${{ secrets.PULUMI_BACKEND_URL }}", where
+            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                assert env.get(key) == f"${{{{ secrets.{key} }}}}", f"{where}: {key}"
+    assert found >= 2, "the PR preview and the dev deployment run pulumi/actions"
+
+
 def test_workflows_use_the_pinned_pulumi_version() -> None:
     pin = next(line.split("==")[1].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
                if line.startswith("pulumi=="))  # fmt: skip

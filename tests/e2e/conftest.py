@@ -52,9 +52,10 @@ import contextlib
 from lib import engine
 from lib.chartrepo import ChartRepo
 from lib.cluster import LocalCluster
+from lib.objectstore import ObjectStore
 from lib.skips import need_binaries
 from lib.sshd import SSHD, ControlHost
-from lib.stack import E2EStack, existing_config, kubespray_config
+from lib.stack import Backend, E2EStack, existing_config, kubespray_config
 from lib.standin import KubesprayUnderTest
 from lib.util import REPO_ROOT, Timer
 
@@ -172,6 +173,18 @@ def chart_repo(e2e_dir: Path) -> Iterator[ChartRepo]:
     repo.stop()
 
 
+@pytest.fixture(scope="session")
+def object_store(e2e_dir: Path) -> Iterator[ObjectStore]:
+    """SeaweedFS's S3 gateway on loopback, with one bucket: a team's shared state backend."""
+    need_binaries(("weed",))
+    store = ObjectStore(e2e_dir / "object-store")
+    _STOPPERS.append(store.stop)
+    with TIMER.measure("object_store"):
+        store.start()
+    yield store
+    print(f"\nobject store stopped: {store.stop()}; log {store.log}")
+
+
 @pytest.fixture
 def stack_factory(
     request: pytest.FixtureRequest,
@@ -189,6 +202,7 @@ def stack_factory(
         overrides: dict[str, Any] | None = None,
         name: str = "e2e",
         secrets: dict[str, str] | None = None,
+        backend: Backend | None = None,
     ) -> E2EStack:
         t0 = time.monotonic()
         secret_config = {
@@ -225,7 +239,9 @@ def stack_factory(
         else:
             raise ValueError(f"mode must be kubespray or existing, not {mode!r}")
         secret_config.update(secrets or {})
-        stack = E2EStack.create(tmp_path / f"stack-{name}-{len(made)}", cfg, secret_config, name=name)
+        stack = E2EStack.create(
+            tmp_path / f"stack-{name}-{len(made)}", cfg, secret_config, name=name, backend=backend
+        )
         stack.diagnose = local_cluster.not_ready_report
         made.append(stack)
         TIMER.times.setdefault(f"stack_factory.create[{mode}]", round(time.monotonic() - t0, 2))
@@ -233,7 +249,7 @@ def stack_factory(
 
     yield make
     for stack in made:
-        if any("resources" in p.read_text(errors="replace") for p in stack.state_files() if p.suffix == ".json"):
+        if stack.has_resources():
             res = stack.destroy(timeout=600, check=False)
             if res.returncode != 0:
                 print(f"\nteardown: destroy of {stack.dir} failed:\n{res}")

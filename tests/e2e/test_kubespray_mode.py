@@ -25,10 +25,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 APP_NS, APP = "web", "my-nginx"
 
 
-def kget(cluster: Any, *args: str) -> dict[str, Any]:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json"))
-
-
 def runs(si: Any) -> list[tuple[str, str | None]]:
     """(playbook, --limit) of every playbook run since the log was cleared."""
     return [(c["playbook"], c["limit"] or None) for c in si.invocations()]
@@ -59,13 +55,13 @@ def test_full_up_then_no_op_runs_no_playbook(stack_factory: Any, kubespray_stand
     assert sorted(call["groups"]["kube_node"]) == ["node1", "node2", "node3"]
     assert call["kube_version"] == "1.34.4"
     assert "cluster ok; full log:" in first.output
-    deploy = kget(local_cluster, "deployment", APP, "-n", APP_NS)
+    deploy = local_cluster.get("deployment", APP, "-n", APP_NS)
     assert deploy["status"].get("readyReplicas") == 2
-    assert kget(local_cluster, "statefulset", "mysql", "-n", "data")["status"].get("readyReplicas") == 2
-    released = {s["metadata"]["labels"]["name"] for s in kget(local_cluster, "secrets", "-A", "-l", "owner=helm")["items"]}
+    assert local_cluster.get("statefulset", "mysql", "-n", "data")["status"].get("readyReplicas") == 2
+    released = {s["metadata"]["labels"]["name"] for s in local_cluster.get("secrets", "-A", "-l", "owner=helm")["items"]}
     assert {"grafana", "traefik", "localpv-provisioner", "metrics-server"} <= released, released
     # node1 is control plane and in kube_node: kubespray leaves it untainted
-    taints = kget(local_cluster, "node", "node1")["spec"].get("taints") or []
+    taints = local_cluster.get("node", "node1")["spec"].get("taints") or []
     assert not [t for t in taints if t["effect"] == "NoSchedule"], taints
     assert stack.outputs()["kubeconfig"] == "[secret]"
     kubeconfig = stack.outputs(show_secrets=True)["kubeconfig"]
@@ -85,14 +81,14 @@ def test_full_up_then_no_op_runs_no_playbook(stack_factory: Any, kubespray_stand
     stack.write_config(cfg)
     stack.up()
     assert runs(si) == []
-    deploy = kget(local_cluster, "deployment", APP, "-n", APP_NS)
+    deploy = local_cluster.get("deployment", APP, "-n", APP_NS)
     assert deploy["spec"]["replicas"] == 3 and deploy["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.27.4")
 
     # 4. destroy without resetOnDestroy: workloads gone, PVCs kept, no reset.yml
     stack.destroy()
     assert runs(si) == []
     assert APP not in local_cluster.kubectl("get", "deployment", "-n", APP_NS, check=False)
-    pvcs = kget(local_cluster, "pvc", "-n", "data")["items"]
+    pvcs = local_cluster.get("pvc", "-n", "data")["items"]
     assert sorted(p["metadata"]["name"] for p in pvcs) == ["data-mysql-0", "data-mysql-1"]
     assert stack.leaks() == [], "secret plaintext in pulumi output or state"
 
@@ -118,7 +114,7 @@ def test_add_upgrade_remove_worker(stack_factory: Any, kubespray_standin: Any, l
     stack.up()
     assert runs(si) == [("upgrade_cluster.yml", None)], runs(si)
     assert si.invocations()[0]["kube_version"] == "1.35.4"
-    assert kget(local_cluster, "node", "node2")["status"]["nodeInfo"]["kubeletVersion"] == "v1.35.4"
+    assert local_cluster.get("node", "node2")["status"]["nodeInfo"]["kubeletVersion"] == "v1.35.4"
 
     # remove the worker: remove-node.yml through kubespray's confirmation gate, the node still in its inventory
     si.clear_invocations()

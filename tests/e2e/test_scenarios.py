@@ -8,10 +8,7 @@ test_kubespray_mode.py.
 from __future__ import annotations
 
 import base64
-import json
 import secrets
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -22,12 +19,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 APP_NS, APP = "web", "my-nginx"
 
 
-def kget(cluster: Any, *args: str) -> dict[str, Any]:
-    return json.loads(cluster.kubectl("get", *args, "-o", "json"))
-
-
 def replica_sets(cluster: Any) -> list[dict[str, Any]]:
-    items = kget(cluster, "replicasets", "-n", APP_NS, "-l", f"app.kubernetes.io/name={APP}")["items"]
+    items = cluster.get("replicasets", "-n", APP_NS, "-l", f"app.kubernetes.io/name={APP}")["items"]
     return sorted(items, key=lambda rs: int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]))
 
 
@@ -35,12 +28,6 @@ def set_app(stack: E2EStack, **fields: Any) -> None:
     cfg = stack.config()
     cfg["apps"][0].update(fields)
     stack.write_config(cfg)
-
-
-def stacks_cli(stack: E2EStack, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", *args, "--root", str(stack.dir)] if args[0] == "stacks.drift"
-                          else [sys.executable, "-m", "stacks", "--root", str(stack.dir), *args],
-                          cwd=stack.dir, env=stack.env(), capture_output=True, text=True, timeout=timeout)
 
 
 def test_existing_mode_lifecycle(stack_factory: Any, local_cluster: Any) -> None:
@@ -51,21 +38,21 @@ def test_existing_mode_lifecycle(stack_factory: Any, local_cluster: Any) -> None
     # 1. pulumi up: everything exists and workloads are Ready
     stack.up()
     for ns in ("web", "data", "monitoring"):
-        labels = kget(local_cluster, "namespace", ns)["metadata"]["labels"]
+        labels = local_cluster.get("namespace", ns)["metadata"]["labels"]
         assert labels.get("app.kubernetes.io/managed-by") == "k8s-platform", ns
-    deploy = kget(local_cluster, "deployment", APP, "-n", APP_NS)
+    deploy = local_cluster.get("deployment", APP, "-n", APP_NS)
     assert deploy["status"].get("readyReplicas") == 2
-    sts = kget(local_cluster, "statefulset", "mysql", "-n", "data")
+    sts = local_cluster.get("statefulset", "mysql", "-n", "data")
     assert sts["status"].get("readyReplicas") == 2
-    pvcs = kget(local_cluster, "pvc", "-n", "data")["items"]
+    pvcs = local_cluster.get("pvc", "-n", "data")["items"]
     assert sorted(p["metadata"]["name"] for p in pvcs) == ["data-mysql-0", "data-mysql-1"]
     assert all(p["status"]["phase"] == "Bound" for p in pvcs)
     # real Helm releases: helm's own storage Secrets exist for the release and each add-on
-    helm = kget(local_cluster, "secrets", "-A", "-l", "owner=helm")["items"]
+    helm = local_cluster.get("secrets", "-A", "-l", "owner=helm")["items"]
     released = {s["metadata"]["labels"]["name"] for s in helm}
     assert {"grafana", "traefik", "localpv-provisioner", "metrics-server"} <= released, released
     # schedulableControlPlane in existing mode: node1's NoSchedule control-plane taint is gone
-    taints = kget(local_cluster, "node", "node1")["spec"].get("taints") or []
+    taints = local_cluster.get("node", "node1")["spec"].get("taints") or []
     assert not [t for t in taints if t["effect"] == "NoSchedule"], taints
     outputs = stack.outputs()
     assert outputs["mysql"]["primaryHost"] == "mysql-primary.data.svc.cluster.local"
@@ -73,9 +60,9 @@ def test_existing_mode_lifecycle(stack_factory: Any, local_cluster: Any) -> None
     assert outputs["kubeconfig"] == "[secret]"
     # the app's MySQL account: its list and password reach the cluster, and only the
     # primary's sidecar mounts them (the password itself never shows in output or state: leaks())
-    listed = kget(local_cluster, "configmap", "mysql-users", "-n", "data")["data"]
+    listed = local_cluster.get("configmap", "mysql-users", "-n", "data")["data"]
     assert listed == {"users": "web readWrite web\n"}
-    app_users = kget(local_cluster, "secret", "mysql-app-users", "-n", "data")["data"]
+    app_users = local_cluster.get("secret", "mysql-app-users", "-n", "data")["data"]
     assert base64.b64decode(app_users["web"]).decode() == web_db_password
     pod = sts["spec"]["template"]["spec"]
     mounts = {c["name"]: {m["name"] for m in c.get("volumeMounts", [])} for c in pod["containers"]}
@@ -97,13 +84,13 @@ def test_existing_mode_lifecycle(stack_factory: Any, local_cluster: Any) -> None
     stack.up()
     rs_after = replica_sets(local_cluster)
     assert [r["metadata"]["name"] for r in rs_after] == [r["metadata"]["name"] for r in rs]
-    assert kget(local_cluster, "deployment", APP, "-n", APP_NS)["spec"]["replicas"] == 3
+    assert local_cluster.get("deployment", APP, "-n", APP_NS)["spec"]["replicas"] == 3
 
     # 6. destroy: the app is gone, MySQL's data is retained
     stack.destroy()
     gone = local_cluster.kubectl("get", "deployment", APP, "-n", APP_NS, check=False)
     assert APP not in gone
-    pvcs = kget(local_cluster, "pvc", "-n", "data")["items"]
+    pvcs = local_cluster.get("pvc", "-n", "data")["items"]
     assert sorted(p["metadata"]["name"] for p in pvcs) == ["data-mysql-0", "data-mysql-1"], "PVCs must survive destroy"
 
     assert stack.leaks() == [], "secret plaintext in pulumi output or state"
@@ -114,9 +101,9 @@ def test_rollback_restores_previous_image(stack_factory: Any, local_cluster: Any
     stack.up()
     set_app(stack, image="nginxinc/nginx-unprivileged:1.27.4")
     stack.up()
-    res = stacks_cli(stack, "rollback", stack.name, "--yes")
+    res = stack.stacks("rollback", stack.name, "--yes")
     assert res.returncode == 0, res.stdout + res.stderr
-    image = kget(local_cluster, "deployment", APP, "-n", APP_NS)["spec"]["template"]["spec"]["containers"][0]["image"]
+    image = local_cluster.get("deployment", APP, "-n", APP_NS)["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "nginxinc/nginx-unprivileged:1.27.5"
     stack.preview(600, True, "--expect-no-changes")
     assert stack.leaks() == []
@@ -125,10 +112,10 @@ def test_rollback_restores_previous_image(stack_factory: Any, local_cluster: Any
 def test_drift_is_reported(stack_factory: Any, local_cluster: Any) -> None:
     stack = stack_factory("existing", {"mysql": {"enabled": False}})
     stack.up()
-    clean = stacks_cli(stack, "stacks.drift", stack.name)
+    clean = stack.stacks("stacks.drift", stack.name)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     local_cluster.kubectl("scale", "deployment", APP, "-n", APP_NS, "--replicas=5")
-    drift = stacks_cli(stack, "stacks.drift", stack.name)
+    drift = stack.stacks("stacks.drift", stack.name)
     assert drift.returncode == 1, drift.stdout + drift.stderr
     assert APP in drift.stdout + drift.stderr
 
@@ -171,7 +158,7 @@ def test_policy_pack_blocks_violation(stack_factory: Any) -> None:
 
 def helm_revisions(cluster: Any, namespace: str, release: str) -> list[tuple[int, str]]:
     """(revision, status) of a Helm release, from Helm's own storage Secrets."""
-    items = kget(cluster, "secrets", "-n", namespace, "-l", f"owner=helm,name={release}")["items"]
+    items = cluster.get("secrets", "-n", namespace, "-l", f"owner=helm,name={release}")["items"]
     return sorted((int(s["metadata"]["labels"]["version"]), s["metadata"]["labels"]["status"]) for s in items)
 
 
@@ -189,7 +176,7 @@ def test_broken_chart_release_rolls_back_atomically(stack_factory: Any, local_cl
     revisions = helm_revisions(local_cluster, "monitoring", "grafana")
     # atomic: the failed upgrade (2) was rolled back (3 = revision 1 again), which is what runs
     assert revisions[-1][1] == "deployed" and (2, "failed") in revisions, revisions
-    deploy = kget(local_cluster, "deployments", "-n", "monitoring")["items"]
+    deploy = local_cluster.get("deployments", "-n", "monitoring")["items"]
     assert deploy and all(d["status"].get("readyReplicas") == d["spec"]["replicas"] for d in deploy)
     cfg["helm"]["releases"][0]["values"].pop("e2eBreak")
     stack.write_config(cfg)
@@ -209,7 +196,7 @@ def test_api_server_unavailable_then_next_up_converges(stack_factory: Any, local
     assert res.returncode != 0, res.output[-2000:]
     assert "configured Kubernetes cluster is unreachable" in res.output, res.output[-3000:]
     stack.up()
-    assert kget(local_cluster, "deployment", APP, "-n", APP_NS)["spec"]["replicas"] == 3
+    assert local_cluster.get("deployment", APP, "-n", APP_NS)["spec"]["replicas"] == 3
     stack.preview(600, True, "--expect-no-changes")
 
 
@@ -219,7 +206,7 @@ def test_up_after_destroy_reuses_retained_data(stack_factory: Any, local_cluster
     stack.destroy()
     again = stack.up(900, False)
     assert again.returncode == 0, "\n".join(line for line in again.output.splitlines() if "error" in line.lower())[:4000]
-    pvcs = kget(local_cluster, "pvc", "-n", "data")["items"]
+    pvcs = local_cluster.get("pvc", "-n", "data")["items"]
     assert sorted(p["metadata"]["name"] for p in pvcs) == ["data-mysql-0", "data-mysql-1"]
 
 
@@ -229,9 +216,9 @@ def test_prod_destroy_refused_while_mysql_is_protected(stack_factory: Any, local
     refused = stack.destroy(600, False)
     assert refused.returncode != 0
     assert "protected" in refused.output, refused.output[-3000:]
-    assert kget(local_cluster, "statefulset", "mysql", "-n", "data")["status"].get("readyReplicas") == 3
+    assert local_cluster.get("statefulset", "mysql", "-n", "data")["status"].get("readyReplicas") == 3
     # lifting protection is a deliberate, separate step
     stack.run("state", "unprotect", "--all", "--yes")
     stack.destroy()
-    pvcs = kget(local_cluster, "pvc", "-n", "data")["items"]
+    pvcs = local_cluster.get("pvc", "-n", "data")["items"]
     assert len(pvcs) == 3, "PVCs survive even an unprotected destroy"

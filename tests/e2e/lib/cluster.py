@@ -493,6 +493,10 @@ class LocalCluster:
         cp = run([kubectl, f"--kubeconfig={self.kubeconfig}", *args], timeout, input=input, check=check)
         return cp.stdout
 
+    def get(self, *args: str) -> dict[str, Any]:
+        """`kubectl get <args> -o json`, parsed."""
+        return dict(json.loads(self.kubectl("get", *args, "-o", "json")))
+
     # ------------------------------------------------------------------ stop / state
     def stop_apiserver(self, grace: float = 10.0) -> str:
         """Stop only kube-apiserver (by PID): the API becomes unavailable, etcd keeps the data."""

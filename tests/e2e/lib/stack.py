@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,11 +28,12 @@ from typing import Any
 import yaml
 
 from . import engine
-from .util import REPO_ROOT
+from .util import REPO_ROOT, TOOLS_BIN
 
 PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt")
 PROJECT_DIRS = ("stacks", "components", "values", "policy")
-NS = "k8s-platform"
+NS = "k8s-platform"  # the config namespace
+PROJECT = "k8s-platform"  # Pulumi.yaml name: the backend keeps stacks under .pulumi/stacks/<project>/
 STORAGE_CLASS = "e2e-static"
 
 
@@ -187,6 +189,16 @@ class PulumiError(AssertionError):
     pass
 
 
+@dataclass(frozen=True)
+class Backend:
+    """A shared state backend (e.g. S3): its URL, the environment that reaches it (credentials),
+    and a way to read back every object it holds (for the secret scan)."""
+
+    url: str
+    env: Mapping[str, str]
+    objects: Callable[[], list[tuple[str, bytes]]]
+
+
 @dataclass
 class E2EStack:
     dir: Path  # the project copy; Pulumi.<name>.yaml lives here
@@ -197,6 +209,8 @@ class E2EStack:
     history: list[PulumiResult] = field(default_factory=list)
     # called when a `pulumi` call fails or times out: what the cluster says (not-ready pods, nodes)
     diagnose: Callable[[], str] | None = None
+    # None: a file backend in state_dir
+    backend: Backend | None = None
 
     # ---------------------------------------------------------------- creation
     @classmethod
@@ -207,10 +221,11 @@ class E2EStack:
         secret_config: Mapping[str, str] | None = None,
         name: str = "e2e",
         timeout: float = 120,
+        backend: Backend | None = None,
     ) -> E2EStack:
         project = base / "project"
         copy_project(project)
-        stack = cls(dir=project, state_dir=base / "state", name=name)
+        stack = cls(dir=project, state_dir=base / "state", name=name, backend=backend)
         stack.state_dir.mkdir(parents=True, exist_ok=True)
         stack.write_config(config)
         stack.run("stack", "init", name, "--secrets-provider", "passphrase", timeout=timeout)
@@ -226,7 +241,7 @@ class E2EStack:
         env = {
             **os.environ,
             **engine.pulumi_env(),
-            "PULUMI_BACKEND_URL": f"file://{self.state_dir}",
+            "PULUMI_BACKEND_URL": self.backend.url if self.backend else f"file://{self.state_dir}",
             "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
@@ -240,7 +255,10 @@ class E2EStack:
             # CLI 3.274 and runs the first python3 on PATH ("No module named 'pulumi'" without this).
             "VIRTUAL_ENV": str(self.dir / ".venv"),
         }
-        env["PATH"] = f"{self.dir / '.venv' / 'bin'}:{env['PATH']}"
+        if self.backend is not None:
+            env.update(self.backend.env)
+        # helm and kubectl of `make setup` (stacks recover runs helm), as on a user's machine
+        env["PATH"] = f"{self.dir / '.venv' / 'bin'}:{env['PATH']}:{TOOLS_BIN}"
         env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
         env.pop("PULUMI_ACCESS_TOKEN", None)
         return env
@@ -278,10 +296,24 @@ class E2EStack:
         self.run("config", "set", "--secret", f"{NS}:{key}", timeout=60, input=value)
 
     # ---------------------------------------------------------------- running
-    def run(self, *args: str, timeout: float = 600, check: bool = True, input: str | None = None) -> PulumiResult:
+    def _argv(self, *args: str) -> list[str]:
         argv = [str(engine.bin_dir() / "pulumi"), *args, "--non-interactive", "--color", "never"]
         if args[:2] != ("stack", "init") and "--stack" not in args:
             argv += ["--stack", self.name]
+        return argv
+
+    def spawn(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
+        """Start `pulumi <args>` in the background, in its own session (its process group is
+        the CLI and every plugin it starts), output to `log`. The caller waits or kills it."""
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "wb") as out:
+            return subprocess.Popen(
+                self._argv(*args), cwd=self.dir, env=self.env(), stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+
+    def run(self, *args: str, timeout: float = 600, check: bool = True, input: str | None = None) -> PulumiResult:
+        argv = self._argv(*args)
         t0 = time.monotonic()
         try:
             cp = subprocess.run(
@@ -297,6 +329,14 @@ class E2EStack:
             report = self.diagnose() if self.diagnose and args and args[0] in ("up", "destroy", "preview") else ""
             raise PulumiError(f"{res}\n--- the cluster at that moment:\n{report}" if report else str(res))
         return res
+
+    def stacks(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        """`python -m stacks <args>` (or `python -m stacks.drift <args>`) on this stack's project."""
+        if args[0] == "stacks.drift":
+            argv = [sys.executable, "-m", *args, "--root", str(self.dir)]
+        else:
+            argv = [sys.executable, "-m", "stacks", "--root", str(self.dir), *args]
+        return subprocess.run(argv, cwd=self.dir, env=self.env(), capture_output=True, text=True, timeout=timeout)
 
     def up(self, timeout: float = 900, check: bool = True, *extra: str) -> PulumiResult:
         return self.run("up", "--yes", "--skip-preview", *extra, timeout=timeout, check=check)
@@ -320,16 +360,35 @@ class E2EStack:
     def state_files(self) -> list[Path]:
         return sorted(p for p in self.state_dir.rglob("*") if p.is_file())
 
+    def state_objects(self) -> list[tuple[str, bytes]]:
+        """(name, content) of everything the backend holds for this project: files or objects."""
+        if self.backend is not None:
+            return self.backend.objects()
+        return [(str(p), p.read_bytes()) for p in self.state_files()]
+
     def state_text(self) -> str:
         parts = []
-        for p in self.state_files():
-            data = p.read_bytes()
-            if p.suffix == ".gz":
+        for name, data in self.state_objects():
+            if name.endswith(".gz"):
                 import gzip
 
                 data = gzip.decompress(data)
-            parts.append(f"=== {p}\n{data.decode(errors='replace')}")
+            parts.append(f"=== {name}\n{data.decode(errors='replace')}")
         return "\n".join(parts)
+
+    def has_resources(self) -> bool:
+        """Whether the stack's current checkpoint (`.pulumi/stacks/<project>/<stack>.json[.gz]`,
+        not its backups or history) holds resources: a teardown then destroys them."""
+        import gzip
+        import json
+
+        for name, data in self.state_objects():
+            if name.endswith((f"/stacks/{PROJECT}/{self.name}.json", f"/stacks/{PROJECT}/{self.name}.json.gz")):
+                text = gzip.decompress(data) if name.endswith(".gz") else data
+                latest = (json.loads(text).get("checkpoint") or {}).get("latest") or {}
+                if latest.get("resources"):
+                    return True
+        return False
 
     def captured(self) -> str:
         """Everything every pulumi call printed, plus the state files' text."""
