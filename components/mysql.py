@@ -242,7 +242,9 @@ class MySQLCluster(pulumi.ComponentResource):
             f"{name}-app-users",
             metadata=_meta(spec, f"{spec.name}-app-users", "users"),
             type="Opaque",
-            string_data={u.name: pulumi.Output.secret(args.user_passwords[u.name]) for u in spec.users},
+            # None, not {}, without users: the API server stores no empty stringData, and an empty
+            # map would show as a change on every preview
+            string_data={u.name: pulumi.Output.secret(args.user_passwords[u.name]) for u in spec.users} or None,
             opts=pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
             ),

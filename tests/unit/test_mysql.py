@@ -412,6 +412,13 @@ def test_app_users_are_a_list_and_a_secret_only_the_primarys_sidecar_reads(
     assert APP_PW not in json.dumps(ps)
 
 
+def test_without_app_users_the_secret_carries_no_empty_string_data(mocks: PlatformMocks) -> None:
+    # an empty stringData is dropped by the API server and would diff on every preview
+    build()
+    assert "stringData" not in child(mocks, "app-users").inputs
+    assert child(mocks, "users").inputs["data"] == {"users": ""}
+
+
 def test_app_users_need_a_password_each(mocks: PlatformMocks) -> None:
     with pytest.raises(Exception, match=r"mysql\.users without a password: reports"):
         build(replace(SPEC, users=USERS), user_passwords={"orders": APP_PW})
