@@ -11,8 +11,13 @@ one job:
 - `<name>-node-<n>`   one per worker-only node: `scale.yml --limit <n>` when it is
                       added to a running cluster, `remove-node.yml` when it is removed
                       from the config (not when the stack is destroyed)
-- `<name>-upgrade`    `upgrade-cluster.yml` when `kubeVersion` changes
+- `<name>-upgrade`    `upgrade-cluster.yml` when `kubeVersion` changes, with `cluster.upgrade`'s
+                      drain/serial/pause controls (-e @upgrade-vars.yaml)
 - `<name>-kubeconfig` reads `artifacts/admin.conf` back (secret output)
+- `<name>-health`     the health gate (`cluster.healthGate`): after the cluster is installed
+                      or changed, waits until /readyz answers, every node is Ready and
+                      kube-system's workloads are available (kubespray_scripts/health-gate.sh);
+                      fails naming what is not. Everything deployed into the cluster waits for it
 - `<name>-reset`      only with `resetOnDestroy: true`: `reset.yml` on destroy
 
 Every playbook writes its full log on the control host (the path is printed); the
@@ -24,6 +29,8 @@ from __future__ import annotations
 import base64
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_command as command
@@ -33,6 +40,7 @@ from stacks import inventory as inv
 from stacks.spec import ClusterSpec, Node
 
 LOG_TAIL_LINES = 40
+HEALTH_GATE_SCRIPT = Path(__file__).parent / "kubespray_scripts" / "health-gate.sh"
 # sed -E script for the log tail a failed playbook shows: private keys, and values of
 # password/token/secret-like keys, are replaced by [withheld]
 REDACT_SED = (
@@ -41,12 +49,47 @@ REDACT_SED = (
 )
 
 
+def _minor(version: str) -> tuple[int, int, int] | None:
+    parts = version.lstrip("v").split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def check_kube_version_change(previous: str, current: str) -> str | None:
+    """Why going from the deployed Kubernetes `previous` to `current` is refused, or None.
+
+    Kubespray upgrades one minor at a time and never downgrades (kubeadm cannot).
+    """
+    old, new = _minor(previous or ""), _minor(current or "")
+    if old is None or new is None or old == new:
+        return None
+    if new < old:
+        return (
+            f"cluster.kubeVersion: cannot go from the deployed {previous} down to {current}: kubespray and "
+            f"kubeadm do not downgrade a cluster. Set it back to {previous} (or newer); to undo an upgrade, "
+            "restore etcd from a backup taken before it (docs/operations.md)"
+        )
+    if new[:2] > (old[0], old[1] + 1):
+        step = f"{old[0]}.{old[1] + 1}"
+        return (
+            f"cluster.kubeVersion: cannot go from the deployed {previous} to {current} in one step: kubespray "
+            f"upgrades one minor at a time. Upgrade to the newest {step}.x first, `pulumi up`, then to {current}"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class KubesprayClusterArgs:
     cluster: ClusterSpec
     schedulable_control_plane: bool
     ssh_private_key: pulumi.Input[str]
     inventory_name: str  # directory under <workdir>/inventory/, one per stack
+    # the Kubernetes version this applies (kubeVersion, or the pinned kubespray's default) and,
+    # when given, the one this stack deployed last (its own previous `kubeVersion` output):
+    # a downgrade or a skipped minor is refused before any command runs
+    kube_version: str = ""
+    previous_kube_version: pulumi.Input[Any] | None = None
 
 
 def _q(value: str) -> str:
@@ -154,10 +197,28 @@ class KubesprayCluster(pulumi.ComponentResource):
                 f"echo kubespray {shlex.quote(ks.version)} \"($(git rev-parse --short HEAD))\" ready in {src}",
             ]
         )
+        create_prepare: pulumi.Input[str] = prepare_script
+        if args.previous_kube_version is not None:
+            current = args.kube_version
+
+            def guard(previous: Any) -> str:
+                problem = check_kube_version_change(previous if isinstance(previous, str) else "", current)
+                if problem is None:
+                    return prepare_script
+                # fails the preview; an up without preview stops at the first command, before
+                # kubespray is even fetched, so nothing after it runs
+                pulumi.log.error(problem, resource=self)
+                return f"echo {shlex.quote(problem)} >&2\nexit 1\n{prepare_script}"
+
+            # a version is no secret; a StackReference output inherits the secrecy of the stack's
+            # other outputs (the kubeconfig), which would turn this command's text secret and make
+            # every preview show it as changed
+            previous = pulumi.Output.unsecret(pulumi.Output.from_input(args.previous_kube_version))
+            create_prepare = previous.apply(guard)
         self.prepare = command.remote.Command(
             f"{name}-prepare",
             connection=connection,
-            create=prepare_script,
+            create=create_prepare,
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -168,6 +229,8 @@ class KubesprayCluster(pulumi.ComponentResource):
                 f"mkdir -p {inv_dir}/group_vars/all {inv_dir}/artifacts",
                 _write_file(f"{inv_dir}/hosts.yaml", rendered.hosts_yaml),
                 _write_file(f"{inv_dir}/{inv.GROUP_VARS_PATH}", rendered.group_vars_yaml),
+                # cluster.upgrade: extra vars of upgrade-cluster.yml only (`serial` is a play keyword)
+                _write_file(f"{inv_dir}/upgrade-vars.yaml", yaml.safe_dump(cluster.upgrade.extra_vars(), sort_keys=True)),
                 f"echo inventory written to {inv_dir}",
             ]
         )
@@ -237,8 +300,12 @@ class KubesprayCluster(pulumi.ComponentResource):
             connection=connection,
             # cluster.yml installs the version on first run; later changes of it upgrade
             create=f": kube_version {shlex.quote(kube_version)} installed by cluster.yml",
+            # the drain/batch controls come from a file the inventory step writes, so changing them
+            # alone is no diff here and upgrades nothing
             update=playbook(
-                "upgrade-cluster", "upgrade-cluster.yml", pre=f": kube_version {shlex.quote(kube_version)}"
+                "upgrade-cluster",
+                f"upgrade-cluster.yml -e @{inv_dir}/upgrade-vars.yaml",
+                pre=f": kube_version {shlex.quote(kube_version)}",
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster, *self.nodes.values()]),
         )
@@ -259,6 +326,30 @@ class KubesprayCluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.secret(
             self.kubeconfig_reader.stdout.apply(lambda text: rewrite_server(text, server))
         )
+
+        self.health: command.remote.Command | None = None
+        gate = cluster.health_gate
+        if gate.enabled:
+            script = f"{inv_dir}/health-gate.sh"
+            node_args = " ".join(shlex.quote(n.name) for n in cluster.nodes)
+            self.health = command.remote.Command(
+                f"{name}-health",
+                connection=connection,
+                create="\n".join(
+                    [
+                        _write_file(script, HEALTH_GATE_SCRIPT.read_text(encoding="utf-8")),
+                        f"bash {script} {inv_dir}/artifacts/kubectl {inv_dir}/artifacts/admin.conf "
+                        f"{gate.timeout} {node_args}",
+                    ]
+                ),
+                # re-checked whenever the cluster was changed: layout, version or node set
+                triggers=[digest, kube_version, node_args],
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[self.cluster, *self.nodes.values(), self.upgrade, self.kubeconfig_reader],
+                    custom_timeouts=pulumi.CustomTimeouts(create=f"{gate.timeout + 300}s"),
+                ),
+            )
 
         self.reset: command.remote.Command | None = None
         if cluster.reset_on_destroy:

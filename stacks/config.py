@@ -566,6 +566,7 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
     kubespray_keys = (
         "kubespray", "controlHost", "ansibleUser", "ansibleKeyPath", "kubeVersion", "networkPlugin",
         "containerManager", "apiServerEndpoint", "proxy", "imageRepos", "download", "extraVars", "resetOnDestroy",
+        "healthGate", "upgrade",
     )  # fmt: skip
     existing_keys = ("kubeconfig", "context")
     wrong = existing_keys if mode == "kubespray" else kubespray_keys
@@ -719,6 +720,15 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
     reset = r.flag("resetOnDestroy", False)
     if env == "prod" and reset:
         r.error("resetOnDestroy", "must be false in prod: reset.yml wipes every node")
+    hr = r.mapping("healthGate")
+    gate = s.HealthGate(
+        enabled=hr.flag("enabled", True),
+        timeout=hr.integer("timeout", 900, minimum=30, maximum=7200),
+    )
+    hr.done()
+    if not gate.enabled and env == "prod":
+        hr.error("enabled", "must be true in prod: add-ons and apps would be deployed onto a cluster not known to be up")
+    upgrade = _parse_upgrade(r.mapping("upgrade"), env)
 
     spec = s.ClusterSpec(
         mode="kubespray",
@@ -745,10 +755,41 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
         download=download,
         extra_vars=extra,
         reset_on_destroy=reset,
+        health_gate=gate,
+        upgrade=upgrade,
     )
     r.done()
     _check_kubespray_release(r, spec)
     return spec
+
+
+_SERIAL = re.compile(r"[1-9][0-9]{0,3}|([1-9][0-9]?|100)%")
+
+
+def _parse_upgrade(r: Reader, env: str) -> s.UpgradeControls:
+    """`cluster.upgrade`: kubespray's drain and batching controls for upgrade-cluster.yml."""
+    d = s.UpgradeControls()
+    controls = s.UpgradeControls(
+        drain=r.flag("drain", d.drain),
+        drain_timeout=r.text(
+            "drainTimeout",
+            d.drain_timeout,
+            check=lambda v: None if (sec := parse_duration(v)) is not None and sec >= 1 else (
+                f"{v!r} is not a duration like '360s' or '10m'"
+            ),
+        ),
+        drain_grace_period=r.integer("drainGracePeriod", d.drain_grace_period, minimum=-1, maximum=86400),
+        serial=r.text(
+            "serial",
+            d.serial,
+            check=lambda v: None if _SERIAL.fullmatch(v) else f"{v!r} is not a node count like '1' or a percentage like '20%'",
+        ),
+        pause_seconds=r.integer("pauseSeconds", d.pause_seconds, minimum=0, maximum=86400),
+    )
+    r.done()
+    if env == "prod" and not controls.drain:
+        r.error("drain", "must be true in prod: upgrading a node without draining it kills its pods mid-request")
+    return controls
 
 
 def _check_kubespray_release(r: Reader, cluster: s.ClusterSpec) -> None:

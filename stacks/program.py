@@ -25,6 +25,7 @@ from components.mysql import MySQLCluster, MySQLClusterArgs
 from components.namespaces import NamespacesArgs, PlatformNamespaces
 from components.volumes import StaticVolumes, StaticVolumesArgs
 from components.webapp import WebApp, WebAppArgs
+from stacks import kubespray_release
 from stacks.config import ConfigError, Problem
 from stacks.spec import PlatformSpec
 
@@ -96,12 +97,31 @@ def pod_security_levels(spec: PlatformSpec) -> dict[str, str]:
     return levels
 
 
+def _effective_kube_version(spec: PlatformSpec) -> str:
+    """The Kubernetes version a kubespray stack runs: kubeVersion, or the pinned release's default."""
+    cluster = spec.cluster
+    if cluster.kube_version or cluster.kubespray is None:
+        return cluster.kube_version
+    rel = kubespray_release.release(cluster.kubespray.version)
+    return rel.default_kube_version if rel else ""
+
+
 def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack: str = "") -> dict[str, Any]:
     """Register every resource of the stack; returns the stack outputs."""
     stack = stack or pulumi.get_stack()
     outputs: dict[str, Any] = {"environment": spec.environment, "clusterMode": spec.cluster.mode}
     cluster_deps: list[pulumi.Resource] = []
     taints_from: tuple[str, ...] = ()
+    self_ref: pulumi.StackReference | None = None
+
+    def previous_output(key: str) -> pulumi.Output[Any]:
+        """This stack's own output `key` from its last update (guards compare against it)."""
+        nonlocal self_ref
+        if self_ref is None:
+            self_ref = pulumi.StackReference(
+                f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+            )
+        return self_ref.get_output(key)
 
     if spec.cluster.mode == "kubespray":
         if secrets.ssh_private_key is None:
@@ -113,11 +133,18 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
                 schedulable_control_plane=spec.schedulable_control_plane,
                 ssh_private_key=secrets.ssh_private_key,
                 inventory_name=f"k8s-platform-{stack}",
+                kube_version=_effective_kube_version(spec),
+                previous_kube_version=previous_output("kubeVersion"),
             ),
         )
         kubeconfig = cluster.kubeconfig
         cluster_deps.append(cluster)
         outputs["inventoryDir"] = cluster.inventory_dir
+        # recorded only once the cluster (and any upgrade) went through: the next run's guard
+        # (the reader's stdout is secret; the version derived from its completion is not)
+        outputs["kubeVersion"] = pulumi.Output.unsecret(
+            cluster.kubeconfig_reader.stdout.apply(lambda _: _effective_kube_version(spec))
+        )
         outputs["nodes"] = [n.name for n in spec.cluster.nodes]
     else:
         kubeconfig = _existing_kubeconfig(spec, secrets)
@@ -184,11 +211,7 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
     if spec.mysql.enabled:
         # Kubernetes forbids changing a StatefulSet's volumeClaimTemplates: compare with what this
         # stack deployed last time (its own previous outputs) and refuse before the StatefulSet is sent.
-        self_ref = pulumi.StackReference(
-            f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}",
-            opts=pulumi.ResourceOptions(depends_on=cluster_deps),
-        )
-        previous_storage = self_ref.get_output("mysql").apply(lambda m: (m or {}).get("storage"))
+        previous_storage = previous_output("mysql").apply(lambda m: (m or {}).get("storage"))
         if secrets.mysql_root_password is None or secrets.mysql_replication_password is None:
             raise ConfigError([Problem("mysqlRootPassword", "MySQL passwords are required when mysql.enabled is true")])
         mysql = MySQLCluster(

@@ -111,6 +111,37 @@ class Download:
 
 
 @dataclass(frozen=True)
+class HealthGate:
+    """Kubespray mode: after the cluster is installed or changed, and before any add-on, wait
+    until the API server is ready, every node of the stack is Ready and kube-system's
+    workloads are available; fail naming what is not."""
+
+    enabled: bool = True
+    timeout: int = 900  # seconds
+
+
+@dataclass(frozen=True)
+class UpgradeControls:
+    """How `upgrade-cluster.yml` rolls a new Kubernetes version through the nodes (kubespray's
+    own variables, passed with -e: `serial` is a play keyword, which inventory vars cannot set)."""
+
+    drain: bool = True  # drain_nodes
+    drain_timeout: str = "360s"  # drain_timeout
+    drain_grace_period: int = 300  # drain_grace_period (seconds; kubespray's default)
+    serial: str = "20%"  # serial: nodes upgraded at once, a count or a percentage
+    pause_seconds: int = 0  # upgrade_node_pause_seconds: wait after each node
+
+    def extra_vars(self) -> dict[str, object]:
+        return {
+            "drain_nodes": self.drain,
+            "drain_timeout": self.drain_timeout,
+            "drain_grace_period": self.drain_grace_period,
+            "serial": self.serial,
+            "upgrade_node_pause_seconds": self.pause_seconds,
+        }
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     mode: ClusterMode
     # existing mode
@@ -131,6 +162,8 @@ class ClusterSpec:
     download: Download = field(default_factory=Download)
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     reset_on_destroy: bool = False
+    health_gate: HealthGate = field(default_factory=HealthGate)
+    upgrade: UpgradeControls = field(default_factory=UpgradeControls)
 
     @property
     def control_plane(self) -> tuple[Node, ...]:

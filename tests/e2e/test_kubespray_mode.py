@@ -95,9 +95,10 @@ def test_full_up_then_no_op_runs_no_playbook(stack_factory: Any, kubespray_stand
 
 def test_add_upgrade_remove_worker(stack_factory: Any, kubespray_standin: Any, local_cluster: Any) -> None:
     si = kubespray_standin
-    base = {"mysql": {"enabled": False}, "helm": {"releases": []}}
+    base = {"mysql": {"enabled": False}, "helm": {"releases": []}, "cluster": {"kubeVersion": "1.33.11"}}
     stack = stack_factory("kubespray", base)
     stack.up()
+    assert stack.outputs()["kubeVersion"] == "1.33.11"
 
     # add a worker: facts for all, then scale.yml limited to the new node; cluster.yml does not run
     si.clear_invocations()
@@ -106,15 +107,35 @@ def test_add_upgrade_remove_worker(stack_factory: Any, kubespray_standin: Any, l
     assert runs(si) == [("facts.yml", None), ("scale.yml", "node4")], runs(si)
     assert "node4" in local_cluster.ready_nodes()
 
-    # upgrade one minor: upgrade-cluster.yml only, nodes report the new kubelet
+    # skipping a minor is refused before any command runs: no playbook, the version recorded stays
     si.clear_invocations()
-    cfg = stack.config()
-    cfg["cluster"]["kubeVersion"] = "1.35.4"
-    stack.write_config(cfg)
+    stack.update_config({"cluster": {"kubeVersion": "1.35.4"}})
+    refused = stack.up(600, False)
+    assert refused.returncode != 0
+    assert "cannot go from the deployed 1.33.11 to 1.35.4 in one step" in refused.output, refused.output[-3000:]
+    assert runs(si) == [], "nothing may run for a refused upgrade"
+    assert stack.outputs()["kubeVersion"] == "1.33.11"
+
+    # upgrade one minor: upgrade-cluster.yml only, with the stack's drain/batch controls; nodes
+    # report the new kubelet
+    stack.update_config({"cluster": {"kubeVersion": "1.34.7",
+                                     "upgrade": {"serial": "1", "drainTimeout": "15m", "pauseSeconds": 5}}})  # fmt: skip
     stack.up()
     assert runs(si) == [("upgrade_cluster.yml", None)], runs(si)
-    assert si.invocations()[0]["kube_version"] == "1.35.4"
-    assert local_cluster.get("node", "node2")["status"]["nodeInfo"]["kubeletVersion"] == "v1.35.4"
+    (call,) = si.invocations()
+    assert call["kube_version"] == "1.34.7"
+    assert (call["serial"], call["drain_timeout"], str(call["upgrade_node_pause_seconds"])) == ("1", "15m", "5"), call
+    assert str(call["drain_nodes"]).lower() == "true" and str(call["drain_grace_period"]) == "300", call
+    assert local_cluster.get("node", "node2")["status"]["nodeInfo"]["kubeletVersion"] == "v1.34.7"
+    assert stack.outputs()["kubeVersion"] == "1.34.7"
+
+    # a downgrade is refused the same way
+    si.clear_invocations()
+    stack.update_config({"cluster": {"kubeVersion": "1.33.11"}})
+    refused = stack.up(600, False)
+    assert refused.returncode != 0 and "do not downgrade" in refused.output, refused.output[-3000:]
+    assert runs(si) == []
+    stack.update_config({"cluster": {"kubeVersion": "1.34.7"}})
 
     # remove the worker: remove-node.yml through kubespray's confirmation gate, the node still in its inventory
     si.clear_invocations()
@@ -151,6 +172,49 @@ def test_failing_playbook_fails_up_then_next_up_succeeds(stack_factory: Any, kub
     assert runs(si) == [("cluster.yml", None)]
     stack.preview(600, True, "--expect-no-changes")
     assert stack.leaks() == [], "a failing command's error text must not carry a secret"
+
+
+def test_health_gate_holds_back_add_ons_until_kube_system_is_available(
+    stack_factory: Any, local_cluster: Any
+) -> None:
+    # a kube-system Deployment that can never be ready: its pod selects a node nobody has
+    broken = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "e2e-unschedulable", "namespace": "kube-system"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "e2e-unschedulable"}},
+            "template": {
+                "metadata": {"labels": {"app": "e2e-unschedulable"}},
+                "spec": {"nodeSelector": {"e2e/no-such-node": "true"},
+                         "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]},
+            },
+        },
+    }  # fmt: skip
+    local_cluster.kubectl("apply", "-f", "-", input=json.dumps(broken))
+    stack = stack_factory(
+        "kubespray",
+        {"cluster": {"healthGate": {"timeout": 30}}, "mysql": {"enabled": False}, "helm": {"releases": []}},
+    )
+    try:
+        res = stack.up(900, False)
+        assert res.returncode != 0, res.output[-3000:]
+        out = res.output
+        assert "health gate: the cluster is not healthy after 30s" in out, out[-3000:]
+        assert "kube-system deployment/e2e-unschedulable: 0/1 ready" in out, out[-3000:]
+        assert "didn't match Pod's node affinity/selector" in out or "e2e-unschedulable" in out.split("pods not running")[-1]
+        names = resource_names(stack)
+        assert "cluster-cluster" in names and "cluster-health" not in names, names
+        assert not [n for n in names if n.startswith(("addons-", "app-", "namespaces-"))], f"deployed past the gate: {names}"
+    finally:
+        local_cluster.kubectl("delete", "deployment", "e2e-unschedulable", "-n", "kube-system", "--wait=true")
+    # the cluster is healthy again: the gate passes and everything after it is deployed
+    res = stack.up()
+    assert "health gate: API server ready, 3 node(s) Ready, kube-system workloads available" in res.output, (
+        res.output[-3000:]
+    )
+    assert local_cluster.get("deployment", "my-nginx", "-n", "web")["status"].get("readyReplicas") == 2
+    stack.preview(600, True, "--expect-no-changes")
 
 
 def test_destroy_resets_through_kubesprays_gate_only_when_asked(

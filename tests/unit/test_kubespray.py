@@ -7,6 +7,7 @@ from typing import Any
 
 import pulumi
 import pytest
+import yaml
 from conftest import FAKE_ADMIN_CONF, PROJECT_ROOT, PlatformMocks, kubespray_config, run_program
 
 from components.kubespray import KubesprayCluster, KubesprayClusterArgs, rewrite_server
@@ -16,7 +17,7 @@ from stacks.config import parse_config
 CMD = "command:remote:Command"
 
 
-def build_cluster(cfg: dict[str, Any]) -> KubesprayCluster:
+def build_cluster(cfg: dict[str, Any], previous_kube_version: str | None = None) -> KubesprayCluster:
     spec = parse_config(cfg, project_root=PROJECT_ROOT)
     holder: dict[str, KubesprayCluster] = {}
 
@@ -28,6 +29,8 @@ def build_cluster(cfg: dict[str, Any]) -> KubesprayCluster:
                 schedulable_control_plane=spec.schedulable_control_plane,
                 ssh_private_key=pulumi.Output.secret("test-key-material"),
                 inventory_name="k8s-platform-test",
+                kube_version=spec.cluster.kube_version,
+                previous_kube_version=previous_kube_version,
             ),
         )
         holder["c"] = c
@@ -45,7 +48,8 @@ def test_command_graph_and_jobs(mocks: PlatformMocks) -> None:
     build_cluster(kubespray_config())
     cmds = commands(mocks)
     # node3 has etcd, so no worker-only nodes in the notes' layout
-    assert set(cmds) == {"cluster-prepare", "cluster-inventory", "cluster-cluster", "cluster-upgrade", "cluster-kubeconfig"}
+    assert set(cmds) == {"cluster-prepare", "cluster-inventory", "cluster-cluster", "cluster-upgrade", "cluster-kubeconfig",
+                         "cluster-health"}  # fmt: skip
     assert "git fetch -q --depth 1 https://github.com/kubernetes-sigs/kubespray.git refs/tags/v2.31.0" in cmds["cluster-prepare"]["create"]
     assert "-m venv" in cmds["cluster-prepare"]["create"] and "requirements.txt" in cmds["cluster-prepare"]["create"]
     cluster = cmds["cluster-cluster"]["create"]
@@ -55,6 +59,28 @@ def test_command_graph_and_jobs(mocks: PlatformMocks) -> None:
     assert "PLAY RECAP" in cluster and "full log on the control host" in cluster
     assert "admin.conf" in cmds["cluster-kubeconfig"]["create"]
     assert "delete" not in cmds["cluster-cluster"]
+
+
+def test_health_gate_runs_after_every_cluster_change_with_the_stacks_nodes(mocks: PlatformMocks) -> None:
+    cfg = kubespray_config()
+    c = build_cluster(cfg)
+    gate = commands(mocks)["cluster-health"]
+    script = gate["create"]
+    # the script is uploaded (base64, like the inventory) and run with the stack's nodes
+    inv_dir = '"$HOME"/kubespray/inventory/k8s-platform-test'
+    assert f"base64 -d > {inv_dir}/health-gate.sh.tmp" in script
+    names = " ".join(n["name"] for n in cfg["cluster"]["nodes"])
+    assert script.endswith(
+        f"bash {inv_dir}/health-gate.sh {inv_dir}/artifacts/kubectl {inv_dir}/artifacts/admin.conf 900 {names}"
+    ), script[-300:]
+    assert gate["triggers"][0] == c.cluster_digest and gate["triggers"][2] == names
+    assert c.health is not None
+
+    cfg["cluster"]["healthGate"] = {"timeout": 120}
+    build_cluster(cfg)
+    assert " 120 node1" in commands(mocks)["cluster-health"]["create"]
+    cfg["cluster"]["healthGate"] = {"enabled": False}
+    assert build_cluster(cfg).health is None
 
 
 def test_dependencies_prepare_inventory_cluster_kubeconfig(mocks: PlatformMocks) -> None:
@@ -92,7 +118,12 @@ def test_uploaded_inventory_is_what_the_cli_prints(mocks: PlatformMocks) -> None
     import re
 
     blobs = [base64.b64decode(b).decode() for b in re.findall(r"printf '%s' (\S+) \| base64 -d", script)]
-    assert blobs == [rendered.hosts_yaml, rendered.group_vars_yaml]
+    assert blobs[:2] == [rendered.hosts_yaml, rendered.group_vars_yaml]
+    assert yaml.safe_load(blobs[2]) == {
+        "drain_nodes": True, "drain_timeout": "360s", "drain_grace_period": 300, "serial": "20%",
+        "upgrade_node_pause_seconds": 0,
+    }  # fmt: skip
+    assert len(blobs) == 3
 
 
 def test_kubeconfig_is_secret_and_points_at_endpoint(mocks: PlatformMocks) -> None:
@@ -190,19 +221,82 @@ def test_identical_config_gives_identical_commands() -> None:
     assert commands(first) == commands(second)
 
 
-def test_kube_version_change_is_an_upgrade_not_a_cluster_run(mocks: PlatformMocks) -> None:
+def commands_before_after(mocks: PlatformMocks, **cluster: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The commands of the test stack, then of the same stack with `cluster` keys changed."""
     cfg = kubespray_config()
     build_cluster(cfg)
     before = commands(mocks)
     mocks.resources.clear()
-    upgraded = copy.deepcopy(cfg)
-    upgraded["cluster"]["kubeVersion"] = "1.35.4"
-    build_cluster(upgraded)
-    after = commands(mocks)
+    changed = copy.deepcopy(cfg)
+    changed["cluster"].update(cluster)
+    build_cluster(changed)
+    return before, commands(mocks)
+
+
+def test_kube_version_change_is_an_upgrade_not_a_cluster_run(mocks: PlatformMocks) -> None:
+    before, after = commands_before_after(mocks, kubeVersion="1.35.4")
     assert before["cluster-cluster"] == after["cluster-cluster"]
     assert before["cluster-inventory"] != after["cluster-inventory"]  # group_vars carry kube_version
     assert "upgrade-cluster.yml" in after["cluster-upgrade"]["update"]
     assert before["cluster-upgrade"]["create"] != after["cluster-upgrade"]["create"]  # a diff, so update runs
+
+
+def test_upgrade_controls_reach_upgrade_cluster_only_and_upgrade_nothing_by_themselves(mocks: PlatformMocks) -> None:
+    controls = {"drain": True, "drainTimeout": "15m", "drainGracePeriod": 60, "serial": "1", "pauseSeconds": 120}
+    before, after = commands_before_after(mocks, upgrade=controls)
+    inv_dir = '"$HOME"/kubespray/inventory/k8s-platform-test'
+    assert f"upgrade-cluster.yml -e @{inv_dir}/upgrade-vars.yaml" in after["cluster-upgrade"]["update"]
+    # only the uploaded file changes: no upgrade, no cluster.yml run
+    assert before["cluster-upgrade"] == after["cluster-upgrade"]
+    assert before["cluster-cluster"] == after["cluster-cluster"]
+    assert before["cluster-inventory"] != after["cluster-inventory"]
+    assert "upgrade-vars" not in after["cluster-cluster"]["create"]
+    import base64
+    import re
+
+    blobs = [base64.b64decode(b).decode() for b in re.findall(r"printf '%s' (\S+) \| base64 -d", after["cluster-inventory"]["create"])]
+    assert yaml.safe_load(blobs[2]) == {
+        "drain_nodes": True, "drain_timeout": "15m", "drain_grace_period": 60, "serial": "1",
+        "upgrade_node_pause_seconds": 120,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "words"),
+    [
+        ("1.34.4", "1.34.4", None),
+        ("1.34.4", "1.34.7", None),  # patch up
+        ("1.34.7", "1.35.0", None),  # one minor up
+        ("", "1.35.4", None),  # first deployment
+        ("1.34.4", "1.34.3", "do not downgrade"),
+        ("1.35.0", "1.34.7", "do not downgrade"),
+        ("1.33.5", "1.35.4", "one minor at a time. Upgrade to the newest 1.34.x first"),
+    ],
+)
+def test_kube_version_change_rules(previous: str, current: str, words: str | None) -> None:
+    from components.kubespray import check_kube_version_change
+
+    problem = check_kube_version_change(previous, current)
+    if words is None:
+        assert problem is None
+    else:
+        assert problem is not None and words in problem and problem.startswith("cluster.kubeVersion: ")
+        assert previous in problem and current in problem
+
+
+def test_a_refused_kube_version_stops_at_the_first_command(mocks: PlatformMocks) -> None:
+    cfg = kubespray_config()
+    cfg["cluster"]["kubeVersion"] = "1.35.4"
+    build_cluster(cfg, previous_kube_version="1.35.4")
+    allowed = commands(mocks)["cluster-prepare"]["create"]
+    assert "exit 1" not in allowed.splitlines()[:2]
+    mocks.resources.clear()
+    build_cluster(cfg, previous_kube_version="1.33.11")
+    refused = commands(mocks)["cluster-prepare"]["create"]
+    first, second = refused.splitlines()[:2]
+    assert "cannot go from the deployed 1.33.11 to 1.35.4 in one step" in first and first.endswith(">&2")
+    assert second == "exit 1", "prepare fails before git fetch: nothing after it runs"
+    assert refused.endswith(allowed)
 
 
 def test_reset_only_when_asked(mocks: PlatformMocks) -> None:
