@@ -314,8 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "recover",
         help="after a crashed pulumi run: clear the stack's lock and what the run left in flight (needs pulumi, helm)",
-        description="Clear the lock a crashed run left, settle its interrupted Helm releases (import, uninstall "
-        "or roll back) and drop its other interrupted creates from the state; then `pulumi up` converges.",
+        description="Clear the lock a crashed run left, settle its interrupted Helm releases (uninstall an install "
+        "that never reached the state, roll back an upgrade left pending) and drop its other interrupted creates "
+        "from the state; then `pulumi up` converges.",
     )
     p.add_argument("stack", help="stack name")
     p.add_argument("--yes", action="store_true", help="do not ask whether anything else runs on the stack")
