@@ -106,6 +106,8 @@ MANAGED_GROUP_VARS = {
     "files_repo": "cluster.imageRepos.files",
     "download_run_once": "cluster.download.runOnce",
     "download_localhost": "cluster.download.localhost",
+    "auto_renew_certificates": "cluster.certificates.autoRenew",
+    "auto_renew_certificates_systemd_calendar": "cluster.certificates.schedule",
 }
 
 
@@ -566,7 +568,7 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
     kubespray_keys = (
         "kubespray", "controlHost", "ansibleUser", "ansibleKeyPath", "kubeVersion", "networkPlugin",
         "containerManager", "apiServerEndpoint", "proxy", "imageRepos", "download", "extraVars", "resetOnDestroy",
-        "healthGate", "upgrade",
+        "healthGate", "upgrade", "certificates",
     )  # fmt: skip
     existing_keys = ("kubeconfig", "context")
     wrong = existing_keys if mode == "kubespray" else kubespray_keys
@@ -729,6 +731,22 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
     if not gate.enabled and env == "prod":
         hr.error("enabled", "must be true in prod: add-ons and apps would be deployed onto a cluster not known to be up")
     upgrade = _parse_upgrade(r.mapping("upgrade"), env)
+    cr = r.mapping("certificates")
+    certificates = s.CertificateRenewal(
+        # on by default where a cluster outlives a year: staging and prod
+        auto_renew=cr.flag("autoRenew", env != "dev"),
+        schedule=cr.text(
+            "schedule",
+            s.CertificateRenewal.schedule,
+            check=lambda v: None if _SYSTEMD_CALENDAR.fullmatch(v) else (
+                f"{v!r} is not a systemd OnCalendar expression like 'Mon *-*-1..7 03:00:00' or 'monthly'"
+            ),
+        ),
+    )
+    cr.done()
+    if env == "prod" and not certificates.auto_renew:
+        cr.warn("autoRenew", "is off in prod: renew the control plane's certificates yourself before they expire "
+                "(kubeadm's last a year; `kubeadm certs check-expiration` on a control-plane node)")  # fmt: skip
 
     spec = s.ClusterSpec(
         mode="kubespray",
@@ -757,12 +775,20 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
         reset_on_destroy=reset,
         health_gate=gate,
         upgrade=upgrade,
+        certificates=certificates,
     )
     r.done()
     _check_kubespray_release(r, spec)
     return spec
 
 
+# systemd OnCalendar: a shorthand, or "[weekdays] [date] [time]" with *, ranges, lists, repeats
+_WEEKDAY = r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]{0,6}"
+_SYSTEMD_CALENDAR = re.compile(
+    r"(minutely|hourly|daily|weekly|monthly|yearly|quarterly|semiannually|annually)"
+    rf"|({_WEEKDAY}((,|\.\.){_WEEKDAY})*)( [0-9*][0-9*,./~-]*)?( [0-9*][0-9*,:./]*)?"
+    r"|[0-9*][0-9*,./~:-]*( [0-9*][0-9*,:./]*)?"
+)
 _SERIAL = re.compile(r"[1-9][0-9]{0,3}|([1-9][0-9]?|100)%")
 
 

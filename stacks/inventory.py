@@ -103,6 +103,9 @@ def group_vars(cluster: ClusterSpec) -> dict[str, Any]:
     # kubelet serving certificates signed by the cluster CA (kubespray then runs its
     # kubelet-csr-approver), so metrics-server can verify them instead of skipping TLS
     out["kubelet_rotate_server_certificates"] = True
+    out["auto_renew_certificates"] = cluster.certificates.auto_renew
+    if cluster.certificates.auto_renew:
+        out["auto_renew_certificates_systemd_calendar"] = cluster.certificates.schedule
     out["download_run_once"] = cluster.download.run_once
     out["download_localhost"] = cluster.download.localhost
     if cluster.api_server_endpoint:

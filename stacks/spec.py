@@ -142,6 +142,15 @@ class UpgradeControls:
 
 
 @dataclass(frozen=True)
+class CertificateRenewal:
+    """Kubespray's automatic renewal of the control plane's certificates (a systemd timer on
+    each control-plane node); kubeadm's certificates otherwise expire after a year."""
+
+    auto_renew: bool = False  # auto_renew_certificates
+    schedule: str = "Mon *-*-1,2,3,4,5,6,7 03:00:00"  # auto_renew_certificates_systemd_calendar
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     mode: ClusterMode
     # existing mode
@@ -164,6 +173,7 @@ class ClusterSpec:
     reset_on_destroy: bool = False
     health_gate: HealthGate = field(default_factory=HealthGate)
     upgrade: UpgradeControls = field(default_factory=UpgradeControls)
+    certificates: CertificateRenewal = field(default_factory=CertificateRenewal)
 
     @property
     def control_plane(self) -> tuple[Node, ...]:

@@ -284,3 +284,29 @@ def test_metrics_server_verifies_kubelet_tls_in_prod_kubespray_clusters() -> Non
     assert metrics_server_values({}, verify_kubelet_tls=False)["args"] == ["--kubelet-insecure-tls"]
     spec = parse_config(kubespray_config("prod"), project_root=PROJECT_ROOT)
     assert group_vars(spec.cluster)["kubelet_rotate_server_certificates"] is True
+
+
+@pytest.mark.parametrize(("env", "on"), [("dev", False), ("staging", True), ("prod", True)])
+def test_control_plane_certificates_renew_themselves_outside_dev(env: str, on: bool) -> None:
+    from stacks.inventory import group_vars
+
+    spec = parse_config(kubespray_config(env), project_root=PROJECT_ROOT)
+    gv = group_vars(spec.cluster)
+    assert gv["auto_renew_certificates"] is on
+    assert gv.get("auto_renew_certificates_systemd_calendar") == ("Mon *-*-1,2,3,4,5,6,7 03:00:00" if on else None)
+    cfg = kubespray_config(env)
+    cfg["cluster"]["certificates"] = {"autoRenew": True, "schedule": "Sun *-*-1..7 02:30"}
+    gv = group_vars(parse_config(cfg, project_root=PROJECT_ROOT).cluster)
+    assert gv["auto_renew_certificates"] is True and gv["auto_renew_certificates_systemd_calendar"] == "Sun *-*-1..7 02:30"
+
+
+def test_certificate_renewal_off_in_prod_is_a_warning_and_extra_vars_cannot_set_it() -> None:
+    cfg = kubespray_config("prod")
+    cfg["cluster"]["certificates"] = {"autoRenew": False}
+    spec = parse_config(cfg, project_root=PROJECT_ROOT)
+    assert any(w.startswith("cluster.certificates.autoRenew: is off in prod") for w in spec.warnings), spec.warnings
+    cfg = kubespray_config("staging")
+    cfg["cluster"]["extraVars"] = {"auto_renew_certificates": False}
+    with pytest.raises(ConfigError) as err:
+        parse_config(cfg, project_root=PROJECT_ROOT)
+    assert_problem(err.value.problems, "cluster.extraVars.auto_renew_certificates", "set cluster.certificates.autoRenew instead")
