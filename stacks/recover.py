@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from stacks.config import ConfigError
+from stacks.files import load_spec_file
 from stacks.rollback_runner import Runner, cli_problem, first_line
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -109,9 +111,6 @@ def plan_recovery(pending: Sequence[Pending], helm_status: Any) -> Plan:
 
 def _stack_kubeconfig_path(root: Path, stack: str) -> str | None:
     """`cluster.kubeconfig` of an existing-mode stack (a path on this machine), if it names one."""
-    from stacks.config import ConfigError
-    from stacks.files import load_spec_file
-
     try:
         spec = load_spec_file(root / f"Pulumi.{stack}.yaml", root)
     except ConfigError:

@@ -14,6 +14,8 @@ two cluster modes against the e2e fixtures.
 from __future__ import annotations
 
 import copy
+import gzip
+import json
 import os
 import secrets
 import shutil
@@ -351,8 +353,6 @@ class E2EStack:
         return self.run("destroy", "--yes", "--skip-preview", timeout=timeout, check=check)
 
     def outputs(self, show_secrets: bool = False) -> dict[str, Any]:
-        import json
-
         args = ["stack", "output", "--json"] + (["--show-secrets"] if show_secrets else [])
         return dict(json.loads(self.run(*args, timeout=60).stdout or "{}"))
 
@@ -370,8 +370,6 @@ class E2EStack:
         parts = []
         for name, data in self.state_objects():
             if name.endswith(".gz"):
-                import gzip
-
                 data = gzip.decompress(data)
             parts.append(f"=== {name}\n{data.decode(errors='replace')}")
         return "\n".join(parts)
@@ -379,9 +377,6 @@ class E2EStack:
     def has_resources(self) -> bool:
         """Whether the stack's current checkpoint (`.pulumi/stacks/<project>/<stack>.json[.gz]`,
         not its backups or history) holds resources: a teardown then destroys them."""
-        import gzip
-        import json
-
         for name, data in self.state_objects():
             if name.endswith((f"/stacks/{PROJECT}/{self.name}.json", f"/stacks/{PROJECT}/{self.name}.json.gz")):
                 text = gzip.decompress(data) if name.endswith(".gz") else data
