@@ -78,7 +78,8 @@ class ObjectStore:
             self.ports[name] = free_port()
             self.ports[f"{name}.grpc"] = free_port()
         argv = [
-            weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            # its log files in its own directory, not /tmp
+            weed, f"-logdir={self.dir}", "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             *(f"-{name}.port={self.ports[name]}" for name in ("master", "volume", "filer", "s3")),
             *(f"-{name}.port.grpc={self.ports[name + '.grpc']}" for name in ("master", "volume", "filer", "s3")),
             "-s3", f"-s3.config={config}", "-s3.port.iceberg=0", "-s3.port.lance=0",

@@ -259,6 +259,11 @@ class E2EStack:
         }
         if self.backend is not None:
             env.update(self.backend.env)
+        # the Kubernetes provider writes a kubeconfig file per Helm operation and leaves it:
+        # keep those with the stack, not in the machine's /tmp
+        tmp = self.dir / "tmp"
+        tmp.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(tmp)
         # helm and kubectl of `make setup` (stacks recover runs helm), as on a user's machine
         env["PATH"] = f"{self.dir / '.venv' / 'bin'}:{env['PATH']}:{TOOLS_BIN}"
         env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
