@@ -2,7 +2,7 @@
 # Build the offline engine toolchain (for the e2e tier and machines without
 # internet) into a cache outside the repo: the Pulumi CLI + Python language
 # host, the kubernetes and command provider plugins, etcd,
-# kube-apiserver/-controller-manager/-scheduler, KWOK and SeaweedFS (the
+# etcdctl, kube-apiserver/-controller-manager/-scheduler, KWOK and SeaweedFS (the
 # S3-compatible object store the team-backend tests run against). A user with internet
 # does not need this: the official `pulumi` CLI installs the plugins itself
 # (README, "Install").
@@ -18,7 +18,7 @@
 #                        module proxy does not serve (pulumi-command, the Python
 #                        language host); each is checked against the sha256 below
 #   K8SP_ENGINE_SKIP     groups not to build nor check (space/comma separated):
-#                        pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs
+#                        pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs etcdctl
 #   K8SP_ENGINE_JOBS     go build -p (default 2)
 #   K8SP_ENGINE_PULUMI_CLI  build this CLI version instead of the pin (with K8SP_ENGINE_SKIP
 #                        for everything else and its own K8SP_ENGINE_DIR: the e2e tier's
@@ -111,9 +111,10 @@ group_bins() {
       "kube-controller-manager $KUBERNETES_VERSION" "kube-scheduler $KUBERNETES_VERSION" ;;
     kwok) printf '%s\n' "kwok $KWOK_VERSION" "kwokctl $KWOK_VERSION" ;;
     seaweedfs) echo "weed ${SEAWEEDFS_MODVER#v}" ;;
+    etcdctl) echo "etcdctl $ETCD_VERSION" ;;
   esac
 }
-GROUPS_ALL="pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs"
+GROUPS_ALL="pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs etcdctl"
 
 bin_path() { # name
   case $1 in pulumi-resource-*) echo "$PROV/$1" ;; *) echo "$BIN/$1" ;; esac
@@ -379,13 +380,13 @@ build_command_provider() {
   install_plugin command "$COMMAND_PROVIDER_VERSION" || true
 }
 
-build_etcd() {
-  local v=v$ETCD_VERSION lg=$LOGS/etcd.log d mod=go.etcd.io/etcd/server/v3
+build_etcd_module() { # group binary module: etcd's server and client, one module each
+  local group=$1 name=$2 mod=$3 v=v$ETCD_VERSION lg=$LOGS/$1.log d
   : >"$lg"
-  group_done etcd && { log "etcd v$ETCD_VERSION: cached"; return; }
-  d=$(mod_dir "$mod@$v" "$lg") || { prep_failed etcd "$mod@$v" "$lg"; return; }
-  make_wrapper etcd "$d" drop "$mod $v"
-  build_bin etcd etcd "$ETCD_VERSION" "$mod" "" "" "$mod@$v" || true
+  group_done "$group" && { log "$name v$ETCD_VERSION: cached"; return; }
+  d=$(mod_dir "$mod@$v" "$lg") || { prep_failed "$group" "$mod@$v" "$lg"; return; }
+  make_wrapper "$group" "$d" drop "$mod $v"
+  build_bin "$group" "$name" "$ETCD_VERSION" "$mod" "" "" "$mod@$v" || true
 }
 
 build_kubernetes() {
@@ -438,10 +439,13 @@ for g in $GROUPS_ALL; do
       else build_langhost; fi ;;
     kubernetes-provider) build_kubernetes_provider ;;
     command-provider) build_command_provider ;;
-    etcd) build_etcd ;;
+    etcd) build_etcd_module etcd etcd go.etcd.io/etcd/server/v3 ;;
     kubernetes) build_kubernetes ;;
     kwok) build_kwok ;;
     seaweedfs) build_seaweedfs ;;
+    # etcd's client, for the e2e tier's real etcd snapshots: same version as the server, its
+    # own stamp (and outside the cache key, which ETCD_VERSION already is part of)
+    etcdctl) build_etcd_module etcdctl etcdctl go.etcd.io/etcd/etcdctl/v3 ;;
   esac
 done
 
@@ -459,12 +463,12 @@ vcheck() { # name
   case $n in
     pulumi) check_run "$n" env PULUMI_HOME="$PHOME" "$BIN/pulumi" version ;;
     etcd|kube-*|kwok|kwokctl) check_run "$n" "$BIN/$n" --version ;;
-    weed) check_run "$n" "$BIN/$n" version ;;
+    weed|etcdctl) check_run "$n" "$BIN/$n" version ;;
     pulumi-language-python|pulumi-resource-*) [[ -x $(bin_path "$n") ]] || FAILED+=("$n not executable") ;;
   esac
 }
 for n in pulumi pulumi-language-python pulumi-resource-kubernetes pulumi-resource-command etcd \
-         kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl weed; do
+         kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl weed etcdctl; do
   vcheck "$n"
 done
 
