@@ -36,47 +36,40 @@ import pulumi
 import pulumi_command as command
 import yaml
 
+from stacks import cluster_plan
 from stacks import inventory as inv
+from stacks.cluster_plan import check_kube_version_change
 from stacks.spec import ClusterSpec, Node
 
+__all__ = ["KubesprayCluster", "KubesprayClusterArgs", "check_kube_version_change", "rewrite_server"]
+
 LOG_TAIL_LINES = 40
-HEALTH_GATE_SCRIPT = Path(__file__).parent / "kubespray_scripts" / "health-gate.sh"
+# remove-node.yml for a machine that is gone: no facts, no reset, drain failures tolerated
+UNREACHABLE_FLAGS = "-e reset_nodes=false -e allow_ungraceful_removal=true"
+# The control-plane/etcd members in the inventory cluster.yml applied last (argv[1]) that the
+# current one (argv[2]) no longer has: they leave through remove-node.yml before cluster.yml
+LEAVING_MEMBERS_PY = (
+    "import sys, yaml\n"
+    "old, new = (yaml.safe_load(open(p)) or {} for p in sys.argv[1:3])\n"
+    "def group(doc, name):\n"
+    "    return list(((doc.get('all') or {}).get('children') or {}).get(name, {}).get('hosts') or {})\n"
+    "def hosts(doc):\n"
+    "    return set((doc.get('all') or {}).get('hosts') or {})\n"
+    "members = dict.fromkeys(group(old, 'kube_control_plane') + group(old, 'etcd'))\n"
+    "print(' '.join(n for n in members if n not in hosts(new)))\n"
+)
+SCRIPTS = Path(__file__).parent / "kubespray_scripts"
+HEALTH_GATE_SCRIPT = SCRIPTS / "health-gate.sh"
+# cluster.etcdBackup: the playbook the cluster and upgrade steps run first, and the script it
+# (and the scheduled CronJob) runs on the etcd member
+ETCD_SNAPSHOT_PLAYBOOK = SCRIPTS / "etcd-snapshot.yml"
+ETCD_SNAPSHOT_SCRIPT = SCRIPTS / "etcd-snapshot.sh"
 # sed -E script for the log tail a failed playbook shows: private keys, and values of
 # password/token/secret-like keys, are replaced by [withheld]
 REDACT_SED = (
     r"s/-----BEGIN [A-Z ]*PRIVATE KEY-----.*/[withheld: private key]/;"
     r"s/((password|passwd|token|secret|private_key)[A-Za-z_]*[\"']?[[:space:]]*[:=][[:space:]]*)[^,} ]+/\1[withheld]/Ig"
 )
-
-
-def _minor(version: str) -> tuple[int, int, int] | None:
-    parts = version.lstrip("v").split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        return None
-    return int(parts[0]), int(parts[1]), int(parts[2])
-
-
-def check_kube_version_change(previous: str, current: str) -> str | None:
-    """Why going from the deployed Kubernetes `previous` to `current` is refused, or None.
-
-    Kubespray upgrades one minor at a time and never downgrades (kubeadm cannot).
-    """
-    old, new = _minor(previous or ""), _minor(current or "")
-    if old is None or new is None or old == new:
-        return None
-    if new < old:
-        return (
-            f"cluster.kubeVersion: cannot go from the deployed {previous} down to {current}: kubespray and "
-            f"kubeadm do not downgrade a cluster. Set it back to {previous} (or newer); to undo an upgrade, "
-            "restore etcd from a backup taken before it (docs/operations.md)"
-        )
-    if new[:2] > (old[0], old[1] + 1):
-        step = f"{old[0]}.{old[1] + 1}"
-        return (
-            f"cluster.kubeVersion: cannot go from the deployed {previous} to {current} in one step: kubespray "
-            f"upgrades one minor at a time. Upgrade to the newest {step}.x first, `pulumi up`, then to {current}"
-        )
-    return None
 
 
 @dataclass(frozen=True)
@@ -86,10 +79,12 @@ class KubesprayClusterArgs:
     ssh_private_key: pulumi.Input[str]
     inventory_name: str  # directory under <workdir>/inventory/, one per stack
     # the Kubernetes version this applies (kubeVersion, or the pinned kubespray's default) and,
-    # when given, the one this stack deployed last (its own previous `kubeVersion` output):
-    # a downgrade or a skipped minor is refused before any command runs
+    # when given, what this stack applied last (its own `kubeVersion` and `clusterLayout`
+    # outputs, as {"kubeVersion": …, "clusterLayout": …}): the update's playbook plan is
+    # printed from it, and a downgrade, a skipped minor or a layout change kubespray cannot
+    # make is refused before any command runs
     kube_version: str = ""
-    previous_kube_version: pulumi.Input[Any] | None = None
+    previous: pulumi.Input[Any] | None = None
 
 
 def _q(value: str) -> str:
@@ -99,9 +94,41 @@ def _q(value: str) -> str:
     return shlex.quote(value)
 
 
+def _dq(value: str) -> str:
+    """For inside a double-quoted remote string: ~/ becomes $HOME/ (paths are validated: no quotes, $ or `)."""
+    return "$HOME/" + value[2:] if value.startswith("~/") else value
+
+
+def _exports(env: dict[str, str]) -> list[str]:
+    return [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+
+
+def known_hosts_lines(cluster: ClusterSpec) -> str:
+    """The pinned node host keys, as ssh's known_hosts lines (the address ansible connects to)."""
+    return "".join(f"{n.address} {n.host_key}\n" for n in cluster.members if n.host_key)
+
+
+def ssh_args(cluster: ClusterSpec, known_hosts: str) -> tuple[str, str]:
+    """ANSIBLE_HOST_KEY_CHECKING and ANSIBLE_SSH_ARGS for cluster.hostKeyChecking.
+
+    `known_hosts` is the learned file on the control host; `<known_hosts>.pinned` holds the
+    nodes' configured keys (checked as ssh's global file, so learned keys never override them).
+    """
+    base = "-o ControlMaster=auto -o ControlPersist=30m -o ServerAliveInterval=30"
+    mode = cluster.host_key_checking
+    if mode == "off":
+        return "False", base
+    learned = "/dev/null" if mode == "pinned" else known_hosts
+    strict = "yes" if mode == "pinned" else "accept-new"
+    return "True", (
+        f"{base} -o UserKnownHostsFile={learned} -o GlobalKnownHostsFile={known_hosts}.pinned "
+        f"-o StrictHostKeyChecking={strict}"
+    )
+
+
 def _write_file(path: str, content: str) -> str:
     encoded = base64.b64encode(content.encode()).decode()
-    return f"printf '%s' {encoded} | base64 -d > {path}.tmp && mv {path}.tmp {path}"
+    return f"printf '%s' {shlex.quote(encoded)} | base64 -d > {path}.tmp && mv {path}.tmp {path}"
 
 
 class KubesprayCluster(pulumi.ComponentResource):
@@ -186,6 +213,9 @@ class KubesprayCluster(pulumi.ComponentResource):
             [
                 "set -eu",
                 "umask 077",
+                # controlHost.proxy / controlHost.pip: how this host reaches kubespray's source and PyPI
+                *_exports(ch.proxy.env()),
+                *_exports(ch.pip.env()),
                 f"mkdir -p {_q(ks.workdir)} {logs}",
                 f"if [ ! -d {src}/.git ]; then git init -q {src}; fi",
                 f"cd {src}",
@@ -198,22 +228,34 @@ class KubesprayCluster(pulumi.ComponentResource):
             ]
         )
         create_prepare: pulumi.Input[str] = prepare_script
-        if args.previous_kube_version is not None:
+        if args.previous is not None:
             current = args.kube_version
 
             def guard(previous: Any) -> str:
-                problem = check_kube_version_change(previous if isinstance(previous, str) else "", current)
-                if problem is None:
+                prev = previous if isinstance(previous, dict) else {}
+                version, layout = prev.get("kubeVersion"), prev.get("clusterLayout")
+                plan = cluster_plan.plan(
+                    cluster,
+                    args.schedulable_control_plane,
+                    layout if isinstance(layout, dict) else None,
+                    version if isinstance(version, str) else None,
+                    current,
+                )
+                for line in plan.lines:
+                    pulumi.log.info(f"plan: {line}", resource=self)
+                if not plan.problems:
                     return prepare_script
                 # fails the preview; an up without preview stops at the first command, before
                 # kubespray is even fetched, so nothing after it runs
-                pulumi.log.error(problem, resource=self)
-                return f"echo {shlex.quote(problem)} >&2\nexit 1\n{prepare_script}"
+                for problem in plan.problems:
+                    pulumi.log.error(problem, resource=self)
+                refusal = "\n".join(plan.problems)
+                return f"echo {shlex.quote(refusal)} >&2\nexit 1\n{prepare_script}"
 
-            # a version is no secret; a StackReference output inherits the secrecy of the stack's
-            # other outputs (the kubeconfig), which would turn this command's text secret and make
-            # every preview show it as changed
-            previous = pulumi.Output.unsecret(pulumi.Output.from_input(args.previous_kube_version))
+            # nothing in the record is secret; a StackReference output inherits the secrecy of the
+            # stack's other outputs (the kubeconfig), which would turn this command's text secret
+            # and make every preview show it as changed
+            previous = pulumi.Output.unsecret(pulumi.Output.from_input(args.previous))
             create_prepare = previous.apply(guard)
         self.prepare = command.remote.Command(
             f"{name}-prepare",
@@ -231,6 +273,19 @@ class KubesprayCluster(pulumi.ComponentResource):
                 _write_file(f"{inv_dir}/{inv.GROUP_VARS_PATH}", rendered.group_vars_yaml),
                 # cluster.upgrade: extra vars of upgrade-cluster.yml only (`serial` is a play keyword)
                 _write_file(f"{inv_dir}/upgrade-vars.yaml", yaml.safe_dump(cluster.upgrade.extra_vars(), sort_keys=True)),
+                # cluster.nodeRemoval: extra vars of remove-node.yml; the nodes marked unreachable
+                # (removed without touching the machine), read when a removal runs
+                _write_file(f"{inv_dir}/remove-vars.yaml", yaml.safe_dump(cluster.removal.extra_vars(), sort_keys=True)),
+                # cluster.hostKeyChecking: the nodes' pinned host keys (the learned ones are kept
+                # in known_hosts beside it, which this step never rewrites)
+                _write_file(f"{inv_dir}/known_hosts.pinned", known_hosts_lines(cluster)),
+                # cluster.etcdBackup: the snapshot playbook and its script, beside the inventory
+                _write_file(f"{inv_dir}/etcd-snapshot.yml", ETCD_SNAPSHOT_PLAYBOOK.read_text(encoding="utf-8")),
+                _write_file(f"{inv_dir}/etcd-snapshot.sh", ETCD_SNAPSHOT_SCRIPT.read_text(encoding="utf-8")),
+                _write_file(
+                    f"{inv_dir}/unreachable-nodes",
+                    "".join(f"{n.name}\n" for n in cluster.nodes if n.state == "unreachable"),
+                ),
                 f"echo inventory written to {inv_dir}",
             ]
         )
@@ -243,9 +298,10 @@ class KubesprayCluster(pulumi.ComponentResource):
 
         forks = min(max(len(cluster.nodes), 5), 50)
         key_flag = f" --private-key {_q(cluster.ansible_key_path)}" if cluster.ansible_key_path else ""
+        checking, ssh_opts = ssh_args(cluster, f"{_dq(ks.workdir)}/inventory/{args.inventory_name}/known_hosts")
         base = (
-            f"ANSIBLE_PIPELINING=True ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_FORCE_COLOR=False "
-            f"ANSIBLE_SSH_ARGS='-o ControlMaster=auto -o ControlPersist=30m -o ServerAliveInterval=30' "
+            f"ANSIBLE_PIPELINING=True ANSIBLE_HOST_KEY_CHECKING={checking} ANSIBLE_FORCE_COLOR=False "
+            f'ANSIBLE_SSH_ARGS="{ssh_opts}" '
             f"{venv}/bin/ansible-playbook -i {inv_dir}/hosts.yaml --become "
             f"--user {shlex.quote(cluster.ansible_user)}{key_flag} --forks {forks}"
         )
@@ -278,21 +334,59 @@ class KubesprayCluster(pulumi.ComponentResource):
 
         digest = inv.cluster_digest(cluster, args.schedulable_control_plane)
         self.cluster_digest = digest
+        applied = f"{inv_dir}/hosts.applied.yaml"
+        # cluster.etcdBackup.beforeChanges: a snapshot on the first etcd member before anything
+        # changes a running cluster (admin.conf exists once cluster.yml has installed it)
+        snapshot = (
+            "\n".join(
+                [
+                    f"if [ -f {inv_dir}/artifacts/admin.conf ]; then",
+                    playbook("etcd-snapshot", f"{inv_dir}/etcd-snapshot.yml"),
+                    # where it went, in Pulumi's output
+                    """grep -o 'etcd snapshot saved: [^"]*' "$log" | tail -n 1 || true""",
+                    "fi",
+                ]
+            )
+            if cluster.etcd_backup.before_changes
+            else ""
+        )
+        removal_vars = f"-e skip_confirmation=true -e @{inv_dir}/remove-vars.yaml"
+        # Control-plane and etcd members leave the way kubespray documents: remove-node.yml with
+        # the node still in the inventory (the one cluster.yml applied last), then cluster.yml
+        # with the new one. Which members left is read on the control host, from that record.
+        leaving_members = "\n".join(
+            [
+                f'if [ -f {applied} ]; then',
+                f'  leaving=$({venv}/bin/python -c {shlex.quote(LEAVING_MEMBERS_PY)} {applied} {inv_dir}/hosts.yaml) || exit 1',
+                '  for node in $leaving; do',
+                f'    flags=""; if grep -qxF "$node" {inv_dir}/unreachable-nodes; then flags="{UNREACHABLE_FLAGS}"; fi',
+                playbook("remove-node", f'-i {applied} remove-node.yml -e node="$node" {removal_vars} $flags'),
+                '  done',
+                'fi',
+            ]
+        )
         self.cluster = command.remote.Command(
             f"{name}-cluster",
             connection=connection,
             # the digest is part of the command, so a changed layout is an update that re-runs
             # cluster.yml, and an unchanged one is no diff at all
-            create=playbook("cluster", "cluster.yml", pre=f": cluster digest {digest}"),
+            create="\n".join(
+                [
+                    snapshot,
+                    leaving_members,
+                    playbook("cluster", "cluster.yml", pre=f": cluster digest {digest}"),
+                    f"cp {inv_dir}/hosts.yaml {applied}",
+                ]
+            ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.inventory]),
         )
 
         kubectl = f"{inv_dir}/artifacts/kubectl --kubeconfig {inv_dir}/artifacts/admin.conf"
         self.nodes: dict[str, command.remote.Command] = {}
-        for node in cluster.nodes:
+        for node in cluster.members:
             if not node.worker_only:
                 continue
-            self.nodes[node.name] = self._worker(name, node, connection, playbook, kubectl, inv_dir, src)
+            self.nodes[node.name] = self._worker(name, node, connection, playbook, kubectl, inv_dir, removal_vars)
 
         kube_version = cluster.kube_version or "kubespray-default"
         self.upgrade = command.remote.Command(
@@ -302,10 +396,25 @@ class KubesprayCluster(pulumi.ComponentResource):
             create=f": kube_version {shlex.quote(kube_version)} installed by cluster.yml",
             # the drain/batch controls come from a file the inventory step writes, so changing them
             # alone is no diff here and upgrades nothing
-            update=playbook(
-                "upgrade-cluster",
-                f"upgrade-cluster.yml -e @{inv_dir}/upgrade-vars.yaml",
-                pre=f": kube_version {shlex.quote(kube_version)}",
+            # (any change of this command's text re-runs it: it upgrades only while a node still
+            # reports another kubelet version, so a changed script alone drains nothing)
+            update="\n".join(
+                [
+                    f": kube_version {shlex.quote(kube_version)}",
+                    *(
+                        [
+                            f"versions=$({kubectl} get nodes -o jsonpath='{{range .items[*]}}{{.status.nodeInfo.kubeletVersion}}{{\"\\n\"}}{{end}}' 2>/dev/null | sort -u)",
+                            f'if [ "$versions" = {shlex.quote("v" + args.kube_version)} ]; then',
+                            f"  echo every node already runs Kubernetes {shlex.quote(args.kube_version)}: upgrade-cluster.yml is not needed",
+                            "  exit 0",
+                            "fi",
+                        ]
+                        if args.kube_version
+                        else []
+                    ),
+                    snapshot,
+                    playbook("upgrade-cluster", f"upgrade-cluster.yml -e @{inv_dir}/upgrade-vars.yaml"),
+                ]
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster, *self.nodes.values()]),
         )
@@ -331,7 +440,7 @@ class KubesprayCluster(pulumi.ComponentResource):
         gate = cluster.health_gate
         if gate.enabled:
             script = f"{inv_dir}/health-gate.sh"
-            node_args = " ".join(shlex.quote(n.name) for n in cluster.nodes)
+            node_args = " ".join(shlex.quote(n.name) for n in cluster.members)
             self.health = command.remote.Command(
                 f"{name}-health",
                 connection=connection,
@@ -372,10 +481,12 @@ class KubesprayCluster(pulumi.ComponentResource):
         )
 
     def _worker(
-        self, name, node: Node, connection, playbook, kubectl: str, inv_dir: str, src: str
+        self, name, node: Node, connection, playbook, kubectl: str, inv_dir: str, removal_vars: str
     ) -> command.remote.Command:  # type: ignore[no-untyped-def]
         extra_inv = f"{inv_dir}/remove-{shlex.quote(node.name)}.yaml"
         node_q = shlex.quote(node.name)
+        # A worker marked `state: unreachable` is no longer declared here: Pulumi deletes this
+        # command, and the delete finds the node in unreachable-nodes (uploaded before deletes run).
         # Worker joins the cluster: scale.yml for just this node, after refreshing facts of all
         # nodes (kubespray's documented way to use --limit). A node that cluster.yml already
         # joined (first deployment) is skipped.
@@ -397,9 +508,11 @@ class KubesprayCluster(pulumi.ComponentResource):
                 "  exit 0",
                 "fi",
                 _write_file(extra_inv, inv.node_inventory(node)),
+                f'flags=""; if grep -qxF {node_q} {inv_dir}/unreachable-nodes 2>/dev/null; then flags="{UNREACHABLE_FLAGS}"; fi',
+                # (remove-vars.yaml: cluster.nodeRemoval as configured now, written by the inventory step)
                 playbook(
                     f"remove-node-{node.name}",
-                    f"-i {extra_inv} remove-node.yml -e node={node_q} -e skip_confirmation=true",
+                    f"-i {extra_inv} remove-node.yml -e node={node_q} {removal_vars} $flags",
                 ),
             ]
         )

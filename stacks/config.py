@@ -108,6 +108,15 @@ MANAGED_GROUP_VARS = {
     "download_localhost": "cluster.download.localhost",
     "auto_renew_certificates": "cluster.certificates.autoRenew",
     "auto_renew_certificates_systemd_calendar": "cluster.certificates.schedule",
+    "etcd_backup_prefix": "cluster.etcdBackup.directory",
+    "etcd_backup_retention_count": "cluster.etcdBackup.retention",
+    "loadbalancer_apiserver": "cluster.apiAccess (mode kubeVip or externalLB, address, port)",
+    "loadbalancer_apiserver_localhost": "cluster.apiAccess.mode (localProxy)",
+    "apiserver_loadbalancer_domain_name": "cluster.apiAccess.domainName",
+    "kube_vip_enabled": "cluster.apiAccess.mode: kubeVip",
+    "kube_vip_controlplane_enabled": "cluster.apiAccess.mode: kubeVip",
+    "kube_vip_address": "cluster.apiAccess.address",
+    "kube_vip_interface": "cluster.apiAccess.interface",
 }
 
 
@@ -521,6 +530,12 @@ def _parse_nodes(r: Reader, mode: str, env: str) -> tuple[s.Node, ...]:
             if not n.sequence("roles"):
                 n.error("roles", f"is required: one or more of {', '.join(s.ROLES)}")
             roles = n.choices("roles", s.ROLES, "unknown role")
+        state = n.text("state", "present", choices=s.NODE_STATES)
+        if state != "present" and mode != "kubespray":
+            n.error("state", "only applies to mode: kubespray (the program removes kubespray's nodes); remove it")
+        host_key = n.text("hostKey", check=_host_key_check)
+        if host_key and mode != "kubespray":
+            n.error("hostKey", "only applies to mode: kubespray (ansible's SSH to the nodes); remove it")
         n.done()
         if name:
             if name in names:
@@ -534,14 +549,15 @@ def _parse_nodes(r: Reader, mode: str, env: str) -> tuple[s.Node, ...]:
             ip = address
         if mode == "kubespray" and address and not ip:
             n.error("ip", f"is required when address {address!r} is a hostname (the address Kubernetes binds to)")
-        nodes.append(s.Node(name=name, address=address, ip=ip, roles=tuple(roles)))
+        nodes.append(s.Node(name=name, address=address, ip=ip, roles=tuple(roles), state=state, host_key=host_key))  # type: ignore[arg-type]
 
     if mode == "kubespray":
         if not raw_nodes:
             r.error("nodes", "at least one node is required in kubespray mode")
         else:
-            cp = [n for n in nodes if n.is_control_plane]
-            etcd = [n for n in nodes if n.is_etcd]
+            # the layout the cluster keeps: nodes marked unreachable are on their way out
+            cp = [n for n in nodes if n.is_control_plane and n.present]
+            etcd = [n for n in nodes if n.is_etcd and n.present]
             if not cp:
                 r.error("nodes", "no node has the 'control-plane' role; at least one is required")
             if not etcd:
@@ -556,7 +572,7 @@ def _parse_nodes(r: Reader, mode: str, env: str) -> tuple[s.Node, ...]:
                 r.error("nodes", f"prod needs at least 3 etcd members to survive a node failure, has {len(etcd)}")
             if env == "prod" and 0 < len(cp) < 2:
                 r.error("nodes", f"prod needs at least 2 control-plane nodes, has {len(cp)}")
-            if not any(n.is_worker for n in nodes):
+            if not any(n.is_worker and n.present for n in nodes):
                 r.error("nodes", "no node has the 'worker' role; workloads would have nowhere to run")
     return tuple(nodes)
 
@@ -568,7 +584,7 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
     kubespray_keys = (
         "kubespray", "controlHost", "ansibleUser", "ansibleKeyPath", "kubeVersion", "networkPlugin",
         "containerManager", "apiServerEndpoint", "proxy", "imageRepos", "download", "extraVars", "resetOnDestroy",
-        "healthGate", "upgrade", "certificates",
+        "healthGate", "upgrade", "certificates", "nodeRemoval", "hostKeyChecking", "apiAccess", "etcdBackup",
     )  # fmt: skip
     existing_keys = ("kubeconfig", "context")
     wrong = existing_keys if mode == "kubespray" else kubespray_keys
@@ -650,6 +666,8 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
         user=ch.text("user", required=True, check=_label_check("user name", 32)),
         host_key=ch.text("hostKey", check=_host_key_check),
         proxy_jump=jump if jump_host else None,
+        proxy=_parse_control_host_proxy(ch.mapping("proxy")),
+        pip=_parse_pip(ch.mapping("pip")),
     )
     if env == "prod" and not control_host.host_key:
         ch.error("hostKey", "prod requires the control host's SSH host key pinned (e.g. 'ssh-ed25519 AAAA…')")
@@ -718,7 +736,31 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
             )
             extra.pop(key)
 
+    checking = r.text("hostKeyChecking", "acceptNew", choices=s.HOST_KEY_CHECKING)
+    if checking == "off" and env != "dev":
+        r.error(
+            "hostKeyChecking",
+            f"off is for dev only: in {env}, whoever answers on a node's address would get ansible's root session "
+            "and the cluster's secrets; use acceptNew (keys recorded on first contact) or pinned (nodes[].hostKey)",
+        )
+    if checking == "pinned":
+        for i, node in enumerate(nodes):
+            if node.present and not node.host_key:
+                r.error(
+                    f"nodes[{i}].hostKey",
+                    f"is required with hostKeyChecking: pinned: {node.name}'s public host key, e.g. from "
+                    f"`ssh-keyscan -t ed25519 {node.address or node.name}` checked out of band",
+                )
     endpoint = r.text("apiServerEndpoint", check=_endpoint_check)
+    api_access = _parse_api_access(r.mapping("apiAccess"), nodes)
+    if api_access.mode == "kubeVip" and extra.get("kube_proxy_strict_arp") is False:
+        r.error("extraVars.kube_proxy_strict_arp", "must stay true with apiAccess.mode kubeVip: kube-vip answers ARP "
+                "for the VIP, and kube-proxy in IPVS mode must not (kubespray's kube-vip docs)")  # fmt: skip
+    if endpoint and api_access.mode != "localProxy":
+        r.error(
+            "apiServerEndpoint",
+            f"the kubeconfig follows apiAccess ({api_access.mode}: {api_access.url()}); remove apiServerEndpoint",
+        )
     reset = r.flag("resetOnDestroy", False)
     if env == "prod" and reset:
         r.error("resetOnDestroy", "must be false in prod: reset.yml wipes every node")
@@ -731,6 +773,8 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
     if not gate.enabled and env == "prod":
         hr.error("enabled", "must be true in prod: add-ons and apps would be deployed onto a cluster not known to be up")
     upgrade = _parse_upgrade(r.mapping("upgrade"), env)
+    etcd_backup = _parse_etcd_backup(r.mapping("etcdBackup"), env, nodes)
+    removal = _parse_removal(r.mapping("nodeRemoval"))
     cr = r.mapping("certificates")
     certificates = s.CertificateRenewal(
         # on by default where a cluster outlives a year: staging and prod
@@ -776,6 +820,10 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
         health_gate=gate,
         upgrade=upgrade,
         certificates=certificates,
+        removal=removal,
+        host_key_checking=checking,  # type: ignore[arg-type]
+        api_access=api_access,
+        etcd_backup=etcd_backup,
     )
     r.done()
     _check_kubespray_release(r, spec)
@@ -797,13 +845,7 @@ def _parse_upgrade(r: Reader, env: str) -> s.UpgradeControls:
     d = s.UpgradeControls()
     controls = s.UpgradeControls(
         drain=r.flag("drain", d.drain),
-        drain_timeout=r.text(
-            "drainTimeout",
-            d.drain_timeout,
-            check=lambda v: None if (sec := parse_duration(v)) is not None and sec >= 1 else (
-                f"{v!r} is not a duration like '360s' or '10m'"
-            ),
-        ),
+        drain_timeout=r.text("drainTimeout", d.drain_timeout, check=_drain_timeout_check),
         drain_grace_period=r.integer("drainGracePeriod", d.drain_grace_period, minimum=-1, maximum=86400),
         serial=r.text(
             "serial",
@@ -816,6 +858,160 @@ def _parse_upgrade(r: Reader, env: str) -> s.UpgradeControls:
     if env == "prod" and not controls.drain:
         r.error("drain", "must be true in prod: upgrading a node without draining it kills its pods mid-request")
     return controls
+
+
+_CRON_FIELD = r"(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?(,(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?)*"
+_CRON = re.compile(rf"{_CRON_FIELD}( {_CRON_FIELD}){{4}}|@(hourly|daily|weekly|monthly)")
+DEFAULT_ETCD_BACKUP_SCHEDULE = "17 */6 * * *"
+
+
+def _parse_etcd_backup(r: Reader, env: str, nodes: tuple[s.Node, ...]) -> s.EtcdBackup:
+    """`cluster.etcdBackup`: snapshots before changes, and scheduled ones (on by default in prod)."""
+    d = s.EtcdBackup()
+    backup = s.EtcdBackup(
+        before_changes=r.flag("beforeChanges", d.before_changes),
+        schedule=r.text(
+            "schedule",
+            DEFAULT_ETCD_BACKUP_SCHEDULE if env == "prod" else "",
+            check=lambda v: None if _CRON.fullmatch(v) else (
+                f"{v!r} is not a cron schedule of five fields like '17 */6 * * *' (or @daily)"
+            ),
+        ),
+        retention=r.integer("retention", d.retention, minimum=1, maximum=1000),
+        directory=r.text(
+            "directory",
+            d.directory,
+            check=lambda v: None if re.fullmatch(r"/[A-Za-z0-9._/-]*", v) and "/.." not in v and v != "/" else (
+                f"{v!r} is not an absolute directory on the etcd members (letters, digits, . _ - /)"
+            ),
+        ),
+        image=r.text("image", d.image, check=image_problem),
+    )
+    r.done()
+    if env == "prod" and not backup.before_changes:
+        r.warn("beforeChanges", "is off in prod: a failed upgrade or cluster.yml run leaves no etcd snapshot "
+               "taken just before it (docs/operations.md, 'etcd backups')")  # fmt: skip
+    if env == "prod" and not backup.schedule and r.has("schedule"):
+        r.warn("schedule", "is empty in prod: no scheduled etcd snapshots; restore would go back to the last change")
+    if backup.schedule:
+        outside = [n.name for n in nodes if n.is_etcd and n.present and not (n.is_control_plane or n.is_worker)]
+        if outside:
+            r.error(
+                "schedule",
+                f"runs as a CronJob on every etcd member, but {', '.join(outside)} is not a Kubernetes node (etcd role "
+                "only): give it the control-plane role too, or set schedule: \"\" and snapshot those members yourself",
+            )
+    return backup
+
+
+def _parse_api_access(r: Reader, nodes: tuple[s.Node, ...]) -> s.ApiAccess:
+    """`cluster.apiAccess`: kubespray's local proxy, a kube-vip VIP, or an external load balancer."""
+    mode = r.text("mode", "localProxy", choices=s.API_ACCESS_MODES)
+    access = s.ApiAccess(
+        mode=mode,  # type: ignore[arg-type]
+        address=r.text("address", check=_ip_check),
+        port=r.integer("port", s.KUBE_APISERVER_PORT, minimum=1, maximum=65535),
+        domain_name=r.text("domainName", check=_host_check),
+        subnet=r.text("subnet", check=lambda v: None if _is_cidr(v) else f"{v!r} is not a network like '10.4.17.0/24'"),
+        interface=r.text(
+            "interface",
+            check=lambda v: None if re.fullmatch(r"[A-Za-z0-9_.:@-]{1,15}", v) else f"{v!r} is not a network interface name",
+        ),
+    )
+    allowed = {"localProxy": (), "kubeVip": ("address", "subnet", "interface"),
+               "externalLB": ("address", "port", "domainName")}[mode]  # fmt: skip
+    for key in ("address", "port", "domainName", "subnet", "interface"):
+        # written out empty (or the default port) is not set: a full reference may list them all
+        if r.has(key) and key not in allowed and r.raw(key) not in ("", None, s.KUBE_APISERVER_PORT):
+            r.error(key, f"does not apply to mode {mode}" + (f" (it takes {', '.join(allowed)})" if allowed else ""))
+    r.done()
+    if mode == "localProxy":
+        return access
+    if not access.address and not r.problems_under("address"):
+        what = "the virtual IP kube-vip holds" if mode == "kubeVip" else "the load balancer's IP"
+        r.error("address", f"is required for mode {mode}: {what}")
+    node_ips = {ip: n.name for n in nodes for ip in {n.address, n.ip} if ip and is_ip(ip)}
+    if access.address and access.address in node_ips and mode == "kubeVip":
+        r.error("address", f"is {node_ips[access.address]}'s own address: the VIP must be an address no machine uses")
+    if mode == "kubeVip":
+        if not access.subnet and not r.problems_under("subnet"):
+            r.error("subnet", "is required for mode kubeVip: the control-plane nodes' network (e.g. 10.4.17.0/24), "
+                    "so the VIP can be checked against it")  # fmt: skip
+        elif access.subnet and _is_cidr(access.subnet):
+            net = ipaddress.ip_network(access.subnet, strict=False)
+            if access.address and is_ip(access.address):
+                ip = ipaddress.ip_address(access.address)
+                if ip not in net:
+                    r.error("address", f"{access.address} is not in subnet {access.subnet}: kube-vip announces the VIP "
+                            "by ARP, which only reaches the control-plane nodes' own network")  # fmt: skip
+                elif net.num_addresses > 2 and ip in (net.network_address, net.broadcast_address):
+                    r.error("address", f"{access.address} is the network or broadcast address of {access.subnet}")
+            for node in nodes:
+                if (node.is_control_plane and node.present and node.ip and is_ip(node.ip)
+                        and ipaddress.ip_address(node.ip) not in net):  # fmt: skip
+                    r.error("subnet", f"does not contain control-plane node {node.name}'s ip {node.ip}: every "
+                            "control-plane node must be able to hold the VIP")  # fmt: skip
+    return access
+
+
+def _parse_control_host_proxy(r: Reader) -> s.ControlHostProxy:
+    """`controlHost.proxy`: how the control host itself reaches kubespray's source and PyPI."""
+    proxy = s.ControlHostProxy(
+        http=r.text("http", check=_proxy_check),
+        https=r.text("https", check=_proxy_check),
+        no_proxy=r.text("noProxy", check=_no_proxy_check),
+    )
+    r.done()
+    return proxy
+
+
+def _parse_pip(r: Reader) -> s.PipSource:
+    """`controlHost.pip`: the package index the control host installs kubespray's requirements from."""
+    pip = s.PipSource(
+        index_url=r.text("indexUrl", check=_url_check()),
+        trusted_host=r.text(
+            "trustedHost",
+            check=lambda v: None if is_host(v.rsplit(":", 1)[0] if v.count(":") == 1 else v) else (
+                f"{v!r} is not a host or host:port (pip's --trusted-host)"
+            ),
+        ),
+    )
+    r.done()
+    if pip.index_url.startswith("http://") and not pip.trusted_host:
+        r.error(
+            "trustedHost",
+            "is required for a plain-HTTP indexUrl: pip refuses an http:// index unless its host is trusted "
+            "(set the index's host here, or serve the mirror over https)",
+        )
+    if pip.trusted_host and not pip.index_url:
+        r.error("trustedHost", "has no effect without indexUrl; set the mirror's indexUrl or remove it")
+    return pip
+
+
+def _drain_timeout_check(value: str) -> str | None:
+    # kubespray waits for the drain `drain_timeout | regex_replace('s$', '') | int + 120` seconds:
+    # '15m' would become a 2-minute wait that kills a drain still in progress
+    if re.fullmatch(r"[1-9][0-9]{0,5}s", value):
+        return None
+    sec = parse_duration(value)
+    if sec is not None and sec >= 1:
+        return (
+            f"{value!r}: write it in whole seconds, like '{int(sec)}s' — kubespray derives how long it waits "
+            "for the drain from the number before the 's'"
+        )
+    return f"{value!r} is not a drain timeout in seconds like '360s'"
+
+
+def _parse_removal(r: Reader) -> s.NodeRemoval:
+    """`cluster.nodeRemoval`: how remove-node.yml drains a node that leaves the cluster."""
+    d = s.NodeRemoval()
+    removal = s.NodeRemoval(
+        drain_timeout=r.text("drainTimeout", d.drain_timeout, check=_drain_timeout_check),
+        drain_grace_period=r.integer("drainGracePeriod", d.drain_grace_period, minimum=-1, maximum=86400),
+        drain_retries=r.integer("drainRetries", d.drain_retries, minimum=1, maximum=100),
+    )
+    r.done()
+    return removal
 
 
 def _check_kubespray_release(r: Reader, cluster: s.ClusterSpec) -> None:
@@ -1998,6 +2194,15 @@ def _check_addresses(
                     f"overlaps the address of node(s) {', '.join(hits)}: MetalLB would answer ARP for a node's own "
                     "address; give the pool addresses no machine uses",
                 ))  # fmt: skip
+            api = cluster.api_access
+            if api.mode != "localProxy" and is_ip(api.address):
+                vip = ipaddress.ip_address(api.address)
+                if vip.version == rng[0].version and rng[0] <= vip <= rng[1]:
+                    problems.append(Problem(
+                        f"addons.loadBalancer.addresses[{i}]",
+                        f"contains the API server's address {api.address} (cluster.apiAccess): MetalLB could hand it "
+                        "to a Service; leave it out of the pool",
+                    ))  # fmt: skip
     if cluster.mode == "kubespray" and cluster.api_server_endpoint and node_ips:
         host = api_server_host(cluster)
         if is_ip(host):

@@ -38,13 +38,13 @@ def kube_node_members(cluster: ClusterSpec, schedulable_control_plane: bool) -> 
     kubespray taints control-plane nodes that are not also in kube_node; listing them
     there is how "remove the master taint" is done at install time.
     """
-    return [n for n in cluster.nodes if n.is_worker or (schedulable_control_plane and n.is_control_plane)]
+    return [n for n in cluster.members if n.is_worker or (schedulable_control_plane and n.is_control_plane)]
 
 
 def hosts_document(
     cluster: ClusterSpec, schedulable_control_plane: bool, nodes: list[Node] | None = None
 ) -> dict[str, Any]:
-    nodes = list(cluster.nodes) if nodes is None else nodes
+    nodes = list(cluster.members) if nodes is None else nodes
     names = {n.name for n in nodes}
 
     def group(members: list[Node]) -> dict[str, Any]:
@@ -54,8 +54,8 @@ def hosts_document(
         "all": {
             "hosts": {n.name: _host_vars(n) for n in nodes},
             "children": {
-                "kube_control_plane": group([n for n in cluster.nodes if n.is_control_plane]),
-                "etcd": group([n for n in cluster.nodes if n.is_etcd]),
+                "kube_control_plane": group([n for n in cluster.members if n.is_control_plane]),
+                "etcd": group([n for n in cluster.members if n.is_etcd]),
                 "kube_node": group(kube_node_members(cluster, schedulable_control_plane)),
                 "k8s_cluster": {"children": {"kube_control_plane": None, "kube_node": None}},
                 "calico_rr": {"hosts": {}},
@@ -106,12 +106,18 @@ def group_vars(cluster: ClusterSpec) -> dict[str, Any]:
     out["auto_renew_certificates"] = cluster.certificates.auto_renew
     if cluster.certificates.auto_renew:
         out["auto_renew_certificates_systemd_calendar"] = cluster.certificates.schedule
+    # kubespray's own etcd backups (taken when its etcd role restarts etcd) keep the same count
+    out["etcd_backup_prefix"] = cluster.etcd_backup.directory
+    out["etcd_backup_retention_count"] = cluster.etcd_backup.retention
     out["download_run_once"] = cluster.download.run_once
     out["download_localhost"] = cluster.download.localhost
     if cluster.api_server_endpoint:
         host = api_server_host(cluster)
         if host:
             out["supplementary_addresses_in_ssl_keys"] = [host]
+    # cluster.apiAccess: kubespray puts loadbalancer_apiserver's address and domain name into
+    # the API server's certificate itself
+    out.update(cluster.api_access.group_vars())
     for key in sorted(cluster.extra_vars):
         out[key] = cluster.extra_vars[key]
     return out
@@ -127,6 +133,8 @@ def api_server_host(cluster: ClusterSpec) -> str:
 
 def api_server_url(cluster: ClusterSpec) -> str:
     """The server written into the exported kubeconfig."""
+    if cluster.api_access.url():
+        return cluster.api_access.url()
     endpoint = cluster.api_server_endpoint
     if endpoint.startswith("https://"):
         return endpoint.rstrip("/")
@@ -173,11 +181,16 @@ def cluster_digest(cluster: ClusterSpec, schedulable_control_plane: bool) -> str
     Worker-only nodes are left out (they are added with scale.yml and removed with
     remove-node.yml), and so is kube_version (upgrade-cluster.yml handles it).
     """
-    core = [n for n in cluster.nodes if not n.worker_only]
+    core = [n for n in cluster.members if not n.worker_only]
     vars_ = {k: v for k, v in group_vars(cluster).items() if k != "kube_version"}
     assert cluster.kubespray is not None
+    hosts = hosts_document(cluster, schedulable_control_plane, core)
+    # the digest's JSON sorts keys, but kubespray reads meaning into the order of its groups (the
+    # first kube_control_plane and etcd node): reordering them is a change cluster.yml applies
+    order = {group: list(members["hosts"]) for group, members in hosts["all"]["children"].items() if "hosts" in members}
     return digest(
-        hosts_document(cluster, schedulable_control_plane, core),
+        hosts,
+        order,
         vars_,
         cluster.kubespray.version,
         cluster.kubespray.source,

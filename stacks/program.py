@@ -19,13 +19,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.etcd_backup import EtcdSnapshots, EtcdSnapshotsArgs, cronjob_name, mirrored
 from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.kubespray import KubesprayCluster, KubesprayClusterArgs
 from components.mysql import MySQLCluster, MySQLClusterArgs
 from components.namespaces import NamespacesArgs, PlatformNamespaces
 from components.volumes import StaticVolumes, StaticVolumesArgs
 from components.webapp import WebApp, WebAppArgs
-from stacks import kubespray_release
+from stacks import cluster_plan, kubespray_release
 from stacks.config import ConfigError, Problem
 from stacks.spec import PlatformSpec
 
@@ -134,7 +135,9 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
                 ssh_private_key=secrets.ssh_private_key,
                 inventory_name=f"k8s-platform-{stack}",
                 kube_version=_effective_kube_version(spec),
-                previous_kube_version=previous_output("kubeVersion"),
+                previous=pulumi.Output.all(
+                    kubeVersion=previous_output("kubeVersion"), clusterLayout=previous_output("clusterLayout")
+                ),
             ),
         )
         kubeconfig = cluster.kubeconfig
@@ -145,7 +148,10 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
         outputs["kubeVersion"] = pulumi.Output.unsecret(
             cluster.kubeconfig_reader.stdout.apply(lambda _: _effective_kube_version(spec))
         )
-        outputs["nodes"] = [n.name for n in spec.cluster.nodes]
+        # the layout the plan of the next update starts from, recorded the same way
+        layout = cluster_plan.layout(spec.cluster, spec.schedulable_control_plane)
+        outputs["clusterLayout"] = pulumi.Output.unsecret(cluster.kubeconfig_reader.stdout.apply(lambda _: layout))
+        outputs["nodes"] = [n.name for n in spec.cluster.members]
     else:
         kubeconfig = _existing_kubeconfig(spec, secrets)
         if spec.schedulable_control_plane:
@@ -180,6 +186,25 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
         ),
         opts=in_cluster,
     )
+
+    if spec.cluster.mode == "kubespray" and spec.cluster.etcd_backup.schedule:
+        extra = spec.cluster.extra_vars
+        snapshots = EtcdSnapshots(
+            "etcd-snapshots",
+            EtcdSnapshotsArgs(
+                backup=spec.cluster.etcd_backup,
+                members=tuple(n.name for n in spec.cluster.members if n.is_etcd),
+                image=mirrored(spec.cluster.etcd_backup.image, spec.cluster.image_repos.docker),
+                # kubespray's own variables, when the stack changes them through extraVars
+                bin_dir=str(extra.get("bin_dir", "/usr/local/bin")),
+                cert_dir=str(extra.get("etcd_cert_dir", "/etc/ssl/etcd/ssl")),
+            ),
+            opts=in_cluster,
+        )
+        outputs["etcdSnapshots"] = {
+            "schedule": spec.cluster.etcd_backup.schedule,
+            "cronjobs": [f"kube-system/{cronjob_name(m)}" for m in snapshots.cronjobs],
+        }
 
     volumes = None
     if spec.storage.volumes:

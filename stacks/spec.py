@@ -19,6 +19,8 @@ ROLE_CONTROL_PLANE = "control-plane"
 ROLE_ETCD = "etcd"
 ROLE_WORKER = "worker"
 ROLES = (ROLE_CONTROL_PLANE, ROLE_ETCD, ROLE_WORKER)
+NodeState = Literal["present", "unreachable"]
+NODE_STATES: tuple[NodeState, ...] = ("present", "unreachable")
 
 # Secret config keys (namespace `k8s-platform:`), always set with `pulumi config set --secret`.
 SECRET_SSH_PRIVATE_KEY = "sshPrivateKey"
@@ -39,6 +41,14 @@ class Node:
     address: str  # ansible_host: how the control host reaches the node
     ip: str  # the address Kubernetes binds to
     roles: tuple[str, ...]
+    # unreachable: the machine is gone for good; the program removes it from the cluster
+    # without touching it (remove-node.yml with reset_nodes=false allow_ungraceful_removal=true)
+    state: NodeState = "present"
+    host_key: str = ""  # the node's SSH host key, pinned for ansible (`ssh-ed25519 AAAA…`)
+
+    @property
+    def present(self) -> bool:
+        return self.state == "present"
 
     @property
     def is_control_plane(self) -> bool:
@@ -66,12 +76,104 @@ class ProxyJump:
 
 
 @dataclass(frozen=True)
+class ControlHostProxy:
+    """The HTTP proxy the control host itself goes through (git fetch of kubespray, pip)."""
+
+    http: str = ""
+    https: str = ""
+    no_proxy: str = ""
+
+    def env(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for var, value in (("http_proxy", self.http), ("https_proxy", self.https), ("no_proxy", self.no_proxy)):
+            if value:
+                out[var] = value
+                out[var.upper()] = value
+        return out
+
+
+@dataclass(frozen=True)
+class PipSource:
+    """Where the control host's pip installs kubespray's requirements from (a PyPI mirror)."""
+
+    index_url: str = ""
+    trusted_host: str = ""
+
+    def env(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.index_url:
+            out["PIP_INDEX_URL"] = self.index_url
+        if self.trusted_host:
+            out["PIP_TRUSTED_HOST"] = self.trusted_host
+        return out
+
+
+@dataclass(frozen=True)
 class ControlHost:
     host: str
     port: int
     user: str
     host_key: str = ""
     proxy_jump: ProxyJump | None = None
+    proxy: ControlHostProxy = field(default_factory=ControlHostProxy)
+    pip: PipSource = field(default_factory=PipSource)
+
+
+ApiAccessMode = Literal["localProxy", "kubeVip", "externalLB"]
+API_ACCESS_MODES: tuple[ApiAccessMode, ...] = ("localProxy", "kubeVip", "externalLB")
+KUBE_APISERVER_PORT = 6443
+
+
+@dataclass(frozen=True)
+class ApiAccess:
+    """How clients and the nodes reach the control plane (kubespray's HA modes).
+
+    localProxy: kubespray's default, a local proxy on every node to all API servers; the
+                exported kubeconfig names the first control-plane node (or apiServerEndpoint)
+    kubeVip:    a virtual IP held by one control-plane node at a time (kube-vip, ARP)
+    externalLB: a load balancer the team runs in front of the API servers
+    """
+
+    mode: ApiAccessMode = "localProxy"
+    address: str = ""  # kubeVip: the VIP; externalLB: the load balancer's IP
+    port: int = KUBE_APISERVER_PORT  # externalLB: the port it listens on
+    domain_name: str = ""  # externalLB: its DNS name (apiserver_loadbalancer_domain_name)
+    subnet: str = ""  # kubeVip: the control-plane nodes' network the VIP belongs to
+    interface: str = ""  # kubeVip: kube_vip_interface (empty: kube-vip's own choice)
+
+    def group_vars(self) -> dict[str, object]:
+        if self.mode == "localProxy":
+            return {}
+        out: dict[str, object] = {"loadbalancer_apiserver": {"address": self.address, "port": self.port}}
+        if self.mode == "kubeVip":
+            out.update(
+                kube_vip_enabled=True,
+                kube_vip_controlplane_enabled=True,
+                kube_vip_arp_enabled=True,
+                kube_vip_address=self.address,
+                # kube-vip's ARP needs strict ARP when kube-proxy runs in IPVS mode (kubespray's docs)
+                kube_proxy_strict_arp=True,
+            )
+            if self.interface:
+                out["kube_vip_interface"] = self.interface
+        elif self.domain_name:
+            out["apiserver_loadbalancer_domain_name"] = self.domain_name
+        return out
+
+    def url(self) -> str:
+        """The API server URL clients use, or "" for localProxy."""
+        if self.mode == "localProxy":
+            return ""
+        host = self.domain_name or self.address
+        host = f"[{host}]" if ":" in host else host
+        return f"https://{host}:{self.port}"
+
+
+# How ansible checks the nodes' SSH host keys: pinned (every node's `hostKey`, nothing else
+# accepted), acceptNew (recorded on first contact on the control host, a changed key fails the
+# run; `hostKey` pins a node up front), off (no checking: dev only, an explicit choice)
+HostKeyChecking = Literal["pinned", "acceptNew", "off"]
+HOST_KEY_CHECKING: tuple[HostKeyChecking, ...] = ("pinned", "acceptNew", "off")
 
 
 @dataclass(frozen=True)
@@ -142,6 +244,33 @@ class UpgradeControls:
 
 
 @dataclass(frozen=True)
+class NodeRemoval:
+    """How `remove-node.yml` drains a node before it leaves (kubespray's remove-node variables)."""
+
+    drain_timeout: str = "360s"  # drain_timeout
+    drain_grace_period: int = 300  # drain_grace_period (seconds)
+    drain_retries: int = 3  # drain_retries
+
+    def extra_vars(self) -> dict[str, object]:
+        return {
+            "drain_timeout": self.drain_timeout,
+            "drain_grace_period": self.drain_grace_period,
+            "drain_retries": self.drain_retries,
+        }
+
+
+@dataclass(frozen=True)
+class EtcdBackup:
+    """etcd snapshots on the etcd members: before the cluster changes, and on a schedule."""
+
+    before_changes: bool = True  # the program's playbook before cluster.yml / upgrade / member removal
+    schedule: str = ""  # cron for a CronJob per etcd member; empty: none (default in prod: every 6 hours)
+    retention: int = 10  # snapshots kept per kind and member; also kubespray's etcd_backup_retention_count
+    directory: str = "/var/backups"  # etcd_backup_prefix; ours go under <directory>/k8s-platform-etcd/
+    image: str = "busybox:1.37"  # the CronJob's shell (it runs the node's own etcdctl)
+
+
+@dataclass(frozen=True)
 class CertificateRenewal:
     """Kubespray's automatic renewal of the control plane's certificates (a systemd timer on
     each control-plane node); kubeadm's certificates otherwise expire after a year."""
@@ -174,10 +303,19 @@ class ClusterSpec:
     health_gate: HealthGate = field(default_factory=HealthGate)
     upgrade: UpgradeControls = field(default_factory=UpgradeControls)
     certificates: CertificateRenewal = field(default_factory=CertificateRenewal)
+    removal: NodeRemoval = field(default_factory=NodeRemoval)
+    host_key_checking: HostKeyChecking = "acceptNew"
+    api_access: ApiAccess = field(default_factory=ApiAccess)
+    etcd_backup: EtcdBackup = field(default_factory=EtcdBackup)
 
     @property
     def control_plane(self) -> tuple[Node, ...]:
-        return tuple(n for n in self.nodes if n.is_control_plane)
+        return tuple(n for n in self.members if n.is_control_plane)
+
+    @property
+    def members(self) -> tuple[Node, ...]:
+        """The nodes the cluster is made of: every node not marked `unreachable`."""
+        return tuple(n for n in self.nodes if n.present)
 
 
 @dataclass(frozen=True)

@@ -118,3 +118,21 @@ def test_the_requirements_lock_covers_kubesprays_pins_and_installs_with_hashes(t
                           "--no-index", "--find-links", str(wheels), "-r", str(lock)],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "access",
+    [
+        {"mode": "kubeVip", "address": "10.4.17.5", "subnet": "10.4.17.0/24", "interface": "eth0"},
+        {"mode": "externalLB", "address": "10.4.17.6", "port": 8383, "domainName": "k8s-api.example.com"},
+    ],
+    ids=["kubeVip", "externalLB"],
+)
+def test_kubespray_accepts_each_api_access_mode(access: dict[str, Any], tree: Path, ansible_bin: Path, tmp_path: Path) -> None:
+    cluster = dict(config_from_file(stack_file("staging"))["cluster"], apiAccess=access)
+    cluster.pop("apiServerEndpoint", None)
+    inventory = write_inventory(cluster, tmp_path)
+    group_vars = yaml.safe_load((inventory / GROUP_VARS_PATH).read_text())
+    assert group_vars["loadbalancer_apiserver"] == {"address": access["address"], "port": access.get("port", 6443)}
+    ran = boilerplate(tree, ansible_bin, inventory)
+    assert ran.returncode == 0 and "failed=0" in ran.stdout, ran.stdout[-4000:] + ran.stderr[-2000:]

@@ -228,6 +228,11 @@ def stack_factory(
                 overrides=overrides,
             )
             secret_config["sshPrivateKey"] = ch.private_key
+            si.etcd_member(
+                Path(kubespray_workdir) / "inventory" / f"k8s-platform-{name}",
+                f"http://127.0.0.1:{local_cluster.ports['etcd']}",
+                str(Path(engine.binary("etcdctl")).parent),
+            )
         elif mode == "existing":
             assert local_cluster.kubeconfig is not None
             cfg = existing_config(

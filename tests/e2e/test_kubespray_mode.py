@@ -12,6 +12,7 @@ playbook ran, with which limit and flags.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from typing import Any
@@ -44,11 +45,12 @@ def add_worker(stack: E2EStack, name: str, address: str) -> None:
 def test_full_up_then_no_op_runs_no_playbook(stack_factory: Any, kubespray_standin: Any, local_cluster: Any) -> None:
     si = kubespray_standin
     si.clear_invocations()
-    stack = stack_factory("kubespray")
+    stack = stack_factory("kubespray", {"cluster": {"etcdBackup": {"schedule": "17 */6 * * *", "retention": 2}}})
 
     # 1. full up: prepare → inventory → cluster.yml over SSH → kubeconfig → add-ons, release, MySQL, app
     first = stack.up()
     assert runs(si) == [("cluster.yml", None)], runs(si)
+    assert "etcd-snapshot ok" not in first.output, "a first installation has no etcd to snapshot"
     call = si.invocations()[0]
     assert call["ansible_version"].startswith("2.18."), "kubespray's own requirements.txt was installed"
     assert call["groups"]["kube_control_plane"] == ["node1"]
@@ -68,6 +70,13 @@ def test_full_up_then_no_op_runs_no_playbook(stack_factory: Any, kubespray_stand
     stack.history.pop()  # the one call allowed to print a secret
     assert local_cluster.server in kubeconfig
 
+    # scheduled etcd snapshots: a CronJob on the etcd member, pinned to it, with the stack's schedule
+    cron = local_cluster.get("cronjob", "etcd-snapshot-node1", "-n", "kube-system")
+    assert cron["spec"]["schedule"] == "17 */6 * * *" and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"kubernetes.io/hostname": "node1"} and pod["hostNetwork"] is True
+    assert pod["containers"][0]["command"][-2:] == ["/backup", "2"]
+
     # 2. no-op: nothing to change, and a second up runs no playbook at all
     si.clear_invocations()
     stack.preview(600, True, "--expect-no-changes")
@@ -84,7 +93,28 @@ def test_full_up_then_no_op_runs_no_playbook(stack_factory: Any, kubespray_stand
     deploy = local_cluster.get("deployment", APP, "-n", APP_NS)
     assert deploy["spec"]["replicas"] == 3 and deploy["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.27.4")
 
-    # 4. destroy without resetOnDestroy: workloads gone, PVCs kept, no reset.yml
+    # 4. a cluster setting changes: an etcd snapshot of the running cluster first (the program's
+    # own playbook, a real snapshot of the etcd behind the API server), then cluster.yml; the
+    # preview says so first
+    cfg = stack.config()
+    cfg["cluster"]["download"] = {"runOnce": True}
+    stack.write_config(cfg)
+    planned = stack.preview().output
+    assert "plan: etcd-snapshot.yml on node1 (the first etcd member) first" in planned, planned[-3000:]
+    assert "plan: cluster.yml on 3 node(s) (node1, node2, node3): cluster settings changed" in planned
+    before = set(si.etcd_snapshots())
+    changed = stack.up()
+    assert runs(si) == [("cluster.yml", None)], runs(si)
+    out = changed.output
+    assert "etcd snapshot saved:" in out and out.index("etcd-snapshot ok") < out.index("cluster ok"), out[-3000:]
+    (snap,) = set(si.etcd_snapshots()) - before
+    data = snap.read_bytes()
+    # a bbolt database (etcd's backend): the meta page's magic, not an error text
+    assert len(data) > 16 * 1024 and data[16:20] == bytes.fromhex("edda0ced"), data[:64]
+    assert oct(snap.stat().st_mode & 0o777) == "0o600"
+    assert len(si.etcd_snapshots()) <= 2, "etcdBackup.retention: 2"
+
+    # 5. destroy without resetOnDestroy: workloads gone, PVCs kept, no reset.yml
     stack.destroy()
     assert runs(si) == []
     assert APP not in local_cluster.kubectl("get", "deployment", "-n", APP_NS, check=False)
@@ -97,15 +127,37 @@ def test_add_upgrade_remove_worker(stack_factory: Any, kubespray_standin: Any, l
     si = kubespray_standin
     base = {"mysql": {"enabled": False}, "helm": {"releases": []}, "cluster": {"kubeVersion": "1.33.11"}}
     stack = stack_factory("kubespray", base)
-    stack.up()
+    first = stack.up()
+    assert "plan: cluster.yml on 3 node(s) (node1, node2, node3): first installation" in first.output
     assert stack.outputs()["kubeVersion"] == "1.33.11"
 
-    # add a worker: facts for all, then scale.yml limited to the new node; cluster.yml does not run
+    # add two workers: the preview says what will run; facts for all, then scale.yml limited
+    # to each new node; cluster.yml does not run
     si.clear_invocations()
     add_worker(stack, "node4", "127.0.1.4")
+    add_worker(stack, "node5", "127.0.1.5")
+    planned = stack.preview().output
+    assert "plan: facts.yml, then scale.yml --limit node4: worker node4 added" in planned, planned[-3000:]
+    assert "plan: facts.yml, then scale.yml --limit node5: worker node5 added" in planned
+    assert "plan: cluster.yml" not in planned and "plan: upgrade-cluster.yml" not in planned
+    assert runs(si) == [], "a preview runs nothing"
     stack.up()
-    assert runs(si) == [("facts.yml", None), ("scale.yml", "node4")], runs(si)
-    assert "node4" in local_cluster.ready_nodes()
+    assert sorted(runs(si)) == [("facts.yml", None), ("facts.yml", None), ("scale.yml", "node4"),
+                                ("scale.yml", "node5")], runs(si)  # fmt: skip
+    assert {"node4", "node5"} <= set(local_cluster.ready_nodes())
+    assert "plan: no playbook runs: the cluster is as configured" in stack.preview().output
+
+    # a member changing roles is refused before any command runs, with kubespray's way instead
+    cfg = stack.config()
+    promoted = copy.deepcopy(cfg)
+    next(n for n in promoted["cluster"]["nodes"] if n["name"] == "node2")["roles"] = ["control-plane", "worker"]
+    stack.write_config(promoted)
+    refused = stack.up(600, False)
+    assert refused.returncode != 0
+    assert "node2 changes roles (worker -> control-plane, worker)" in refused.output, refused.output[-3000:]
+    assert "Remove node2 from nodes, `pulumi up`, then add it back" in refused.output
+    assert len(runs(si)) == 4, "nothing may run for a refused change"
+    stack.write_config(cfg)
 
     # skipping a minor is refused before any command runs: no playbook, the version recorded stays
     si.clear_invocations()
@@ -119,12 +171,15 @@ def test_add_upgrade_remove_worker(stack_factory: Any, kubespray_standin: Any, l
     # upgrade one minor: upgrade-cluster.yml only, with the stack's drain/batch controls; nodes
     # report the new kubelet
     stack.update_config({"cluster": {"kubeVersion": "1.34.7",
-                                     "upgrade": {"serial": "1", "drainTimeout": "15m", "pauseSeconds": 5}}})  # fmt: skip
-    stack.up()
+                                     "upgrade": {"serial": "1", "drainTimeout": "900s", "pauseSeconds": 5}}})  # fmt: skip
+    before = set(si.etcd_snapshots())
+    upgraded = stack.up()
     assert runs(si) == [("upgrade_cluster.yml", None)], runs(si)
+    assert upgraded.output.index("etcd-snapshot ok") < upgraded.output.index("upgrade-cluster ok")
+    assert len(set(si.etcd_snapshots()) - before) == 1, "a snapshot before the upgrade"
     (call,) = si.invocations()
     assert call["kube_version"] == "1.34.7"
-    assert (call["serial"], call["drain_timeout"], str(call["upgrade_node_pause_seconds"])) == ("1", "15m", "5"), call
+    assert (call["serial"], call["drain_timeout"], str(call["upgrade_node_pause_seconds"])) == ("1", "900s", "5"), call
     assert str(call["drain_nodes"]).lower() == "true" and str(call["drain_grace_period"]) == "300", call
     assert local_cluster.get("node", "node2")["status"]["nodeInfo"]["kubeletVersion"] == "v1.34.7"
     assert stack.outputs()["kubeVersion"] == "1.34.7"
@@ -137,18 +192,32 @@ def test_add_upgrade_remove_worker(stack_factory: Any, kubespray_standin: Any, l
     assert runs(si) == []
     stack.update_config({"cluster": {"kubeVersion": "1.34.7"}})
 
-    # remove the worker: remove-node.yml through kubespray's confirmation gate, the node still in its inventory
+    # remove node4 (drained with cluster.nodeRemoval's timeout, then reset) and mark node5, whose
+    # machine is gone, unreachable (removed without touching it): remove-node.yml through
+    # kubespray's confirmation gate, each node still in its inventory
     si.clear_invocations()
     cfg = stack.config()
     cfg["cluster"]["nodes"] = [n for n in cfg["cluster"]["nodes"] if n["name"] != "node4"]
+    next(n for n in cfg["cluster"]["nodes"] if n["name"] == "node5")["state"] = "unreachable"
+    cfg["cluster"]["nodeRemoval"] = {"drainTimeout": "120s", "drainRetries": 2}
     stack.write_config(cfg)
+    planned = stack.preview().output
+    assert "plan: remove-node.yml -e node=node4: worker node4 removed from nodes: drained (timeout 120s), then reset" in planned, planned[-3000:]
+    assert ("plan: remove-node.yml -e node=node5 -e reset_nodes=false -e allow_ungraceful_removal=true: worker node5 "
+            "marked unreachable") in planned  # fmt: skip
     stack.up()
-    (call,) = si.invocations()
-    assert call["playbook"] == "remove_node.yml" and call["node"] == "node4", call
-    assert str(call["skip_confirmation"]).lower() == "true"
-    assert "node4" in call["groups"]["kube_node"], "remove-node.yml must still see the node it removes"
-    assert "node4" not in local_cluster.node_names()
+    calls = {c["node"]: c for c in si.invocations()}
+    assert sorted(calls) == ["node4", "node5"] and {c["playbook"] for c in calls.values()} == {"remove_node.yml"}, calls
+    for name, call in calls.items():
+        assert str(call["skip_confirmation"]).lower() == "true"
+        assert name in call["groups"]["kube_node"], "remove-node.yml must still see the node it removes"
+        assert (call["drain_timeout"], str(call["drain_retries"])) == ("120s", "2"), call
+    assert calls["node4"]["reset_nodes"] in (None, "") and calls["node4"]["allow_ungraceful_removal"] in (None, "")
+    assert str(calls["node5"]["reset_nodes"]).lower() == "false", calls["node5"]
+    assert str(calls["node5"]["allow_ungraceful_removal"]).lower() == "true"
+    assert not {"node4", "node5"} & set(local_cluster.node_names())
     stack.preview(600, True, "--expect-no-changes")
+    assert stack.outputs()["nodes"] == ["node1", "node2", "node3"]
     assert stack.leaks() == []
 
 

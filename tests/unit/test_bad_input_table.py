@@ -198,7 +198,46 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("upgrade-serial-pct", "staging", _set("cluster.upgrade", {"serial": "150%"}), "cluster.upgrade.serial", "percentage"),
     ("upgrade-serial-injection", "staging", _set("cluster.upgrade", {"serial": "1 -e x=y"}), "cluster.upgrade.serial", ""),
     ("upgrade-drain-timeout", "staging", _set("cluster.upgrade", {"drainTimeout": "6 minutes"}), "cluster.upgrade.drainTimeout", ""),
-    ("upgrade-drain-timeout-bare", "staging", _set("cluster.upgrade", {"drainTimeout": "360"}), "cluster.upgrade.drainTimeout", "duration like '360s'"),
+    ("upgrade-drain-timeout-bare", "staging", _set("cluster.upgrade", {"drainTimeout": "360"}), "cluster.upgrade.drainTimeout", "in seconds like '360s'"),
+    ("upgrade-drain-timeout-minutes", "staging", _set("cluster.upgrade", {"drainTimeout": "15m"}), "cluster.upgrade.drainTimeout", "like '900s'"),
+    ("removal-drain-timeout-minutes", "staging", _set("cluster.nodeRemoval", {"drainTimeout": "10m"}), "cluster.nodeRemoval.drainTimeout", "like '600s'"),
+    ("removal-drain-retries", "staging", _set("cluster.nodeRemoval", {"drainRetries": 0}), "cluster.nodeRemoval.drainRetries", ""),
+    ("removal-unknown-key", "staging", _set("cluster.nodeRemoval", {"drainTimout": "60s"}), "cluster.nodeRemoval.drainTimout", "drainTimeout"),
+    ("host-key-checking-off-staging", "staging", _set("cluster.hostKeyChecking", "off"), "cluster.hostKeyChecking", "off is for dev only"),
+    ("host-key-checking-off-prod", "prod", _set("cluster.hostKeyChecking", "off"), "cluster.hostKeyChecking", "acceptNew"),
+    ("host-key-checking-unknown", "staging", _set("cluster.hostKeyChecking", "strict"), "cluster.hostKeyChecking", "pinned"),
+    ("host-key-pinned-missing", "staging", _set("cluster.hostKeyChecking", "pinned"), "cluster.nodes[0].hostKey", "ssh-keyscan -t ed25519 10.4.17.167"),
+    ("node-host-key-malformed", "staging", _set("cluster.nodes.0.hostKey", "AAAAC3Nza"), "cluster.nodes[0].hostKey", "ssh-keyscan"),
+    ("node-host-key-existing", "existing", _set("cluster.nodes", [{"name": "cp1", "roles": ["control-plane"], "hostKey": "ssh-ed25519 AAAA"}]), "cluster.nodes[0].hostKey", "only applies to mode: kubespray"),
+    ("control-host-pip-credentials", "staging", _set("cluster.controlHost.pip", {"indexUrl": "https://bob:s3cret@pypi.example.com/simple"}), "cluster.controlHost.pip.indexUrl", "credentials"),
+    ("control-host-pip-http", "staging", _set("cluster.controlHost.pip", {"indexUrl": "http://10.4.17.5:8080/simple"}), "cluster.controlHost.pip.trustedHost", "plain-HTTP"),
+    ("control-host-pip-trusted-alone", "staging", _set("cluster.controlHost.pip", {"trustedHost": "10.4.17.5"}), "cluster.controlHost.pip.trustedHost", "without indexUrl"),
+    ("control-host-pip-unknown", "staging", _set("cluster.controlHost.pip", {"index": "https://pypi.example.com/simple"}), "cluster.controlHost.pip.index", "indexUrl"),
+    ("control-host-proxy-password", "staging", _set("cluster.controlHost.proxy", {"https": "http://u:pw@10.4.17.1:3128"}), "cluster.controlHost.proxy.https", "must not contain a password"),
+    ("api-access-mode", "staging", _set("cluster.apiAccess", {"mode": "vip"}), "cluster.apiAccess.mode", "kubeVip"),
+    ("api-access-vip-missing", "staging", _set("cluster.apiAccess", {"mode": "kubeVip", "subnet": "10.4.17.0/24"}), "cluster.apiAccess.address", "is required for mode kubeVip"),
+    ("api-access-vip-subnet-missing", "staging", _set("cluster.apiAccess", {"mode": "kubeVip", "address": "10.4.17.5"}), "cluster.apiAccess.subnet", "is required for mode kubeVip"),
+    ("api-access-vip-outside", "staging", _set("cluster.apiAccess", {"mode": "kubeVip", "address": "10.4.99.5", "subnet": "10.4.17.0/24"}), "cluster.apiAccess.address", "is not in subnet 10.4.17.0/24"),
+    ("api-access-vip-node", "staging", _set("cluster.apiAccess", {"mode": "kubeVip", "address": "10.4.17.167", "subnet": "10.4.17.0/24"}), "cluster.apiAccess.address", "node1's own address"),
+    ("api-access-vip-broadcast", "staging", _set("cluster.apiAccess", {"mode": "kubeVip", "address": "10.4.17.255", "subnet": "10.4.17.0/24"}), "cluster.apiAccess.address", "broadcast"),
+    ("api-access-subnet-misses-cp", "staging", _set("cluster.apiAccess", {"mode": "kubeVip", "address": "10.4.17.5", "subnet": "10.4.17.0/30"}), "cluster.apiAccess.subnet", "control-plane node node1"),
+    ("api-access-vip-port", "staging", _set("cluster.apiAccess", {"mode": "kubeVip", "address": "10.4.17.5", "subnet": "10.4.17.0/24", "port": 8443}), "cluster.apiAccess.port", "does not apply to mode kubeVip"),
+    ("api-access-local-address", "staging", _set("cluster.apiAccess", {"address": "10.4.17.5"}), "cluster.apiAccess.address", "does not apply to mode localProxy"),
+    ("api-access-lb-hostname", "staging", _set("cluster.apiAccess", {"mode": "externalLB", "address": "lb.example.com"}), "cluster.apiAccess.address", "valid IP"),
+    ("api-access-with-endpoint", "staging", _all(_set("cluster.apiAccess", {"mode": "externalLB", "address": "10.4.17.6"}), _set("cluster.apiServerEndpoint", "https://k8s.example.com:6443")), "cluster.apiServerEndpoint", "follows apiAccess"),
+    ("api-access-vip-in-pool", "staging", _all(_set("cluster.apiAccess", {"mode": "kubeVip", "address": "10.4.17.240", "subnet": "10.4.17.0/24"}), _set("addons.loadBalancer", {"enabled": True, "addresses": ["10.4.17.240-10.4.17.250"]})), "addons.loadBalancer.addresses[0]", "API server's address 10.4.17.240"),
+    ("api-access-strict-arp", "staging", _all(_set("cluster.apiAccess", {"mode": "kubeVip", "address": "10.4.17.5", "subnet": "10.4.17.0/24"}), _set("cluster.extraVars", {"kube_proxy_strict_arp": False})), "cluster.extraVars.kube_proxy_strict_arp", "must stay true"),
+    ("api-access-managed-var", "staging", _set("cluster.extraVars", {"kube_vip_address": "10.4.17.5"}), "cluster.extraVars.kube_vip_address", "cluster.apiAccess.address"),
+    ("etcd-backup-schedule", "staging", _set("cluster.etcdBackup", {"schedule": "every 6 hours"}), "cluster.etcdBackup.schedule", "five fields"),
+    ("etcd-backup-schedule-template", "staging", _set("cluster.etcdBackup", {"schedule": "{{ lookup('pipe','id') }}"}), "cluster.etcdBackup.schedule", ""),
+    ("etcd-backup-retention", "staging", _set("cluster.etcdBackup", {"retention": 0}), "cluster.etcdBackup.retention", ""),
+    ("etcd-backup-directory", "staging", _set("cluster.etcdBackup", {"directory": "backups"}), "cluster.etcdBackup.directory", "absolute directory"),
+    ("etcd-backup-directory-dotdot", "staging", _set("cluster.etcdBackup", {"directory": "/var/../etc"}), "cluster.etcdBackup.directory", "absolute directory"),
+    ("etcd-backup-image", "staging", _set("cluster.etcdBackup", {"image": "busybox latest"}), "cluster.etcdBackup.image", ""),
+    ("etcd-backup-etcd-only-member", "staging", _all(_set("cluster.etcdBackup", {"schedule": "@daily"}), _set("cluster.nodes.2.roles", ["etcd"])), "cluster.etcdBackup.schedule", "node3 is not a Kubernetes node"),
+    ("etcd-backup-managed-var", "staging", _set("cluster.extraVars", {"etcd_backup_retention_count": 3}), "cluster.extraVars.etcd_backup_retention_count", "cluster.etcdBackup.retention"),
+    ("control-host-no-proxy", "staging", _set("cluster.controlHost.proxy", {"noProxy": "a b"}), "cluster.controlHost.proxy.noProxy", "comma-separated"),
+    ("node-state-unknown", "staging", _set("cluster.nodes.2.state", "gone"), "cluster.nodes[2].state", "unreachable"),
     ("upgrade-pause-negative", "staging", _set("cluster.upgrade", {"pauseSeconds": -1}), "cluster.upgrade.pauseSeconds", "at least 0"),
     ("upgrade-no-drain-prod", "prod", _set("cluster.upgrade", {"drain": False}), "cluster.upgrade.drain", "must be true in prod"),
     ("upgrade-drain-word", "staging", _set("cluster.upgrade", {"drain": "yes"}), "cluster.upgrade.drain", "true or false"),
@@ -433,20 +472,11 @@ def test_deploy_refuses_and_registers_nothing(
     _assert_reported([str(p) for p in err.value.problems], path, words)
 
 
-def test_base_stacks_are_valid() -> None:
+def test_base_stacks_are_valid(tmp_path: Path) -> None:
     for name, doc in BASES.items():
-        raw = config_from_file(_write_tmp(doc, name))
-        parse_config(raw, project_root=PROJECT_ROOT)
-
-
-def _write_tmp(doc: Doc, name: str) -> Path:
-    import tempfile
-
-    fd, p = tempfile.mkstemp(prefix=f"Pulumi.{name}.", suffix=".yaml")
-    os.close(fd)
-    path = Path(p)
-    path.write_text(yaml.safe_dump(doc))
-    return path
+        path = tmp_path / f"Pulumi.{name}.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        parse_config(config_from_file(path), project_root=PROJECT_ROOT)
 
 
 # --------------------------------------------------------------------------- fuzzer

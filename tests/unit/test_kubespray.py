@@ -10,14 +10,21 @@ import pytest
 import yaml
 from conftest import FAKE_ADMIN_CONF, PROJECT_ROOT, PlatformMocks, kubespray_config, run_program
 
-from components.kubespray import KubesprayCluster, KubesprayClusterArgs, rewrite_server
+from components.kubespray import (
+    ETCD_SNAPSHOT_PLAYBOOK,
+    ETCD_SNAPSHOT_SCRIPT,
+    KubesprayCluster,
+    KubesprayClusterArgs,
+    rewrite_server,
+)
 from stacks import inventory as inv
 from stacks.config import parse_config
 
 CMD = "command:remote:Command"
 
 
-def build_cluster(cfg: dict[str, Any], previous_kube_version: str | None = None) -> KubesprayCluster:
+def build_cluster(cfg: dict[str, Any], previous: dict[str, Any] | None = None) -> KubesprayCluster:
+    """The component under mocks; `previous`: what the stack applied last ({"kubeVersion", "clusterLayout"})."""
     spec = parse_config(cfg, project_root=PROJECT_ROOT)
     holder: dict[str, KubesprayCluster] = {}
 
@@ -30,7 +37,7 @@ def build_cluster(cfg: dict[str, Any], previous_kube_version: str | None = None)
                 ssh_private_key=pulumi.Output.secret("test-key-material"),
                 inventory_name="k8s-platform-test",
                 kube_version=spec.cluster.kube_version,
-                previous_kube_version=previous_kube_version,
+                previous=previous,
             ),
         )
         holder["c"] = c
@@ -114,16 +121,18 @@ def test_uploaded_inventory_is_what_the_cli_prints(mocks: PlatformMocks) -> None
     spec = parse_config(cfg, project_root=PROJECT_ROOT)
     rendered = inv.render(spec.cluster, True)
     script = commands(mocks)["cluster-inventory"]["create"]
-    import base64
-    import re
-
-    blobs = [base64.b64decode(b).decode() for b in re.findall(r"printf '%s' (\S+) \| base64 -d", script)]
-    assert blobs[:2] == [rendered.hosts_yaml, rendered.group_vars_yaml]
-    assert yaml.safe_load(blobs[2]) == {
+    files = _uploaded_files(script)
+    assert [files["hosts.yaml"], files["k8s-platform.yml"]] == [rendered.hosts_yaml, rendered.group_vars_yaml]
+    assert yaml.safe_load(files["upgrade-vars.yaml"]) == {
         "drain_nodes": True, "drain_timeout": "360s", "drain_grace_period": 300, "serial": "20%",
         "upgrade_node_pause_seconds": 0,
     }  # fmt: skip
-    assert len(blobs) == 3
+    assert yaml.safe_load(files["remove-vars.yaml"]) == {"drain_timeout": "360s", "drain_grace_period": 300,
+                                                           "drain_retries": 3}  # fmt: skip
+    assert files["known_hosts.pinned"] == files["unreachable-nodes"] == "", "no pinned key, no node marked unreachable"
+    assert files["etcd-snapshot.yml"] == ETCD_SNAPSHOT_PLAYBOOK.read_text()
+    assert files["etcd-snapshot.sh"] == ETCD_SNAPSHOT_SCRIPT.read_text()
+    assert len(files) == 8, sorted(files)
 
 
 def test_kubeconfig_is_secret_and_points_at_endpoint(mocks: PlatformMocks) -> None:
@@ -161,7 +170,7 @@ def test_worker_only_node_gets_scale_and_remove(mocks: PlatformMocks) -> None:
     assert "scale.yml --limit node4" in node["create"]
     assert "playbooks/facts.yml" in node["create"]
     assert "get node node4" in node["create"]  # already joined by cluster.yml: skip
-    assert "remove-node.yml -e node=node4 -e skip_confirmation=true" in node["delete"]
+    assert "remove-node.yml -e node=node4 -e skip_confirmation=true -e @~/kubespray/inventory/k8s-platform-test/remove-vars.yaml $flags" in node["delete"].replace('"$HOME"/', "~/")
     # remove-node.yml needs the node in the inventory even after it left the config
     assert "remove-node4.yaml" in node["delete"]
 
@@ -242,7 +251,7 @@ def test_kube_version_change_is_an_upgrade_not_a_cluster_run(mocks: PlatformMock
 
 
 def test_upgrade_controls_reach_upgrade_cluster_only_and_upgrade_nothing_by_themselves(mocks: PlatformMocks) -> None:
-    controls = {"drain": True, "drainTimeout": "15m", "drainGracePeriod": 60, "serial": "1", "pauseSeconds": 120}
+    controls = {"drain": True, "drainTimeout": "900s", "drainGracePeriod": 60, "serial": "1", "pauseSeconds": 120}
     before, after = commands_before_after(mocks, upgrade=controls)
     inv_dir = '"$HOME"/kubespray/inventory/k8s-platform-test'
     assert f"upgrade-cluster.yml -e @{inv_dir}/upgrade-vars.yaml" in after["cluster-upgrade"]["update"]
@@ -256,7 +265,7 @@ def test_upgrade_controls_reach_upgrade_cluster_only_and_upgrade_nothing_by_them
 
     blobs = [base64.b64decode(b).decode() for b in re.findall(r"printf '%s' (\S+) \| base64 -d", after["cluster-inventory"]["create"])]
     assert yaml.safe_load(blobs[2]) == {
-        "drain_nodes": True, "drain_timeout": "15m", "drain_grace_period": 60, "serial": "1",
+        "drain_nodes": True, "drain_timeout": "900s", "drain_grace_period": 60, "serial": "1",
         "upgrade_node_pause_seconds": 120,
     }  # fmt: skip
 
@@ -287,11 +296,11 @@ def test_kube_version_change_rules(previous: str, current: str, words: str | Non
 def test_a_refused_kube_version_stops_at_the_first_command(mocks: PlatformMocks) -> None:
     cfg = kubespray_config()
     cfg["cluster"]["kubeVersion"] = "1.35.4"
-    build_cluster(cfg, previous_kube_version="1.35.4")
+    build_cluster(cfg, previous={"kubeVersion": "1.35.4"})
     allowed = commands(mocks)["cluster-prepare"]["create"]
     assert "exit 1" not in allowed.splitlines()[:2]
     mocks.resources.clear()
-    build_cluster(cfg, previous_kube_version="1.33.11")
+    build_cluster(cfg, previous={"kubeVersion": "1.33.11"})
     refused = commands(mocks)["cluster-prepare"]["create"]
     first, second = refused.splitlines()[:2]
     assert "cannot go from the deployed 1.33.11 to 1.35.4 in one step" in first and first.endswith(">&2")
@@ -380,3 +389,165 @@ def test_an_unknown_release_installs_its_requirements_as_they_are() -> None:
     cfg["cluster"]["kubespray"]["version"] = "v2.29.1"
     spec = parse_config(cfg, project_root=PROJECT_ROOT)
     assert spec.cluster.kubespray is not None and spec.cluster.kubespray.requirements_lock == ""
+
+
+def test_unreachable_worker_is_removed_without_touching_it(mocks: PlatformMocks) -> None:
+    cfg = _with_worker(kubespray_config())
+    cfg["cluster"]["nodes"][-1]["state"] = "unreachable"
+    cfg["cluster"]["nodeRemoval"] = {"drainTimeout": "120s", "drainRetries": 5}
+    build_cluster(cfg)
+    cmds = commands(mocks)
+    # no longer declared: Pulumi deletes its command, whose delete runs remove-node.yml
+    assert "cluster-node-node4" not in cmds
+    inventory = cmds["cluster-inventory"]["create"]
+    files = _uploaded_files(inventory)
+    assert files["unreachable-nodes"] == "node4\n"
+    assert yaml.safe_load(files["remove-vars.yaml"]) == {"drain_timeout": "120s", "drain_grace_period": 300,
+                                                           "drain_retries": 5}  # fmt: skip
+    hosts = yaml.safe_load(files["hosts.yaml"])
+    assert "node4" not in hosts["all"]["hosts"], "cluster.yml, scale.yml and upgrades must not reach a dead machine"
+    assert " node4" not in cmds["cluster-health"]["create"]
+
+
+def test_the_removal_flags_come_from_the_list_the_inventory_step_uploads(mocks: PlatformMocks) -> None:
+    build_cluster(_with_worker(kubespray_config()))
+    delete = commands(mocks)["cluster-node-node4"]["delete"]
+    assert 'grep -qxF node4 "$HOME"/kubespray/inventory/k8s-platform-test/unreachable-nodes' in delete
+    assert 'flags="-e reset_nodes=false -e allow_ungraceful_removal=true"' in delete
+
+
+def test_leaving_members_are_removed_before_cluster_yml(mocks: PlatformMocks) -> None:
+    build_cluster(kubespray_config())
+    script = commands(mocks)["cluster-cluster"]["create"]
+    removal = script.index("remove-node.yml")
+    assert removal < script.index(" cluster.yml"), "kubespray: remove-node.yml first, the node still in the inventory"
+    assert '-i "$HOME"/kubespray/inventory/k8s-platform-test/hosts.applied.yaml remove-node.yml -e node="$node"' in script
+    assert script.rstrip().endswith(
+        'cp "$HOME"/kubespray/inventory/k8s-platform-test/hosts.yaml "$HOME"/kubespray/inventory/k8s-platform-test/hosts.applied.yaml'
+    ), "the applied inventory is recorded only after cluster.yml succeeded"
+
+
+def _uploaded_files(script: str) -> dict[str, str]:
+    import base64
+    import re
+
+    out = {}
+    for encoded, path in re.findall(r"printf '%s' (\S+) \| base64 -d > (\S+)\.tmp", script.replace("''", "=")):
+        out[path.rsplit("/", 1)[-1]] = base64.b64decode(encoded).decode()
+    return out
+
+
+def test_node_host_keys_are_checked_by_default(mocks: PlatformMocks) -> None:
+    cfg = _with_worker(kubespray_config())
+    cfg["cluster"]["nodes"][-1]["hostKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINode4Key"
+    build_cluster(cfg)
+    cmds = commands(mocks)
+    known = '"$HOME"/kubespray/inventory/k8s-platform-test/known_hosts'.replace('"$HOME"', "$HOME")
+    for name in ("cluster-cluster", "cluster-upgrade", "cluster-node-node4"):
+        script = " ".join(str(cmds[name].get(k, "")) for k in ("create", "update", "delete"))
+        assert "ANSIBLE_HOST_KEY_CHECKING=True" in script and "ANSIBLE_HOST_KEY_CHECKING=False" not in script, name
+        assert (f'ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=30m -o ServerAliveInterval=30 '
+                f'-o UserKnownHostsFile={known} -o GlobalKnownHostsFile={known}.pinned '
+                '-o StrictHostKeyChecking=accept-new"') in script, name  # fmt: skip
+    files = _uploaded_files(cmds["cluster-inventory"]["create"])
+    assert files["known_hosts.pinned"] == "10.4.17.170 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINode4Key\n"
+
+
+def test_pinned_learns_nothing_and_off_is_dev_only(mocks: PlatformMocks) -> None:
+    cfg = kubespray_config()
+    cfg["cluster"]["hostKeyChecking"] = "pinned"
+    for i, n in enumerate(cfg["cluster"]["nodes"]):
+        n["hostKey"] = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey{i}"
+    build_cluster(cfg)
+    script = commands(mocks)["cluster-cluster"]["create"]
+    assert "-o UserKnownHostsFile=/dev/null" in script and "-o StrictHostKeyChecking=yes" in script
+    mocks.resources.clear()
+    dev = kubespray_config("dev")
+    dev["cluster"]["hostKeyChecking"] = "off"
+    build_cluster(dev)
+    script = commands(mocks)["cluster-cluster"]["create"]
+    assert "ANSIBLE_HOST_KEY_CHECKING=False" in script and "KnownHostsFile" not in script
+
+
+def test_control_host_proxy_and_pip_mirror_reach_git_and_pip(mocks: PlatformMocks) -> None:
+    build_cluster(kubespray_config())
+    plain = commands(mocks)["cluster-prepare"]["create"]
+    assert "export " not in plain, "nothing configured: the prepare script is as before"
+    mocks.resources.clear()
+    cfg = kubespray_config()
+    cfg["cluster"]["controlHost"]["proxy"] = {"https": "http://10.4.17.1:3128", "noProxy": "10.4.17.0/24,.corp"}
+    cfg["cluster"]["controlHost"]["pip"] = {"indexUrl": "http://10.4.17.5:8080/simple", "trustedHost": "10.4.17.5:8080"}
+    build_cluster(cfg)
+    script = commands(mocks)["cluster-prepare"]["create"]
+    lines = script.splitlines()
+    exports = [line for line in lines if line.startswith("export ")]
+    assert exports == [
+        "export https_proxy=http://10.4.17.1:3128", "export HTTPS_PROXY=http://10.4.17.1:3128",
+        "export no_proxy=10.4.17.0/24,.corp", "export NO_PROXY=10.4.17.0/24,.corp",
+        "export PIP_INDEX_URL=http://10.4.17.5:8080/simple", "export PIP_TRUSTED_HOST=10.4.17.5:8080",
+    ]  # fmt: skip
+    first_use = min(i for i, line in enumerate(lines) if "git fetch" in line or "pip install" in line)
+    assert max(lines.index(e) for e in exports) < first_use, "set before git fetch and pip run"
+
+
+@pytest.mark.parametrize(
+    ("access", "server", "group_vars"),
+    [
+        ({"mode": "kubeVip", "address": "10.4.17.5", "subnet": "10.4.17.0/24"}, "https://10.4.17.5:6443",
+         {"kube_vip_enabled": True, "kube_vip_controlplane_enabled": True, "kube_vip_arp_enabled": True,
+          "kube_vip_address": "10.4.17.5", "kube_proxy_strict_arp": True,
+          "loadbalancer_apiserver": {"address": "10.4.17.5", "port": 6443}}),
+        ({"mode": "externalLB", "address": "10.4.17.6", "port": 8383, "domainName": "api.example.com"},
+         "https://api.example.com:8383",
+         {"loadbalancer_apiserver": {"address": "10.4.17.6", "port": 8383},
+          "apiserver_loadbalancer_domain_name": "api.example.com"}),
+        ({"mode": "externalLB", "address": "10.4.17.6"}, "https://10.4.17.6:6443",
+         {"loadbalancer_apiserver": {"address": "10.4.17.6", "port": 6443}}),
+    ],
+    ids=["kubeVip", "externalLB-name", "externalLB-ip"],
+)  # fmt: skip
+def test_api_access_sets_kubesprays_vars_and_the_kubeconfig(
+    mocks: PlatformMocks, access: dict[str, Any], server: str, group_vars: dict[str, Any]
+) -> None:
+    cfg = kubespray_config()
+    cfg["cluster"]["apiAccess"] = access
+    spec = parse_config(cfg, project_root=PROJECT_ROOT)
+    rendered = yaml.safe_load(inv.render(spec.cluster, True).group_vars_yaml)
+    managed = {k: v for k, v in rendered.items() if k.startswith(("kube_vip", "loadbalancer", "apiserver_lb",
+                                                                    "apiserver_loadbalancer", "kube_proxy_strict"))}  # fmt: skip
+    assert managed == group_vars
+    assert "supplementary_addresses_in_ssl_keys" not in rendered, "kubespray adds the LB address to the SANs itself"
+    assert inv.api_server_url(spec.cluster) == server
+    c = build_cluster(cfg)
+    assert c is not None
+    exported = yaml.safe_load(rewrite_server(FAKE_ADMIN_CONF, inv.api_server_url(spec.cluster)))
+    assert exported["clusters"][0]["cluster"]["server"] == server
+
+
+def test_snapshot_before_cluster_yml_and_upgrades_not_before_workers(mocks: PlatformMocks) -> None:
+    build_cluster(_with_worker(kubespray_config()))
+    cmds = commands(mocks)
+    cluster = cmds["cluster-cluster"]["create"]
+    snap = cluster.index("/etcd-snapshot.yml")
+    assert cluster.index("if [ -f \"$HOME\"/kubespray/inventory/k8s-platform-test/artifacts/admin.conf ]; then") < snap
+    assert snap < cluster.index("remove-node.yml") < cluster.index(" cluster.yml"), "snapshot, leaving members, cluster.yml"
+    upgrade = cmds["cluster-upgrade"]["update"]
+    assert upgrade.index("/etcd-snapshot.yml") < upgrade.index("upgrade-cluster.yml -e @")
+    assert "etcd-snapshot" not in cmds["cluster-node-node4"]["create"] + cmds["cluster-node-node4"]["delete"]
+    mocks.resources.clear()
+    cfg = kubespray_config()
+    cfg["cluster"]["etcdBackup"] = {"beforeChanges": False}
+    build_cluster(cfg)
+    cmds = commands(mocks)
+    assert "etcd-snapshot.yml" not in cmds["cluster-cluster"]["create"] + cmds["cluster-upgrade"]["update"]
+
+
+def test_the_upgrade_step_upgrades_only_while_a_node_runs_another_version(mocks: PlatformMocks) -> None:
+    """pulumi-command re-runs `update` on any change of the command's text, e.g. a new program
+    version: the step must not drain every node again for a version they already run."""
+    build_cluster(kubespray_config())
+    update = commands(mocks)["cluster-upgrade"]["update"]
+    guard = update.index("if [ \"$versions\" = v1.34.4 ]; then")
+    assert "get nodes -o jsonpath='{range .items[*]}{.status.nodeInfo.kubeletVersion}" in update
+    assert guard < update.index("upgrade-cluster.yml -e @")
+    assert "upgrade-cluster.yml is not needed" in update[guard:]

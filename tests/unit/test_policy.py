@@ -480,3 +480,22 @@ def test_pack_without_environment_fails_closed() -> None:
         err = pack.close()
     assert set(levels.values()) == {pb.MANDATORY}
     assert "k8s-platform:environment is not set" in err
+
+
+def test_the_etcd_snapshot_cronjobs_may_mount_only_etcd_paths() -> None:
+    """The per-member CronJobs are allowed by app label, and only for their own kind of path."""
+
+    def cronjob(path: str, managed: bool = True) -> dict[str, Any]:
+        labels = {"app.kubernetes.io/name": "etcd-snapshot"}
+        if managed:
+            labels["app.kubernetes.io/managed-by"] = "k8s-platform"
+        volumes = [{"name": "etcd-certs", "hostPath": {"path": "/etc/ssl/etcd/ssl"}},
+                   {"name": "backup", "hostPath": {"path": "/var/backups/k8s-platform-etcd/scheduled"}},
+                   {"name": "x", "hostPath": {"path": path}}]  # fmt: skip
+        return {"kind": "CronJob", "metadata": {"name": "etcd-snapshot-cp9", "namespace": "kube-system", "labels": labels},
+                "spec": {"jobTemplate": {"spec": {"template": {"spec": {"volumes": volumes}}}}}}  # fmt: skip
+
+    assert g.check_no_hostpath(cronjob("/opt/bin/etcdctl")) == []
+    assert [m for m in g.check_no_hostpath(cronjob("/")) if "volumes[2]" in m]
+    assert [m for m in g.check_no_hostpath(cronjob("/root/.ssh")) if "volumes[2]" in m]
+    assert len(g.check_no_hostpath(cronjob("/opt/bin/etcdctl", managed=False))) == 3, "only the program's own"

@@ -166,6 +166,41 @@ class KubesprayUnderTest:
             report += [f"## playbooks/{entry}", *[f"- {n}" for n in notes], ""]
         (self.repo / "STANDIN.md").write_text("\n".join(report))
 
+    @property
+    def etcd_backups(self) -> Path:
+        """Where the stand-in etcd member keeps its snapshots (etcd_backup_prefix)."""
+        return self.dir / "etcd-backups"
+
+    def etcd_member(self, inventory_dir: Path, etcd_endpoint: str, bin_dir: str) -> Path:
+        """Make the stack's first etcd member this machine, reaching the local cluster's real etcd.
+
+        The program's own etcd-snapshot.yml (not kubespray's) runs on etcd[0] over SSH; the
+        KWOK nodes have no SSH, so the inventory's etcd group gets connection: local, the
+        engine's etcdctl and the local etcd's plain-http endpoint — kubespray's and the
+        playbook's own variables, in an inventory group_vars file the program never writes.
+        What runs is then the program's playbook and script for real: a real snapshot of the
+        real etcd behind the API server.
+        """
+        path = inventory_dir / "group_vars" / "etcd" / "standin.yml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {
+            "ansible_connection": "local",
+            "ansible_become": False,
+            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            "bin_dir": bin_dir,
+            "k8s_platform_etcd_endpoint": etcd_endpoint,
+            "k8s_platform_etcd_tls": False,
+            "etcd_backup_prefix": str(self.etcd_backups),
+        }
+        path.write_text(
+            "# STAND-IN (tests/e2e/lib/standin.py): etcd[0] is this machine, its etcd the local cluster's\n"
+            + yaml.safe_dump(doc, sort_keys=False)
+        )
+        return path
+
+    def etcd_snapshots(self, kind: str = "before-changes") -> list[Path]:
+        return sorted((self.etcd_backups / "k8s-platform-etcd" / kind).glob("etcd-snapshot-*.db"))
+
     def _git(self, *args: str) -> str:
         return run([*GIT, "-C", str(self.repo), *args], 60).stdout
 
