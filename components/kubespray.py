@@ -27,6 +27,7 @@ command's output keeps only a short tail, so state stays small and no secret is 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any
 import pulumi
 import pulumi_command as command
 import yaml
+from cryptography import x509
 
 from stacks import cluster_plan
 from stacks import inventory as inv
@@ -85,6 +87,10 @@ class KubesprayClusterArgs:
     # make is refused before any command runs
     kube_version: str = ""
     previous: pulumi.Input[Any] | None = None
+    # the kubeconfig this stack exported last (secret) and the refresh token recorded with it:
+    # admin.conf is re-read when that kubeconfig's client certificate nears its end
+    previous_kubeconfig: pulumi.Input[Any] | None = None
+    previous_kubeconfig_refresh: pulumi.Input[Any] | None = None
 
 
 def _q(value: str) -> str:
@@ -299,12 +305,12 @@ class KubesprayCluster(pulumi.ComponentResource):
         forks = min(max(len(cluster.nodes), 5), 50)
         key_flag = f" --private-key {_q(cluster.ansible_key_path)}" if cluster.ansible_key_path else ""
         checking, ssh_opts = ssh_args(cluster, f"{_dq(ks.workdir)}/inventory/{args.inventory_name}/known_hosts")
-        base = (
+        ansible_env = (
             f"ANSIBLE_PIPELINING=True ANSIBLE_HOST_KEY_CHECKING={checking} ANSIBLE_FORCE_COLOR=False "
-            f'ANSIBLE_SSH_ARGS="{ssh_opts}" '
-            f"{venv}/bin/ansible-playbook -i {inv_dir}/hosts.yaml --become "
-            f"--user {shlex.quote(cluster.ansible_user)}{key_flag} --forks {forks}"
+            f'ANSIBLE_SSH_ARGS="{ssh_opts}"'
         )
+        login = f"--become --user {shlex.quote(cluster.ansible_user)}{key_flag}"
+        base = f"{ansible_env} {venv}/bin/ansible-playbook -i {inv_dir}/hosts.yaml {login} --forks {forks}"
 
         def playbook(label: str, args_: str, pre: str = "") -> str:
             """Run one playbook with its log on the control host and a short tail in Pulumi."""
@@ -419,11 +425,38 @@ class KubesprayCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster, *self.nodes.values()]),
         )
 
+        # admin.conf as the first control-plane node has it now (kubespray's client role copies
+        # it on cluster.yml; the certificate renewal timer renews it there, not on this host),
+        # then printed: the exported kubeconfig. Re-read after every cluster.yml and upgrade,
+        # and when the exported one's client certificate nears its end (`refresh`, below).
+        admin_conf_src = "{{ k8s_platform_admin_conf | default('/etc/kubernetes/admin.conf') }}"
+        fetch_log = f"{logs}/kubeconfig-fetch.log"
+        reader_script = "\n".join(
+            [
+                "set -u",
+                "umask 077",
+                f"cd {src} || exit 1",
+                f"{ansible_env} {venv}/bin/ansible -i {inv_dir}/hosts.yaml 'kube_control_plane[0]' {login} "
+                f"-m ansible.builtin.fetch -a \"src={admin_conf_src} dest={_dq(ks.workdir)}/inventory/"
+                f"{args.inventory_name}/artifacts/admin.conf flat=true\" > {fetch_log} 2>&1"
+                f" || {{ echo 'reading admin.conf from the first control-plane node failed:' >&2;"
+                f" tail -n {LOG_TAIL_LINES} {fetch_log} | sed -E {shlex.quote(REDACT_SED)} >&2; exit 1; }}",
+                f"cat {inv_dir}/artifacts/admin.conf",
+            ]
+        )
+        refresh: pulumi.Input[str] = ""
+        if args.previous_kubeconfig is not None:
+            refresh = pulumi.Output.unsecret(
+                pulumi.Output.all(args.previous_kubeconfig, args.previous_kubeconfig_refresh).apply(
+                    lambda v: self._refresh_token(v[0], v[1])
+                )
+            )
+        self.kubeconfig_refresh = pulumi.Output.from_input(refresh)
         self.kubeconfig_reader = command.remote.Command(
             f"{name}-kubeconfig",
             connection=connection,
-            create=f"cat {inv_dir}/artifacts/admin.conf",
-            triggers=[digest, kube_version],
+            create=reader_script,
+            triggers=[digest, kube_version, refresh],
             logging=command.remote.Logging.NONE,
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -480,6 +513,17 @@ class KubesprayCluster(pulumi.ComponentResource):
             }
         )
 
+    def _refresh_token(self, previous_kubeconfig: Any, previous_token: Any) -> str:
+        """The reader's refresh trigger: unchanged until the exported certificate nears its end."""
+        token, note = kubeconfig_refresh(
+            previous_kubeconfig if isinstance(previous_kubeconfig, str) else "",
+            previous_token if isinstance(previous_token, str) else "",
+            dt.datetime.now(dt.UTC),
+        )
+        if note:
+            pulumi.log.info(f"plan: {note}", resource=self)
+        return token
+
     def _worker(
         self, name, node: Node, connection, playbook, kubectl: str, inv_dir: str, removal_vars: str
     ) -> command.remote.Command:  # type: ignore[no-untyped-def]
@@ -523,6 +567,40 @@ class KubesprayCluster(pulumi.ComponentResource):
             delete=delete,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
         )
+
+
+KUBECONFIG_REFRESH_DAYS = 30
+
+
+def client_cert_not_after(kubeconfig: str) -> dt.datetime | None:
+    """When the (first) user's client certificate of a kubeconfig expires, or None."""
+    try:
+        doc = yaml.safe_load(kubeconfig) if kubeconfig else None
+        users = doc.get("users") if isinstance(doc, dict) else None
+        user = users[0].get("user") if isinstance(users, list) and users and isinstance(users[0], dict) else None
+        data = user.get("client-certificate-data") if isinstance(user, dict) else None
+        if not isinstance(data, str):
+            return None
+        cert = x509.load_pem_x509_certificate(base64.b64decode(data))
+    except (ValueError, TypeError, yaml.YAMLError):
+        return None
+    return cert.not_valid_after_utc
+
+
+def kubeconfig_refresh(previous_kubeconfig: str, previous_token: str, now: dt.datetime) -> tuple[str, str]:
+    """(token, note): the exported kubeconfig is re-read when its client certificate expires
+    within KUBECONFIG_REFRESH_DAYS; the token changes then and stays as it is otherwise (so the
+    run after a refresh is no change at all)."""
+    not_after = client_cert_not_after(previous_kubeconfig)
+    if not_after is None or not_after - now > dt.timedelta(days=KUBECONFIG_REFRESH_DAYS):
+        return previous_token, ""
+    left = (not_after - now).days
+    when = f"expired on {not_after:%Y-%m-%d}" if left < 0 else f"expires on {not_after:%Y-%m-%d} (in {left} days)"
+    return (
+        f"refreshed-{now:%Y-%m-%d}",
+        f"kubeconfig: the exported client certificate {when}: admin.conf is read again from the first "
+        "control-plane node (where the certificate renewal timer renews it)",
+    )
 
 
 def rewrite_server(kubeconfig: str, server: str) -> str:

@@ -21,7 +21,7 @@ import pulumi_kubernetes as k8s
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.etcd_backup import EtcdSnapshots, EtcdSnapshotsArgs, cronjob_name, mirrored
 from components.helm_release import HelmRelease, HelmReleaseArgs
-from components.kubespray import KubesprayCluster, KubesprayClusterArgs
+from components.kubespray import KubesprayCluster, KubesprayClusterArgs, client_cert_not_after
 from components.mysql import MySQLCluster, MySQLClusterArgs
 from components.namespaces import NamespacesArgs, PlatformNamespaces
 from components.volumes import StaticVolumes, StaticVolumesArgs
@@ -138,6 +138,8 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
                 previous=pulumi.Output.all(
                     kubeVersion=previous_output("kubeVersion"), clusterLayout=previous_output("clusterLayout")
                 ),
+                previous_kubeconfig=previous_output("kubeconfig"),
+                previous_kubeconfig_refresh=previous_output("kubeconfigRefresh"),
             ),
         )
         kubeconfig = cluster.kubeconfig
@@ -152,6 +154,12 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
         layout = cluster_plan.layout(spec.cluster, spec.schedulable_control_plane)
         outputs["clusterLayout"] = pulumi.Output.unsecret(cluster.kubeconfig_reader.stdout.apply(lambda _: layout))
         outputs["nodes"] = [n.name for n in spec.cluster.members]
+        # the refresh token the next run compares with, and when the exported client certificate
+        # ends (a date, no secret)
+        outputs["kubeconfigRefresh"] = cluster.kubeconfig_refresh
+        outputs["kubeconfigExpires"] = pulumi.Output.unsecret(
+            cluster.kubeconfig.apply(lambda k: (d.date().isoformat() if (d := client_cert_not_after(k)) else ""))
+        )
     else:
         kubeconfig = _existing_kubeconfig(spec, secrets)
         if spec.schedulable_control_plane:

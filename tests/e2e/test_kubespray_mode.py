@@ -13,11 +13,15 @@ playbook ran, with which limit and flags.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from lib.kube import write_kubeconfig
+from lib.pki import admin_client_cert
 from lib.stack import E2EStack
 from lib.util import free_port
 
@@ -115,6 +119,7 @@ def test_full_up_then_no_op_runs_no_playbook(stack_factory: Any, kubespray_stand
     assert len(si.etcd_snapshots()) <= 2, "etcdBackup.retention: 2"
 
     # 5. destroy without resetOnDestroy: workloads gone, PVCs kept, no reset.yml
+    si.clear_invocations()
     stack.destroy()
     assert runs(si) == []
     assert APP not in local_cluster.kubectl("get", "deployment", "-n", APP_NS, check=False)
@@ -219,6 +224,48 @@ def test_add_upgrade_remove_worker(stack_factory: Any, kubespray_standin: Any, l
     stack.preview(600, True, "--expect-no-changes")
     assert stack.outputs()["nodes"] == ["node1", "node2", "node3"]
     assert stack.leaks() == []
+
+
+def test_the_exported_kubeconfig_is_read_again_before_its_certificate_ends(
+    stack_factory: Any, kubespray_standin: Any, local_cluster: Any, tmp_path: Path
+) -> None:
+    """kubespray's renewal timer renews admin.conf on the control-plane nodes, not the copy the
+    stack exported: the program reads it again from the first control-plane node once the
+    exported client certificate is within 30 days of its end, and only then."""
+    si = kubespray_standin
+    stack = stack_factory("kubespray", {"mysql": {"enabled": False}, "helm": {"releases": []}, "apps": []})
+    stack.up()
+    far = stack.outputs()["kubeconfigExpires"]
+    assert far > (dt.date.today() + dt.timedelta(days=300)).isoformat(), far
+    inventory = Path(stack.config()["cluster"]["kubespray"]["workdir"]) / "inventory" / "k8s-platform-e2e"
+
+    # the exported kubeconfig nears its end: a 10-day client certificate from the cluster's CA
+    cert, key = admin_client_cert(local_cluster.pki, days=10)
+    short = write_kubeconfig(str(tmp_path / "short.conf"), local_cluster.server, local_cluster.pki.ca_crt.read_bytes(), cert, key)
+    si.first_node_admin_conf(inventory, Path(short))
+    reader = next(u for u in resource_urns(stack) if u.endswith("::cluster-kubeconfig"))
+    stack.run("up", "--yes", "--skip-preview", "--replace", reader, timeout=600)
+    soon = stack.outputs()["kubeconfigExpires"]
+    assert soon == (dt.datetime.now(dt.UTC) + dt.timedelta(days=10)).date().isoformat(), soon
+
+    # the renewal timer has renewed it on the node: the next preview says it is read again …
+    si.first_node_admin_conf(inventory, si.admin_conf)
+    planned = stack.preview().output
+    assert "plan: kubeconfig: the exported client certificate expires on" in planned, planned[-3000:]
+    assert "admin.conf is read again from the first control-plane node" in planned
+    # … the update does it, and the kubeconfig works against the API server …
+    si.clear_invocations()
+    stack.up()
+    assert runs(si) == [], "reading admin.conf runs no playbook"
+    assert stack.outputs()["kubeconfigExpires"] == far
+    # … and the run after it is no change at all
+    stack.preview(600, True, "--expect-no-changes")
+    assert stack.leaks() == []
+
+
+def resource_urns(stack: E2EStack) -> list[str]:
+    state = json.loads(stack.run("stack", "export", timeout=60).stdout)
+    return [r["urn"] for r in state["deployment"].get("resources") or []]
 
 
 def test_failing_playbook_fails_up_then_next_up_succeeds(stack_factory: Any, kubespray_standin: Any) -> None:

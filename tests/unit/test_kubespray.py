@@ -551,3 +551,55 @@ def test_the_upgrade_step_upgrades_only_while_a_node_runs_another_version(mocks:
     assert "get nodes -o jsonpath='{range .items[*]}{.status.nodeInfo.kubeletVersion}" in update
     assert guard < update.index("upgrade-cluster.yml -e @")
     assert "upgrade-cluster.yml is not needed" in update[guard:]
+
+
+def _kubeconfig_with_cert(days: float) -> str:
+    import base64
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubernetes-admin")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=days))
+            .sign(key, hashes.SHA256()))  # fmt: skip
+    pem = base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode()
+    return yaml.safe_dump({"users": [{"name": "kubernetes-admin", "user": {"client-certificate-data": pem}}]})
+
+
+def test_kubeconfig_refresh_token_changes_only_when_the_certificate_nears_its_end() -> None:
+    import datetime as dt
+
+    from components.kubespray import client_cert_not_after, kubeconfig_refresh
+
+    now = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+    fresh, near = _kubeconfig_with_cert(300), _kubeconfig_with_cert(12)
+    assert client_cert_not_after(fresh) is not None and client_cert_not_after("not yaml: [") is None
+    assert client_cert_not_after(yaml.safe_dump({"users": [{"user": {"token": "x"}}]})) is None
+    real_now = dt.datetime.now(dt.UTC)
+    # far from its end: the recorded token stays, whatever it is (no change, no diff)
+    assert kubeconfig_refresh(fresh, "", real_now) == ("", "")
+    assert kubeconfig_refresh(fresh, "refreshed-2026-01-05", real_now) == ("refreshed-2026-01-05", "")
+    # within 30 days: a new token (the reader runs again), and a plan line saying why
+    token, note = kubeconfig_refresh(near, "refreshed-2026-01-05", real_now)
+    assert token == f"refreshed-{real_now:%Y-%m-%d}" and "expires on" in note and "(in 11 days)" in note, note
+    assert "expired on" in kubeconfig_refresh(near, "", now + dt.timedelta(days=400))[1]
+    # nothing to read (first run, existing mode, no client certificate): nothing happens
+    assert kubeconfig_refresh("", "", real_now) == ("", "")
+
+
+def test_the_reader_fetches_admin_conf_from_the_first_control_plane_node(mocks: PlatformMocks) -> None:
+    build_cluster(kubespray_config(), previous={"kubeVersion": "1.34.4"})
+    reader = mocks.named("cluster-kubeconfig").inputs
+    script = reader["create"]
+    fetch = script.index("/bin/ansible -i ")
+    assert "'kube_control_plane[0]' --become --user tiger" in script
+    assert ("-m ansible.builtin.fetch -a \"src={{ k8s_platform_admin_conf | default('/etc/kubernetes/admin.conf') }} "
+            "dest=$HOME/kubespray/inventory/k8s-platform-test/artifacts/admin.conf flat=true\"") in script  # fmt: skip
+    assert fetch < script.index("cat \"$HOME\"/kubespray/inventory/k8s-platform-test/artifacts/admin.conf")
+    assert "> \"$HOME\"/kubespray/logs/kubeconfig-fetch.log 2>&1" in script, "stdout is the kubeconfig only"

@@ -49,6 +49,7 @@ def _cert(
     ca: bool = False,
     server_names: tuple[str, ...] = (),
     client: bool = False,
+    days: float = 400,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     b = (
@@ -58,7 +59,8 @@ def _cert(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=7))
+        # longer than the program's kubeconfig refresh window (30 days), like kubeadm's year
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
     if ca:
@@ -133,3 +135,14 @@ def make_pki(directory: Path) -> Pki:
         ),
         sa_key=_write(directory / "sa.key", _pem_key(sa_key)),
     )
+
+
+def admin_client_cert(pki: Pki, days: float) -> tuple[bytes, bytes]:
+    """(cert PEM, key PEM): another system:masters client certificate from the cluster's CA,
+    valid for `days` — a kubeconfig nearing its end."""
+    ca = x509.load_pem_x509_certificate(pki.ca_crt.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _cert(_name("kubernetes-admin", "system:masters"), key, ca.subject, ca_key, client=True, days=days)
+    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)

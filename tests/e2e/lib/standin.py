@@ -171,7 +171,7 @@ class KubesprayUnderTest:
         """Where the stand-in etcd member keeps its snapshots (etcd_backup_prefix)."""
         return self.dir / "etcd-backups"
 
-    def etcd_member(self, inventory_dir: Path, etcd_endpoint: str, bin_dir: str) -> Path:
+    def etcd_member(self, inventory_dir: Path, etcd_endpoint: str, bin_dir: str, admin_conf: Path | None = None) -> Path:
         """Make the stack's first etcd member this machine, reaching the local cluster's real etcd.
 
         The program's own etcd-snapshot.yml (not kubespray's) runs on etcd[0] over SSH; the
@@ -191,12 +191,21 @@ class KubesprayUnderTest:
             "k8s_platform_etcd_endpoint": etcd_endpoint,
             "k8s_platform_etcd_tls": False,
             "etcd_backup_prefix": str(self.etcd_backups),
+            # the first control-plane node's /etc/kubernetes/admin.conf (node1 is in both groups)
+            "k8s_platform_admin_conf": str(admin_conf or self.admin_conf),
         }
         path.write_text(
             "# STAND-IN (tests/e2e/lib/standin.py): etcd[0] is this machine, its etcd the local cluster's\n"
             + yaml.safe_dump(doc, sort_keys=False)
         )
         return path
+
+    def first_node_admin_conf(self, inventory_dir: Path, admin_conf: Path) -> None:
+        """What the first control-plane node's /etc/kubernetes/admin.conf is, from now on."""
+        path = inventory_dir / "group_vars" / "etcd" / "standin.yml"
+        doc = yaml.safe_load(path.read_text())
+        doc["k8s_platform_admin_conf"] = str(admin_conf)
+        path.write_text(path.read_text().splitlines()[0] + "\n" + yaml.safe_dump(doc, sort_keys=False))
 
     def etcd_snapshots(self, kind: str = "before-changes") -> list[Path]:
         return sorted((self.etcd_backups / "k8s-platform-etcd" / kind).glob("etcd-snapshot-*.db"))
