@@ -251,12 +251,17 @@ class KubesprayCluster(pulumi.ComponentResource):
                     pulumi.log.info(f"plan: {line}", resource=self)
                 if not plan.problems:
                     return prepare_script
-                # fails the preview; an up without preview stops at the first command, before
-                # kubespray is even fetched, so nothing after it runs
-                for problem in plan.problems:
-                    pulumi.log.error(problem, resource=self)
-                refusal = "\n".join(plan.problems)
-                return f"echo {shlex.quote(refusal)} >&2\nexit 1\n{prepare_script}"
+                # the program stops with every problem in its error (a log call right before
+                # might not be delivered before the program exits): the preview fails (a PR check
+                # too), and an up registers no command at all — kubespray is not even fetched
+                raise pulumi.RunError(
+                    "\n".join(
+                        [
+                            *plan.problems,
+                            f"{len(plan.problems)} cluster change(s) refused before anything runs; nothing was changed",
+                        ]
+                    )
+                )
 
             # nothing in the record is secret; a StackReference output inherits the secrecy of the
             # stack's other outputs (the kubeconfig), which would turn this command's text secret

@@ -43,7 +43,11 @@ def _describe_access(access: Mapping[str, Any]) -> str:
     if access.get("mode") == "localProxy":
         return "localProxy"
     where = access.get("domainName") or access.get("address")
-    return f"{access.get('mode')} {where}:{access.get('port')}"
+    port = access.get("port")
+    # numbers read back through a StackReference are floats (JSON)
+    if isinstance(port, float) and port.is_integer():
+        port = int(port)
+    return f"{access.get('mode')} {where}:{port}"
 
 
 def _minor(version: str) -> tuple[int, int, int] | None:

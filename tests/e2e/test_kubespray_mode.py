@@ -20,10 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from lib import engine
 from lib.kube import write_kubeconfig
 from lib.pki import admin_client_cert
+from lib.pyindex import PyIndex
+from lib.sshd import ControlHost
 from lib.stack import E2EStack
-from lib.util import free_port
+from lib.util import REPO_ROOT, free_port
+
+from tests.support.kubespray_tree import ensure_wheelhouse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
@@ -261,6 +267,102 @@ def test_the_exported_kubeconfig_is_read_again_before_its_certificate_ends(
     # … and the run after it is no change at all
     stack.preview(600, True, "--expect-no-changes")
     assert stack.leaks() == []
+
+
+def test_a_control_plane_member_joins_and_leaves_the_way_kubespray_documents(
+    stack_factory: Any, kubespray_standin: Any, local_cluster: Any
+) -> None:
+    si = kubespray_standin
+    stack = stack_factory("kubespray", {"mysql": {"enabled": False}, "helm": {"releases": []}, "apps": []})
+    stack.up()
+    cfg = stack.config()
+    with_cp2 = copy.deepcopy(cfg)
+    with_cp2["cluster"]["nodes"].append({"name": "cp2", "address": "127.0.1.9", "roles": ["control-plane", "worker"]})
+    stack.write_config(with_cp2)
+    planned = stack.preview().output
+    assert "plan: etcd-snapshot.yml on node1 (the first etcd member) first" in planned, planned[-3000:]
+    assert "plan: cluster.yml on 4 node(s) (node1, node2, node3, cp2): cp2 joins the control plane/etcd" in planned
+    si.clear_invocations()
+    stack.up()
+    assert runs(si) == [("cluster.yml", None)], runs(si)
+    assert si.invocations()[0]["groups"]["kube_control_plane"] == ["node1", "cp2"]
+    assert "cp2" in local_cluster.ready_nodes()
+
+    # it leaves: remove-node.yml with the node still in the inventory cluster.yml applied
+    # last, then cluster.yml without it — one update
+    stack.write_config(cfg)
+    planned = stack.preview().output
+    assert ("plan: remove-node.yml -e node=cp2 (before cluster.yml, the node still in the inventory): "
+            "control-plane, worker node cp2 removed from nodes") in planned, planned[-3000:]  # fmt: skip
+    si.clear_invocations()
+    stack.up()
+    assert runs(si) == [("remove_node.yml", None), ("cluster.yml", None)], runs(si)
+    removal, rerun = si.invocations()
+    assert removal["node"] == "cp2" and "cp2" in removal["groups"]["kube_control_plane"], removal
+    assert rerun["groups"]["kube_control_plane"] == ["node1"]
+    assert "cp2" not in local_cluster.node_names()
+    stack.preview(600, True, "--expect-no-changes")
+
+
+def test_api_access_external_lb_reaches_kubespray_and_the_kubeconfig(
+    stack_factory: Any, kubespray_standin: Any, local_cluster: Any
+) -> None:
+    port = int(local_cluster.server.rsplit(":", 1)[1])
+    access = {"mode": "externalLB", "address": "127.0.0.1", "port": port}
+    stack = stack_factory("kubespray", {"mysql": {"enabled": False}, "helm": {"releases": []}, "apps": [],
+                                        "cluster": {"apiServerEndpoint": None, "apiAccess": access}})  # fmt: skip
+    stack.up()  # the add-ons go in through the exported kubeconfig: it works
+    kubeconfig = yaml.safe_load(stack.outputs(show_secrets=True)["kubeconfig"])
+    stack.history.pop()  # the one call allowed to print a secret
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == f"https://127.0.0.1:{port}"
+    inventory = Path(stack.config()["cluster"]["kubespray"]["workdir"]) / "inventory" / "k8s-platform-e2e"
+    group_vars = yaml.safe_load((inventory / "group_vars" / "all" / "k8s-platform.yml").read_text())
+    assert group_vars["loadbalancer_apiserver"] == {"address": "127.0.0.1", "port": port}
+    # a running cluster does not move to another endpoint
+    cfg = stack.config()
+    cfg["cluster"].pop("apiAccess")
+    cfg["cluster"]["apiServerEndpoint"] = local_cluster.server
+    stack.write_config(cfg)
+    refused = stack.preview(600, False)
+    assert refused.returncode != 0
+    assert f"cluster.apiAccess: the cluster was installed with externalLB 127.0.0.1:{port}, now localProxy" in refused.output, (
+        refused.output[-3000:]
+    )
+
+
+def test_the_control_host_installs_kubesprays_requirements_from_its_pip_mirror(
+    stack_factory: Any, kubespray_standin: Any, local_cluster: Any, tmp_path: Path
+) -> None:
+    """controlHost.pip: a control host whose only package source is the team's mirror (a
+    PEP 503 index over plain http on loopback) installs kubespray's hash-pinned requirements
+    from it; the session's control host installs from a local wheelhouse instead."""
+    wheelhouse = ensure_wheelhouse(REPO_ROOT / "stacks" / "kubespray_releases" / "v2.31.0.requirements.txt")
+    index = PyIndex(tmp_path / "pyindex", wheelhouse).start()
+    host = ControlHost(tmp_path / "control-host", env={"PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    try:
+        host.start()
+        workdir = tmp_path / "kubespray"
+        # the same stand-in etcd member / first control-plane node as the session's stacks
+        kubespray_standin.etcd_member(workdir / "inventory" / "k8s-platform-e2e",
+                                      f"http://127.0.0.1:{local_cluster.ports['etcd']}",
+                                      str(Path(engine.binary("etcdctl")).parent))  # fmt: skip
+        stack = stack_factory(
+            "kubespray",
+            {"mysql": {"enabled": False}, "helm": {"releases": []}, "apps": [],
+             "cluster": {"kubespray": {"workdir": str(workdir)},
+                         "controlHost": {"port": host.port, "hostKey": host.host_public_key,
+                                         "pip": {"indexUrl": index.url, "trustedHost": index.host}}}},
+            secrets={"sshPrivateKey": host.private_key},
+        )  # fmt: skip
+        stack.up()
+        asked = index.requested()
+        assert "/simple/ansible-core/" in asked, asked
+        assert any(p.startswith("/files/ansible_core-2.18.") for p in asked), asked
+        assert (workdir / "venv" / "bin" / "ansible-playbook").exists()
+        assert stack.leaks() == []
+    finally:
+        host.stop()
+        index.stop()
 
 
 def resource_urns(stack: E2EStack) -> list[str]:

@@ -217,3 +217,13 @@ def test_a_kubespray_change_is_its_own_step() -> None:
     assert any("v2.31.0 does not install the Kubernetes this cluster runs (1.32.9" in x for x in old.problems), old.problems
     alone = cluster_plan.plan(spec(BASE), True, before, "1.34.4", "1.34.4")
     assert alone.problems == []
+
+
+def test_a_record_read_back_through_pulumi_has_float_numbers() -> None:
+    """StackReference outputs are JSON: 6443 comes back as 6443.0 — equal, and shown as 6443."""
+    lb = {"mode": "externalLB", "address": "10.4.17.6", "port": 8383}
+    before = recorded(BASE, apiAccess=lb)
+    before["apiAccess"]["port"] = 8383.0
+    assert cluster_plan.plan(spec(BASE, apiAccess=lb), True, before, "1.34.4", "1.34.4").problems == []
+    moved = cluster_plan.plan(spec(BASE), True, before, "1.34.4", "1.34.4").problems
+    assert moved and "installed with externalLB 10.4.17.6:8383, now localProxy" in moved[0], moved

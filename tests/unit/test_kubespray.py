@@ -293,19 +293,17 @@ def test_kube_version_change_rules(previous: str, current: str, words: str | Non
         assert previous in problem and current in problem
 
 
-def test_a_refused_kube_version_stops_at_the_first_command(mocks: PlatformMocks) -> None:
+def test_a_refused_kube_version_stops_the_program_before_any_command(mocks: PlatformMocks) -> None:
     cfg = kubespray_config()
     cfg["cluster"]["kubeVersion"] = "1.35.4"
     build_cluster(cfg, previous={"kubeVersion": "1.35.4"})
-    allowed = commands(mocks)["cluster-prepare"]["create"]
-    assert "exit 1" not in allowed.splitlines()[:2]
+    assert "cluster-prepare" in commands(mocks)
     mocks.resources.clear()
-    build_cluster(cfg, previous={"kubeVersion": "1.33.11"})
-    refused = commands(mocks)["cluster-prepare"]["create"]
-    first, second = refused.splitlines()[:2]
-    assert "cannot go from the deployed 1.33.11 to 1.35.4 in one step" in first and first.endswith(">&2")
-    assert second == "exit 1", "prepare fails before git fetch: nothing after it runs"
-    assert refused.endswith(allowed)
+    with pytest.raises(Exception) as refused:
+        build_cluster(cfg, previous={"kubeVersion": "1.33.11"})
+    assert "1 cluster change(s) refused before anything runs" in str(refused.value)
+    assert "cluster.kubeVersion: cannot go from the deployed 1.33.11 to 1.35.4 in one step" in str(refused.value)
+    assert not [r for r in mocks.of_type(CMD)], "no command is registered: nothing runs"
 
 
 def test_reset_only_when_asked(mocks: PlatformMocks) -> None:
