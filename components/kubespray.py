@@ -5,15 +5,23 @@ one job:
 
 - `<name>-prepare`    fetch kubespray at the pinned version into `workdir`, with its
                       own Python venv (re-runs when version or source change)
-- `<name>-inventory`  upload hosts.yaml + group_vars (re-runs when they change)
-- `<name>-cluster`    `cluster.yml` (re-runs when the control plane / etcd layout,
-                      group_vars or the kubespray version change; never on a no-op up)
+- `<name>-inventory`  upload hosts.yaml, group_vars and the files the other steps read
+                      (upgrade/remove vars, pinned host keys, nodes marked unreachable, the
+                      etcd snapshot playbook); re-runs when they change
+- `<name>-cluster`    on a running cluster an etcd snapshot first (cluster.etcdBackup), then
+                      `remove-node.yml` for control-plane/etcd members that left, then
+                      `cluster.yml` (re-runs when the control plane / etcd layout, group_vars
+                      or the kubespray version change; never on a no-op up)
 - `<name>-node-<n>`   one per worker-only node: `scale.yml --limit <n>` when it is
                       added to a running cluster, `remove-node.yml` when it is removed
-                      from the config (not when the stack is destroyed)
-- `<name>-upgrade`    `upgrade-cluster.yml` when `kubeVersion` changes, with `cluster.upgrade`'s
-                      drain/serial/pause controls (-e @upgrade-vars.yaml)
-- `<name>-kubeconfig` reads `artifacts/admin.conf` back (secret output)
+                      from the config or marked unreachable (not when the stack is destroyed)
+- `<name>-upgrade`    an etcd snapshot, then `upgrade-cluster.yml` when `kubeVersion` changes,
+                      with `cluster.upgrade`'s drain/serial/pause controls (-e @upgrade-vars.yaml)
+- `<name>-kubeconfig` fetches the first control-plane node's admin.conf and reads it back
+                      (secret output); again when its client certificate nears its end
+
+Before any of them, the update's playbook plan is printed and the changes kubespray cannot
+make are refused (stacks/cluster_plan.py, from what this stack applied last).
 - `<name>-health`     the health gate (`cluster.healthGate`): after the cluster is installed
                       or changed, waits until /readyz answers, every node is Ready and
                       kube-system's workloads are available (kubespray_scripts/health-gate.sh);
