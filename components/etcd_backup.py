@@ -25,6 +25,9 @@ NAMESPACE = "kube-system"
 APP = "etcd-snapshot"
 SCRIPT_KEY = "etcd-snapshot.sh"
 CRONJOB_NAME_MAX = 52  # CronJob names leave room for the Job's suffix
+# kubespray's defaults; a stack that changes them through extraVars changes them here too
+KUBESPRAY_BIN_DIR = "/usr/local/bin"  # bin_dir: where etcdctl is on the node
+KUBESPRAY_ETCD_CERT_DIR = "/etc/ssl/etcd/ssl"  # etcd_cert_dir
 
 
 @dataclass(frozen=True)
@@ -32,8 +35,8 @@ class EtcdSnapshotsArgs:
     backup: EtcdBackup
     members: tuple[str, ...]  # the etcd members (Kubernetes nodes), by node name
     image: str  # the shell image, after the stack's registry mirror
-    bin_dir: str = "/usr/local/bin"  # kubespray's bin_dir: where etcdctl is on the node
-    cert_dir: str = "/etc/ssl/etcd/ssl"  # kubespray's etcd_cert_dir
+    bin_dir: str = KUBESPRAY_BIN_DIR
+    cert_dir: str = KUBESPRAY_ETCD_CERT_DIR
 
 
 def mirrored(image: str, docker_repo: str) -> str:

@@ -212,8 +212,9 @@ def plan(
             f"remove-node.yml -e node={r.name}{_removal_flags(unreachable)} (before cluster.yml, the node still in "
             f"the inventory): {', '.join(r.roles)} node {r.name} {why}"
         )
-    digest = inv.cluster_digest(cluster, schedulable_control_plane)
-    if digest != previous_layout.get("digest"):
+    cluster_yml = inv.cluster_digest(cluster, schedulable_control_plane) != previous_layout.get("digest")
+    upgrading = bool(previous_kube_version and kube_version and previous_kube_version != kube_version)
+    if cluster_yml:
         reasons = []
         if joining_core:
             reasons.append(f"{_names(joining_core)} joins the control plane/etcd")
@@ -228,7 +229,7 @@ def plan(
     for n in members:
         if n.worker_only and not (by_name.get(n.name) and by_name[n.name].present):
             result.lines.append(f"facts.yml, then scale.yml --limit {n.name}: worker {n.name} added")
-    if previous_kube_version and kube_version and previous_kube_version != kube_version:
+    if upgrading:
         up = cluster.upgrade
         drain = f"drain on, timeout {up.drain_timeout}" if up.drain else "drain off"
         result.lines.append(
@@ -246,11 +247,9 @@ def plan(
             f"removed from nodes: drained (timeout {cluster.removal.drain_timeout}), then reset"
         )
         result.lines.append(f"remove-node.yml -e node={r.name}{_removal_flags(unreachable)}: worker {r.name} {why}")
-    changes_running_cluster = [
-        line for line in result.lines if line.startswith(("cluster.yml", "upgrade-cluster.yml", "remove-node.yml -e node="))
-        and ("before cluster.yml" in line or not line.startswith("remove-node"))
-    ]  # fmt: skip
-    if changes_running_cluster and cluster.etcd_backup.before_changes:
+    # the cluster and upgrade steps snapshot etcd first (a member leaving changes the digest too);
+    # workers joining or leaving touch no etcd member
+    if (cluster_yml or upgrading) and cluster.etcd_backup.before_changes:
         first_etcd = next((r.name for r in was_member if ROLE_ETCD in r.roles), "the first etcd member")
         result.lines.insert(
             0,

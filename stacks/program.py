@@ -19,7 +19,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
-from components.etcd_backup import EtcdSnapshots, EtcdSnapshotsArgs, cronjob_name, mirrored
+from components.etcd_backup import (
+    KUBESPRAY_BIN_DIR,
+    KUBESPRAY_ETCD_CERT_DIR,
+    EtcdSnapshots,
+    EtcdSnapshotsArgs,
+    cronjob_name,
+    mirrored,
+)
 from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.kubespray import KubesprayCluster, KubesprayClusterArgs, client_cert_not_after
 from components.mysql import MySQLCluster, MySQLClusterArgs
@@ -204,8 +211,8 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
                 members=tuple(n.name for n in spec.cluster.members if n.is_etcd),
                 image=mirrored(spec.cluster.etcd_backup.image, spec.cluster.image_repos.docker),
                 # kubespray's own variables, when the stack changes them through extraVars
-                bin_dir=str(extra.get("bin_dir", "/usr/local/bin")),
-                cert_dir=str(extra.get("etcd_cert_dir", "/etc/ssl/etcd/ssl")),
+                bin_dir=str(extra.get("bin_dir", KUBESPRAY_BIN_DIR)),
+                cert_dir=str(extra.get("etcd_cert_dir", KUBESPRAY_ETCD_CERT_DIR)),
             ),
             opts=in_cluster,
         )

@@ -430,7 +430,8 @@ def _uploaded_files(script: str) -> dict[str, str]:
     import re
 
     out = {}
-    for encoded, path in re.findall(r"printf '%s' (\S+) \| base64 -d > (\S+)\.tmp", script.replace("''", "=")):
+    for encoded, path in re.findall(r"printf '%s' (\S+) \| base64 -d > (\S+)\.tmp", script):
+        encoded = encoded.strip("'")  # an empty file's content is the quoted empty string
         out[path.rsplit("/", 1)[-1]] = base64.b64decode(encoded).decode()
     return out
 
