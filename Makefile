@@ -44,8 +44,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install -q -r requirements-dev.txt
 	touch $@
 
-system-deps: ## Debian packages and tools the tests use (shellcheck; openssh-server, git, helm for e2e)
-	@missing=""; for pair in shellcheck:shellcheck sshd:openssh-server git:git npm:npm unzip:unzip; do \
+system-deps: ## Debian packages and tools the tests use (shellcheck; openssh-server, git, helm; the e2e real node's runtime and image tools)
+	@missing=""; for pair in shellcheck:shellcheck sshd:openssh-server git:git npm:npm unzip:unzip \
+	    containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins conntrack:conntrack \
+	    iptables:iptables mmdebstrap:mmdebstrap umoci:umoci curl:curl; do \
 	    cmd=$${pair%%:*}; pkg=$${pair#*:}; \
 	    command -v $$cmd >/dev/null || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
 	  if [ -n "$$missing" ]; then \

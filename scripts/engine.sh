@@ -2,8 +2,9 @@
 # Build the offline engine toolchain (for the e2e tier and machines without
 # internet) into a cache outside the repo: the Pulumi CLI + Python language
 # host, the kubernetes and command provider plugins, etcd,
-# etcdctl, kube-apiserver/-controller-manager/-scheduler, KWOK and SeaweedFS (the
-# S3-compatible object store the team-backend tests run against). A user with internet
+# etcdctl, kube-apiserver/-controller-manager/-scheduler, KWOK, SeaweedFS (the
+# S3-compatible object store the team-backend tests run against) and kubelet +
+# kube-proxy (the e2e tier's one real node). A user with internet
 # does not need this: the official `pulumi` CLI installs the plugins itself
 # (README, "Install").
 #
@@ -19,6 +20,7 @@
 #                        language host); each is checked against the sha256 below
 #   K8SP_ENGINE_SKIP     groups not to build nor check (space/comma separated):
 #                        pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs etcdctl
+#                        kubernetes-node
 #   K8SP_ENGINE_JOBS     go build -p (default 2)
 #   K8SP_ENGINE_PULUMI_CLI  build this CLI version instead of the pin (with K8SP_ENGINE_SKIP
 #                        for everything else and its own K8SP_ENGINE_DIR: the e2e tier's
@@ -112,9 +114,10 @@ group_bins() {
     kwok) printf '%s\n' "kwok $KWOK_VERSION" "kwokctl $KWOK_VERSION" ;;
     seaweedfs) echo "weed ${SEAWEEDFS_MODVER#v}" ;;
     etcdctl) echo "etcdctl $ETCD_VERSION" ;;
+    kubernetes-node) printf '%s\n' "kubelet $KUBERNETES_VERSION" "kube-proxy $KUBERNETES_VERSION" "pause $KUBERNETES_VERSION" ;;
   esac
 }
-GROUPS_ALL="pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs etcdctl"
+GROUPS_ALL="pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs etcdctl kubernetes-node"
 
 bin_path() { # name
   case $1 in pulumi-resource-*) echo "$PROV/$1" ;; *) echo "$BIN/$1" ;; esac
@@ -389,24 +392,41 @@ build_etcd_module() { # group binary module: etcd's server and client, one modul
   build_bin "$group" "$name" "$ETCD_VERSION" "$mod" "" "" "$mod@$v" || true
 }
 
-build_kubernetes() {
-  local v=v$KUBERNETES_VERSION lg=$LOGS/kubernetes.log d mod=k8s.io/kubernetes name ldf
+build_kubernetes() { # group: kubernetes (control plane) or kubernetes-node (kubelet, kube-proxy)
+  local group=$1 v=v$KUBERNETES_VERSION lg=$LOGS/$1.log d mod=k8s.io/kubernetes name ldf
   local minor=${KUBERNETES_VERSION#*.}; minor=${minor%%.*}
   local major=${KUBERNETES_VERSION%%.*}
   local patch=${KUBERNETES_VERSION##*.}
   : >"$lg"
-  group_done kubernetes && { group_bins kubernetes | while read -r name _; do log "$name v$KUBERNETES_VERSION: cached"; done; return; }
-  d=$(mod_dir "$mod@$v" "$lg") || { prep_failed kubernetes "$mod@$v" "$lg"; return; }
+  group_done "$group" && { group_bins "$group" | while read -r name _; do log "$name v$KUBERNETES_VERSION: cached"; done; return; }
+  d=$(mod_dir "$mod@$v" "$lg") || { prep_failed "$group" "$mod@$v" "$lg"; return; }
   # staging modules k8s.io/<name> are published as v0.<minor>.<patch>
-  make_wrapper kubernetes "$d" "v0.$minor.$patch" "$mod $v"
+  make_wrapper "$group" "$d" "v0.$minor.$patch" "$mod $v"
   ldf=""
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldf+=" -X $p.gitVersion=$v -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
     ldf+=" -X $p.buildDate=1970-01-01T00:00:00Z -X $p.gitCommit=0000000000000000000000000000000000000000"
   done
-  for name in kube-apiserver kube-controller-manager kube-scheduler; do
-    build_bin kubernetes "$name" "$KUBERNETES_VERSION" "$mod/cmd/$name" "$ldf" "" "$mod@$v" || true
-  done
+  while read -r name _; do
+    if [[ $name == pause ]]; then build_pause "$d" "$lg"; continue; fi
+    build_bin "$group" "$name" "$KUBERNETES_VERSION" "$mod/cmd/$name" "$ldf" "" "$mod@$v" || true
+  done < <(group_bins "$group")
+}
+
+# The pod sandbox's pause process, from the same kubernetes release's build/pause (C, static):
+# the real node's containerd has no registry to pull registry.k8s.io/pause from.
+build_pause() { # kubernetes-module-dir logfile
+  local src=$1/build/pause/linux/pause.c out
+  out=$(bin_path pause)
+  is_built pause "$KUBERNETES_VERSION" && { log "pause v$KUBERNETES_VERSION: cached"; return 0; }
+  printf 'building pause (kubernetes v%s build/pause) ... ' "$KUBERNETES_VERSION" >&2
+  if command -v gcc >/dev/null && gcc -Os -Wall -static -o "$out.tmp" "$src" >>"$2" 2>&1; then
+    mv -f "$out.tmp" "$out"; log "done"
+    printf '%s' "$KUBERNETES_VERSION" >"$STAMPS/pause"
+  else
+    log "FAILED"; rm -f "$out.tmp"
+    FAILED+=("pause v$KUBERNETES_VERSION (gcc -static $src; needs gcc and libc6-dev)")
+  fi
 }
 
 build_kwok() {
@@ -440,7 +460,9 @@ for g in $GROUPS_ALL; do
     kubernetes-provider) build_kubernetes_provider ;;
     command-provider) build_command_provider ;;
     etcd) build_etcd_module etcd etcd go.etcd.io/etcd/server/v3 ;;
-    kubernetes) build_kubernetes ;;
+    kubernetes) build_kubernetes kubernetes ;;
+    # the e2e tier's real node: its own stamps, outside the cache key like etcdctl
+    kubernetes-node) build_kubernetes kubernetes-node ;;
     kwok) build_kwok ;;
     seaweedfs) build_seaweedfs ;;
     # etcd's client, for the e2e tier's real etcd snapshots: same version as the server, its
@@ -462,13 +484,14 @@ vcheck() { # name
   is_built "$n" "$(cat "$STAMPS/$n" 2>/dev/null)" || return 0
   case $n in
     pulumi) check_run "$n" env PULUMI_HOME="$PHOME" "$BIN/pulumi" version ;;
-    etcd|kube-*|kwok|kwokctl) check_run "$n" "$BIN/$n" --version ;;
+    etcd|kube-*|kubelet|kwok|kwokctl) check_run "$n" "$BIN/$n" --version ;;
     weed|etcdctl) check_run "$n" "$BIN/$n" version ;;
+    pause) [[ -x $BIN/pause ]] || FAILED+=("pause not executable") ;;
     pulumi-language-python|pulumi-resource-*) [[ -x $(bin_path "$n") ]] || FAILED+=("$n not executable") ;;
   esac
 }
 for n in pulumi pulumi-language-python pulumi-resource-kubernetes pulumi-resource-command etcd \
-         kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl weed etcdctl; do
+         kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl weed etcdctl kubelet kube-proxy pause; do
   vcheck "$n"
 done
 
