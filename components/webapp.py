@@ -123,6 +123,15 @@ def _probe(probe: ProbeSpec) -> k8s.core.v1.ProbeArgs:
     return k8s.core.v1.ProbeArgs(tcp_socket=k8s.core.v1.TCPSocketActionArgs(port=PORT_NAME), **common)
 
 
+def _port_sysctls(app: AppSpec) -> list[k8s.core.v1.SysctlArgs] | None:
+    """A port below 1024 needs CAP_NET_BIND_SERVICE, which every app drops; this namespaced,
+    "safe" sysctl (allowed by the restricted Pod Security Standard) lets the app's process
+    bind it in its own network namespace, as root or not. None for ports from 1024."""
+    if app.port >= 1024:
+        return None
+    return [k8s.core.v1.SysctlArgs(name="net.ipv4.ip_unprivileged_port_start", value=str(app.port))]
+
+
 def _resources(app: AppSpec) -> k8s.core.v1.ResourceRequirementsArgs | None:
     if not app.resources.requests and not app.resources.limits:
         return None
@@ -254,6 +263,20 @@ class WebApp(pulumi.ComponentResource):
             )
         digest = config_hash(app, args.secret_values)
 
+        # Init containers share the app's environment, mounts and restrictions: a migration
+        # reads the same config and secrets the app does.
+        init_containers = [
+            k8s.core.v1.ContainerArgs(
+                name=init.name,
+                image=init.image,
+                command=list(init.command),
+                env=env or None,
+                volume_mounts=mounts or None,
+                resources=_resources(app),
+                security_context=security,
+            )
+            for init in app.init_containers
+        ]
         container = k8s.core.v1.ContainerArgs(
             name=app.name,
             image=app.image,
@@ -265,6 +288,7 @@ class WebApp(pulumi.ComponentResource):
             liveness_probe=_probe(app.liveness),
             security_context=security,
         )
+        rollout = pulumi.CustomTimeouts(create=f"{app.rollout_timeout}s", update=f"{app.rollout_timeout}s")
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=meta(),
@@ -289,16 +313,20 @@ class WebApp(pulumi.ComponentResource):
                     spec=k8s.core.v1.PodSpecArgs(
                         # a token in every pod is a credential an exploited app does not need
                         automount_service_account_token=app.service_account_token,
+                        init_containers=init_containers or None,
                         containers=[container],
                         volumes=volumes or None,
                         security_context=k8s.core.v1.PodSecurityContextArgs(
                             run_as_non_root=app.run_as_non_root,
                             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+                            sysctls=_port_sysctls(app),
                         ),
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=deps),
+            # how long `pulumi up` waits for every replica to be Ready before it fails with
+            # the pods' reasons (the old ReplicaSet keeps serving meanwhile)
+            opts=pulumi.ResourceOptions(parent=self, depends_on=deps, custom_timeouts=rollout),
         )
 
         svc = app.service
@@ -326,7 +354,9 @@ class WebApp(pulumi.ComponentResource):
                     )
                 ],
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            # the provider waits for the Service to select a Ready pod: with pods that never get
+            # Ready it would wait its default 10 minutes after the Deployment had already failed
+            opts=pulumi.ResourceOptions(parent=self, custom_timeouts=rollout),
         )
 
         self.service_name = self.service.metadata.name

@@ -204,6 +204,32 @@ def image_problem(image: str) -> str | None:
     return None
 
 
+def official_image(image: str) -> str:
+    """The Docker Official Image's name `image` refers to ('nginx' for 'nginx:1.27' or
+    'docker.io/library/nginx:1.27'), or '' for any other image."""
+    m = _IMAGE.fullmatch(image)
+    if not m:
+        return ""
+    path = image.split("@", 1)[0]
+    path = path[: path.rfind(":")] if ":" in path.rsplit("/", 1)[-1] else path
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "library/"):
+        if path.startswith(prefix):
+            path = path[len(prefix):]
+    return path if "/" not in path else ""
+
+
+def root_image_hint(image: str) -> str:
+    """Why an official image will likely not start with the platform's non-root default, and the fix."""
+    return (
+        f"{image!r} is a Docker Official Image; most of them start as root, and the kubelet refuses to start "
+        f"a root image under runAsNonRoot (this app's default): the pods would stop at CreateContainerConfigError "
+        f"'container has runAsNonRoot and image will run as root'. Use an image built to run unprivileged "
+        f"(for nginx: nginxinc/nginx-unprivileged with port: 8080), or set runAsUser to a non-root uid the "
+        f"image supports. runAsNonRoot: false would start it as root, but still without capabilities (every app "
+        f"drops them all), so a root process that switches users still fails"
+    )
+
+
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 
@@ -1510,6 +1536,9 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
         app = _parse_app_extras(a, app, addons, sr)
         if app.run_as_non_root and app.run_as_user == 0:
             a.error("runAsUser", "0 is root; set runAsNonRoot: false if the image really needs root")
+        root_image = official_image(app.image)
+        if root_image and app.run_as_non_root and app.run_as_user is None:
+            a.warn("image", root_image_hint(app.image))
         a.done()
         key = (namespace, name)
         if name and key in seen:
@@ -1854,6 +1883,8 @@ def _parse_app_extras(a: Reader, app: s.AppSpec, addons: s.AddonsSpec, strategy:
     for env_name in sorted(config_env & set(app.env)):
         a.error(f"config.data.{env_name}", f"{env_name} is also set in env; an environment variable has one source")
     volumes = _parse_app_volumes(a, app.replicas, app.hpa)
+    init_containers = _parse_init_containers(a, app)
+    rollout_timeout = a.integer("rolloutTimeout", s.DEFAULT_ROLLOUT_TIMEOUT, minimum=30, maximum=7200)
     if config and config.mount_path and config.mount_path in {v.mount_path for v in volumes}:
         a.error("config.mountPath", f"{config.mount_path!r} is also the mountPath of a volume")
     strategy_spec = app.strategy
@@ -1876,7 +1907,28 @@ def _parse_app_extras(a: Reader, app: s.AppSpec, addons: s.AddonsSpec, strategy:
         secret_env=secret_env,
         volumes=volumes,
         strategy=strategy_spec,
+        init_containers=init_containers,
+        rollout_timeout=rollout_timeout,
     )
+
+
+def _parse_init_containers(a: Reader, app: s.AppSpec) -> tuple[s.InitContainerSpec, ...]:
+    out: list[s.InitContainerSpec] = []
+    seen: dict[str, int] = {}
+    for j, r in enumerate(a.items("initContainers")):
+        name = r.text("name", required=True, check=_label_check("container name"))
+        if name and name == app.name:
+            r.error("name", f"{name!r} is the app's own container; give the init container another name")
+        elif name in seen:
+            r.error("name", f"{name!r} is also initContainers[{seen[name]}]; names must be unique")
+        seen.setdefault(name, j)
+        command = r.str_list("command")
+        if not command and not r.problems_under("command"):
+            r.error("command", "is required: the program to run, e.g. ['/bin/sh', '-c', './migrate']")
+        image = r.text("image", app.image, check=image_problem)
+        r.done()
+        out.append(s.InitContainerSpec(name=name, command=command, image=image))
+    return tuple(out)
 
 
 def _parse_storage(r: Reader, cluster: s.ClusterSpec, addons: s.AddonsSpec) -> s.StorageSpec:

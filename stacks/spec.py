@@ -481,10 +481,22 @@ class ProbeSpec:
 
 
 @dataclass(frozen=True)
+class InitContainerSpec:
+    """Runs to completion, in order, before the app's container starts (migrations, waits)."""
+
+    name: str
+    command: tuple[str, ...]
+    image: str  # the app's image unless set
+
+
+@dataclass(frozen=True)
 class HpaSpec:
     min_replicas: int
     max_replicas: int
     cpu_utilization: int = 80
+
+
+DEFAULT_ROLLOUT_TIMEOUT = 600  # seconds: the kubernetes provider's own wait for a Deployment
 
 
 @dataclass(frozen=True)
@@ -513,6 +525,9 @@ class AppSpec:
     config: AppConfigSpec | None = None  # ConfigMap `<name>-config`
     secret_env: Mapping[str, str] = field(default_factory=dict)  # ENV_NAME -> secret config key
     volumes: tuple[AppVolumeSpec, ...] = ()  # one PVC `<name>-<volume>` each
+    init_containers: tuple[InitContainerSpec, ...] = ()
+    # how long `pulumi up` waits for a rollout (all replicas Ready) before it fails
+    rollout_timeout: int = DEFAULT_ROLLOUT_TIMEOUT
 
 
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")

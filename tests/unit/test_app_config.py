@@ -217,3 +217,73 @@ def test_render_uses_placeholders_for_app_secrets() -> None:
     }
     annotations = objects["shop.Deployment.api.yaml"]["spec"]["template"]["metadata"]["annotations"]
     assert len(annotations[CONFIG_HASH_ANNOTATION]) == 64
+
+
+# ---------------------------------------------------------------------- init containers, rollout, low ports
+def test_init_containers_share_the_apps_env_mounts_and_restrictions(mocks: PlatformMocks) -> None:
+    from stacks.spec import InitContainerSpec
+
+    init = InitContainerSpec(name="migrate", command=("./migrate", "--up"), image="nginx:1.27")
+    _run(_app(config=CONFIG, secret_env={"DB_PASSWORD": "dbPassword"}, init_containers=(init,)), {"dbPassword": PLAINTEXT})
+    spec = _pod(mocks)["spec"]
+    (ic,) = spec["initContainers"]
+    (c,) = spec["containers"]
+    assert ic["name"] == "migrate" and ic["command"] == ["./migrate", "--up"] and ic["image"] == "nginx:1.27"
+    assert ic["env"] == c["env"] and ic["volumeMounts"] == c["volumeMounts"]
+    assert ic["securityContext"] == c["securityContext"]
+    assert "ports" not in ic and "readinessProbe" not in ic  # an init container has neither
+
+
+def test_no_init_containers_key_without_init_containers(mocks: PlatformMocks) -> None:
+    _run(_app())
+    assert "initContainers" not in _pod(mocks)["spec"]
+
+
+def test_rollout_timeout_bounds_the_deployment_and_service_waits(opts_recorder: OptsRecorder) -> None:
+    _run(_app(rollout_timeout=90), opts=pulumi.ResourceOptions(transformations=[opts_recorder.transformation]))
+    for child in ("app-deployment", "app-service"):
+        timeouts = opts_recorder.opts[child].custom_timeouts
+        assert timeouts is not None and (timeouts.create, timeouts.update) == ("90s", "90s"), child
+
+
+@pytest.mark.parametrize(("port", "sysctls"), [
+    (80, [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "80"}]),
+    (1023, [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "1023"}]),
+    (1024, None),
+    (8080, None),
+])  # fmt: skip
+def test_a_port_below_1024_is_bindable_without_capabilities(
+    mocks: PlatformMocks, port: int, sysctls: list[dict[str, str]] | None
+) -> None:
+    _run(_app(port=port))
+    pod_sc = _pod(mocks)["spec"]["securityContext"]
+    assert pod_sc.get("sysctls") == sysctls
+    assert _pod(mocks)["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+@pytest.mark.parametrize(("image", "warned"), [
+    ("nginx:1.27", True),
+    ("docker.io/library/nginx:1.27", True),
+    ("redis@sha256:" + "a" * 64, True),
+    ("nginxinc/nginx-unprivileged:1.27", False),
+    ("registry.example.com/nginx:1.27", False),
+])  # fmt: skip
+def test_an_official_image_under_run_as_non_root_is_warned_about(image: str, warned: bool) -> None:
+    def parse(**app: Any) -> tuple[str, ...]:
+        cfg = json.loads(SHOWCASE_CFG)
+        cfg["apps"] = [{"name": "web", "namespace": "web", "port": 8080, "image": image, **app}]
+        return parse_config(cfg).warnings
+
+    hits = [w for w in parse() if w.startswith("apps[0].image:")]
+    assert bool(hits) is warned, parse()
+    if warned:
+        (hint,) = hits
+        assert "Docker Official Image" in hint and "will run as root" in hint and "nginx-unprivileged" in hint
+        assert "runAsUser" in hint
+    # an explicit user, or an app that knowingly runs as root, is not warned about
+    assert not [w for w in parse(runAsUser=101) if w.startswith("apps[0].image:")]
+    assert not [w for w in parse(runAsNonRoot=False) if w.startswith("apps[0].image:")]
+
+
+SHOWCASE_CFG = json.dumps({"environment": "dev", "cluster": {"mode": "existing", "kubeconfig": "/dev/null",
+                                                             "nodes": [{"name": "node1", "roles": ["control-plane"]}]}})  # fmt: skip
