@@ -17,6 +17,10 @@ Session-scoped, each started once and stopped (by PID) at the end:
                        for the plays that need real machines or the internet, acting on the KWOK
                        cluster; a git repo tagged v2.31.0; `.source`, `.commit`, `.invocations()`,
                        `.playbooks_run()`, `.fail_next(pb)`.
+- `real_node`       -> lib.realnode.RealNode: a second local control plane whose only schedulable
+                       node is real (containerd + runc + CNI bridge + kubelet + kube-proxy on this
+                       machine; images built offline, lib/images.py) beside KWOK's node1 (control
+                       plane, tainted); `.cluster`, `.running_containers()`, `.pods()`.
 - `chart_repo`      -> lib.chartrepo.ChartRepo: the test charts on http://127.0.0.1:<port>;
                        `.url`, `.versions` ({chart: [versions]}), `.version(chart, i)`.
 Per test:
@@ -53,6 +57,7 @@ from lib import engine
 from lib.chartrepo import ChartRepo
 from lib.cluster import LocalCluster
 from lib.objectstore import ObjectStore
+from lib.realnode import NODE_BINARIES, RealNode
 from lib.skips import need_binaries
 from lib.sshd import SSHD, ControlHost
 from lib.stack import Backend, E2EStack, existing_config, kubespray_config
@@ -161,6 +166,27 @@ def kubespray_standin(e2e_dir: Path, local_cluster: LocalCluster) -> KubesprayUn
     assert local_cluster.kubeconfig is not None
     with TIMER.measure("kubespray_standin"):
         return KubesprayUnderTest(e2e_dir / "kubespray", admin_conf=local_cluster.kubeconfig).build()
+
+
+@pytest.fixture(scope="session")
+def real_node(e2e_dir: Path) -> Iterator[RealNode]:
+    """Its own local cluster (KWOK node1 as the tainted control plane) with one real node."""
+    need_binaries(engine.CLUSTER_BINARIES + NODE_BINARIES)
+    if os.geteuid() != 0:
+        pytest.fail("the real node runs containerd and the kubelet as root")
+    cluster = LocalCluster(e2e_dir / "real-cluster", nodes=(("node1", "control-plane"),), pv_count=2)
+    _STOPPERS.append(cluster.stop)
+    with TIMER.measure("real_node.cluster"):
+        cluster.start()
+    node = RealNode(e2e_dir / "real-node", cluster)
+    _STOPPERS.append(node.stop)  # stopped before its cluster (reverse order)
+    with TIMER.measure("real_node"):
+        node.start()
+    for k, v in node.timings.items():
+        TIMER.times[f"real_node.{k}"] = v
+    yield node
+    print(f"\nreal node stopped: {node.stop()}; logs kept in {node.logs}")
+    print(f"real node's cluster stopped: {cluster.stop()}")
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,18 @@ import yaml
 from . import engine, kwok_node
 from .kube import Kube, condition, write_kubeconfig
 from .pki import Pki, make_pki
-from .util import REPO_ROOT, Proc, WaitTimeout, find_tool, free_port, pid_matches, run, tail, wait_until
+from .util import (
+    REPO_ROOT,
+    Proc,
+    WaitTimeout,
+    find_tool,
+    free_port,
+    pid_matches,
+    run,
+    tail,
+    wait_until,
+    wait_while_alive,
+)
 
 STORAGE_CLASS = "e2e-static"
 KWOK_STAGES = REPO_ROOT / "tests" / "e2e" / "kwok" / "stages.yaml"
@@ -115,23 +126,7 @@ class LocalCluster:
         return p
 
     def _wait(self, what: str, check: Any, timeout: float, proc: Proc | None = None) -> Any:
-        """Bounded wait that fails at once (with the log tail) if `proc` exits meanwhile."""
-        deadline = time.monotonic() + timeout
-        last: BaseException | None = None
-        while True:
-            if proc is not None and not proc.alive():
-                raise RuntimeError(
-                    f"{proc.name} exited ({proc.exit_code()}) while waiting for {what}; log {proc.log}:\n{tail(proc.log)}"
-                )
-            try:
-                result = check()
-                if result:
-                    return result
-            except Exception as exc:
-                last = exc
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}; last error: {last!r}")
-            time.sleep(0.2)
+        return wait_while_alive(proc, what, check, timeout)
 
     def _start_etcd(self) -> None:
         p = self.ports

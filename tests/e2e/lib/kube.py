@@ -38,6 +38,7 @@ RESOURCES: dict[str, tuple[str, str, bool]] = {
     "Ingress": ("/apis/networking.k8s.io/v1", "ingresses", True),
     "Lease": ("/apis/coordination.k8s.io/v1", "leases", True),
     "Event": ("/api/v1", "events", True),
+    "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
 }
 
 

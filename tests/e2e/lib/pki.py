@@ -137,12 +137,16 @@ def make_pki(directory: Path) -> Pki:
     )
 
 
-def admin_client_cert(pki: Pki, days: float) -> tuple[bytes, bytes]:
-    """(cert PEM, key PEM): another system:masters client certificate from the cluster's CA,
-    valid for `days` — a kubeconfig nearing its end."""
+def client_cert(pki: Pki, cn: str, org: str | None, days: float) -> tuple[bytes, bytes]:
+    """(cert PEM, key PEM): a client certificate for `cn` (group `org`) from the cluster's CA."""
     ca = x509.load_pem_x509_certificate(pki.ca_crt.read_bytes())
     ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = _cert(_name("kubernetes-admin", "system:masters"), key, ca.subject, ca_key, client=True, days=days)
+    cert = _cert(_name(cn, org), key, ca.subject, ca_key, client=True, days=days)
     return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+
+
+def admin_client_cert(pki: Pki, days: float) -> tuple[bytes, bytes]:
+    """Another system:masters client certificate, valid for `days` — a kubeconfig nearing its end."""
+    return client_cert(pki, "kubernetes-admin", "system:masters", days)

@@ -61,6 +61,27 @@ def wait_until(
         time.sleep(interval)
 
 
+def wait_while_alive(proc: Proc | None, what: str, check: Callable[[], Any], timeout: float) -> Any:
+    """Bounded wait for `check()` to be truthy that fails at once, with the log's tail, if
+    `proc` exits meanwhile. Exceptions from `check` count as "not yet"."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while True:
+        if proc is not None and not proc.alive():
+            raise RuntimeError(
+                f"{proc.name} exited ({proc.exit_code()}) while waiting for {what}; log {proc.log}:\n{tail(proc.log)}"
+            )
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:
+            last = exc
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}; last error: {last!r}")
+        time.sleep(0.2)
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
