@@ -35,6 +35,7 @@ from stacks.config import NAMESPACE, ConfigError, Problem
 
 PROMOTABLE: tuple[str, ...] = (
     "apps[name].image",
+    "apps[name].initContainers[name].image",
     "helm.releases[name].version",
     "helm.releases[name].values",
     *(f"addons.{addon}.version" for addon in DEFAULT_ADDON_CHARTS),

@@ -353,3 +353,17 @@ def test_yamledit_moves_the_comment_that_introduces_the_next_key() -> None:
         "config:\n  a:\n    x: [1, 2]\n    y:\n      z: 1\n  # about b\n  b:\n    - {n: 1}\n    - n: 2\n"
         "  # about c\n  c:\n    - 1\n    - 2\n  # about d\n  d:\n    g: 1  # eol\n    g2: new\n  # about h\n  h: 2\n"
     )
+
+
+def test_an_init_containers_image_travels_with_its_app(root: Path) -> None:
+    def with_init(image: str) -> Any:
+        def fn(config: Any) -> None:
+            config[NS + "apps"][0]["initContainers"] = [{"name": "migrate", "command": ["./migrate"], "image": image}]
+        return fn
+
+    edit(root / "Pulumi.dev.yaml", with_init("ghcr.io/acme/migrate:2.0.0"))
+    edit(root / "Pulumi.staging.yaml", with_init("ghcr.io/acme/migrate:1.9.0"))
+    assert cli(root, "promote", "dev", "staging") == 0
+    after = ye.plain(ye.load((root / "Pulumi.staging.yaml").read_text()))
+    (init,) = after["config"][NS + "apps"][0]["initContainers"]
+    assert init == {"name": "migrate", "command": ["./migrate"], "image": "ghcr.io/acme/migrate:2.0.0"}
