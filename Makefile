@@ -126,7 +126,7 @@ preview-all: setup ## pulumi preview --diff of every stack (one per Pulumi.<stac
 	done; if [ -n "$$failed" ]; then echo "preview failed for:$$failed"; exit 1; fi
 
 drift: stack ## STACK=…: refresh + preview --expect-no-changes; exit 1 with a summary of what drifted
-	$(PULUMI_ENV) && $(BIN)/python -m stacks.drift $(STACK)
+	$(PULUMI_ENV) && $(BIN)/python -m stacks drift $(STACK)
 
 new-stack: setup ## NAME=… FROM=…: write Pulumi.NAME.yaml shaped like FROM, without its machines and secrets
 	$(BIN)/python -m stacks new $(NAME) --from $(FROM) $(if $(ENVIRONMENT),--environment $(ENVIRONMENT))

@@ -1,9 +1,9 @@
 """`python -m stacks`: validate stack configs, print the kubespray inventory, render manifests,
 promote settings between stacks, roll a stack back to an earlier update, recover a stack
-after a crashed run.
+after a crashed run, check a stack for drift.
 
 `validate`, `inventory`, `render`, `promote` and `new` run without the Pulumi CLI, without a
-cluster and without network (`rollback` and `recover` drive the pulumi CLI). Exit codes:
+cluster and without network (`rollback`, `recover` and `drift` drive the pulumi CLI). Exit codes:
 0 success, 1 a problem with the config, 2 a usage error. Problems go to stderr,
 one line each: `<key.path>: <what is wrong and what would be right>`.
 """
@@ -236,6 +236,13 @@ def cmd_recover(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_drift(args: argparse.Namespace) -> int:
+    from stacks.drift import check
+    from stacks.rollback_runner import SubprocessRunner
+
+    return check(args.stack, runner=SubprocessRunner(args.root))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m stacks", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help="project root (where Pulumi.yaml is)")
@@ -322,6 +329,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask whether anything else runs on the stack")
     p.add_argument("--kubeconfig", help="the cluster's kubeconfig for helm (default: the stack's kubeconfig output)")
     p.set_defaults(func=cmd_recover)
+
+    p = sub.add_parser(
+        "drift",
+        help="does the cluster still match the program and the stack file? (needs the pulumi CLI)",
+        description="Run `pulumi preview --refresh --expect-no-changes`: exit 0 when nothing would change, 1 with "
+        "the resources and property paths that drifted (never values) or when the preview failed.",
+    )
+    p.add_argument("stack", help="stack name")
+    p.set_defaults(func=cmd_drift)
     return parser
 
 

@@ -1,6 +1,6 @@
 """Drift check: does what runs still match the program and the stack file?
 
-`python -m stacks.drift STACK` runs
+`python -m stacks drift STACK` (and, as before, `python -m stacks.drift STACK`) runs
 `pulumi preview --refresh --expect-no-changes --json --stack STACK`: the refresh
 reads every resource back from the cluster, then the preview shows what an
 update would change to bring it back in line. Exit 0 when nothing would change,
@@ -158,6 +158,7 @@ def check(stack: str, *, runner: Runner, out: TextIO | None = None, err: TextIO 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m stacks.drift STACK [--root DIR]`: the same as `python -m stacks [--root DIR] drift STACK`."""
     parser = argparse.ArgumentParser(prog="python -m stacks.drift", description=__doc__.split("\n\n")[0])
     parser.add_argument("stack", help="stack name")
     parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help="project root (where Pulumi.yaml is)")

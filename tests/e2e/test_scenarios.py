@@ -112,10 +112,10 @@ def test_rollback_restores_previous_image(stack_factory: Any, local_cluster: Any
 def test_drift_is_reported(stack_factory: Any, local_cluster: Any) -> None:
     stack = stack_factory("existing", {"mysql": {"enabled": False}})
     stack.up()
-    clean = stack.stacks("stacks.drift", stack.name)
+    clean = stack.stacks("drift", stack.name)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     local_cluster.kubectl("scale", "deployment", APP, "-n", APP_NS, "--replicas=5")
-    drift = stack.stacks("stacks.drift", stack.name)
+    drift = stack.stacks("drift", stack.name)
     assert drift.returncode == 1, drift.stdout + drift.stderr
     assert APP in drift.stdout + drift.stderr
 

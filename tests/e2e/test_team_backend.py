@@ -96,10 +96,10 @@ def test_team_workflow_on_s3(stack_factory: Any, local_cluster: Any, object_stor
     stack.preview(600, True, "--expect-no-changes")
 
     # drift detection refreshes against the cluster and compares with S3's state
-    clean = stack.stacks("stacks.drift", stack.name)
+    clean = stack.stacks("drift", stack.name)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     local_cluster.kubectl("scale", "deployment", APP, "-n", APP_NS, "--replicas=5")
-    drifted = stack.stacks("stacks.drift", stack.name)
+    drifted = stack.stacks("drift", stack.name)
     assert drifted.returncode == 1 and APP in drifted.stdout + drifted.stderr, drifted.stdout + drifted.stderr
 
     stack.destroy()

@@ -338,11 +338,8 @@ class E2EStack:
         return res
 
     def stacks(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        """`python -m stacks <args>` (or `python -m stacks.drift <args>`) on this stack's project."""
-        if args[0] == "stacks.drift":
-            argv = [sys.executable, "-m", *args, "--root", str(self.dir)]
-        else:
-            argv = [sys.executable, "-m", "stacks", "--root", str(self.dir), *args]
+        """`python -m stacks <args>` on this stack's project."""
+        argv = [sys.executable, "-m", "stacks", "--root", str(self.dir), *args]
         return subprocess.run(argv, cwd=self.dir, env=self.env(), capture_output=True, text=True, timeout=timeout)
 
     def up(self, timeout: float = 900, check: bool = True, *extra: str) -> PulumiResult:
