@@ -4,15 +4,15 @@ import dataclasses
 
 import pulumi
 
-from stacks.config import ConfigError, parse_config
-from stacks.files import PROJECT_ROOT, config_from_runtime, placeholder_secrets
-from stacks.program import ProgramSecrets, build
-from stacks.spec import (
+from components.spec import (
     SECRET_KUBECONFIG,
     SECRET_MYSQL_REPLICATION_PASSWORD,
     SECRET_MYSQL_ROOT_PASSWORD,
     SECRET_SSH_PRIVATE_KEY,
 )
+from stacks.config import ConfigError, parse_config
+from stacks.files import PROJECT_ROOT, config_from_runtime, placeholder_secrets
+from stacks.program import ProgramSecrets, build
 
 config = pulumi.Config()
 secrets = ProgramSecrets(

@@ -78,7 +78,7 @@ def main() -> int:
             if ks:
                 assert cluster.kubeconfig is not None
                 si = KubesprayUnderTest(base / "kubespray", admin_conf=cluster.kubeconfig).build()
-                wheels = ensure_wheelhouse(ROOT / "stacks" / "kubespray_releases" / "v2.31.0.requirements.txt")
+                wheels = ensure_wheelhouse(ROOT / "components" / "kubespray_releases" / "v2.31.0.requirements.txt")
                 host = ControlHost(base / "control-host", env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)})
                 host.start()
             for run in range(args.runs):

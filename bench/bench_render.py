@@ -22,10 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from components.namespaces import NamespacesArgs, PlatformNamespaces  # noqa: E402
-from components.webapp import WebApp, WebAppArgs  # noqa: E402
-from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS  # noqa: E402
-from stacks.render import render_stack  # noqa: E402
-from stacks.spec import (  # noqa: E402
+from components.spec import (  # noqa: E402
     Addon,
     AddonsSpec,
     AppSpec,
@@ -39,6 +36,9 @@ from stacks.spec import (  # noqa: E402
     PlatformSpec,
     StorageAddon,
 )
+from components.webapp import WebApp, WebAppArgs  # noqa: E402
+from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS  # noqa: E402
+from stacks.render import render_stack  # noqa: E402
 
 
 def synthetic(n_apps: int) -> PlatformSpec:

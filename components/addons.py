@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 
 from components import mesh
 from components.helm_release import HelmRelease, HelmReleaseArgs, deep_merge
-from stacks.spec import AddonsSpec, ChartSource, HelmReleaseSpec
+from components.spec import AddonsSpec, ChartSource, HelmReleaseSpec
 
 # Taints kubeadm (and so kubespray) puts on control-plane nodes; `master` is the
 # pre-1.24 key that clusters upgraded from old releases may still carry.

@@ -18,8 +18,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kubespray import ETCD_SNAPSHOT_SCRIPT
+from components.spec import EtcdBackup
 from components.volumes import HOSTNAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL
-from stacks.spec import EtcdBackup
 
 NAMESPACE = "kube-system"
 APP = "etcd-snapshot"

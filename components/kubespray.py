@@ -21,7 +21,7 @@ one job:
                       (secret output); again when its client certificate nears its end
 
 Before any of them, the update's playbook plan is printed and the changes kubespray cannot
-make are refused (stacks/cluster_plan.py, from what this stack applied last).
+make are refused (components/cluster_plan.py, from what this stack applied last).
 - `<name>-health`     the health gate (`cluster.healthGate`): after the cluster is installed
                       or changed, waits until /readyz answers, every node is Ready and
                       kube-system's workloads are available (kubespray_scripts/health-gate.sh);
@@ -46,10 +46,10 @@ import pulumi_command as command
 import yaml
 from cryptography import x509
 
-from stacks import cluster_plan
-from stacks import inventory as inv
-from stacks.cluster_plan import check_kube_version_change
-from stacks.spec import ClusterSpec, Node
+from components import cluster_plan
+from components import kubespray_inventory as inv
+from components.cluster_plan import check_kube_version_change
+from components.spec import ClusterSpec, Node
 
 __all__ = ["KubesprayCluster", "KubesprayClusterArgs", "check_kube_version_change", "rewrite_server"]
 

@@ -41,7 +41,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.namespaces import RETAINED_FIELD_MANAGER
-from stacks.spec import MYSQL_REPLICATION_USER, MySQLSpec, MySQLStorage, MySQLUserSpec
+from components.spec import MYSQL_REPLICATION_USER, MySQLSpec, MySQLStorage, MySQLUserSpec
 
 MYSQL_PORT = 3306
 MYSQL_UID = 999  # the mysql user of the official image

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from stacks.spec import ClaimSpec, StaticVolumeSpec
+from components.spec import ClaimSpec, StaticVolumeSpec
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "k8s-platform"

@@ -26,8 +26,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import mesh
+from components.spec import AppSpec, ProbeSpec
 from components.volumes import claim_spec
-from stacks.spec import AppSpec, ProbeSpec
 
 PORT_NAME = "http"
 MANAGED_BY = "k8s-platform"

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Read what the program needs to know about a kubespray release from its source tree.
 
-    scripts/kubespray_facts.py SOURCE [--out stacks/kubespray_releases/<tag>.json]
-    scripts/kubespray_facts.py SOURCE --lock stacks/kubespray_releases/<tag>.requirements.txt
+    scripts/kubespray_facts.py SOURCE [--out components/kubespray_releases/<tag>.json]
+    scripts/kubespray_facts.py SOURCE --lock components/kubespray_releases/<tag>.requirements.txt
 
 SOURCE is a kubespray checkout or a `git archive` tarball of one (`.tar.gz`); the
 release tag is read from the tree's `galaxy.yml`, the commit from the archive's pax

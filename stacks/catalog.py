@@ -9,7 +9,7 @@ Each entry says why this chart, and where its version was checked to exist.
 
 from __future__ import annotations
 
-from stacks.spec import ChartSource
+from components.spec import ChartSource
 
 DEFAULT_ADDON_CHARTS: dict[str, ChartSource] = {
     # Traefik instead of ingress-nginx, which Kubernetes SIG Network retired

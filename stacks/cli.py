@@ -16,10 +16,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stacks import inventory as inv
+from components import kubespray_inventory as inv
+from components.spec import PlatformSpec
 from stacks.config import ConfigError
 from stacks.files import PROJECT_ROOT, load_spec_file, stack_file
-from stacks.spec import PlatformSpec
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components import kubespray_release
+from components import spec as s
+from components.kubespray_inventory import api_server_host
 from policy.guardrails import is_system_path
-from stacks import kubespray_release
-from stacks import spec as s
 from stacks.catalog import DEFAULT_ADDON_CHARTS, MESH_BASE_CHART
-from stacks.inventory import api_server_host
 
 NAMESPACE = "k8s-platform"
 

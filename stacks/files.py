@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
+from components.spec import PlatformSpec
 from stacks.config import NAMESPACE, SECRET, ConfigError, Problem, strip_namespace
-from stacks.spec import PlatformSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,6 +18,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import cluster_plan, kubespray_release
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.etcd_backup import (
     KUBESPRAY_BIN_DIR,
@@ -31,11 +32,10 @@ from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.kubespray import KubesprayCluster, KubesprayClusterArgs, client_cert_not_after
 from components.mysql import MySQLCluster, MySQLClusterArgs
 from components.namespaces import NamespacesArgs, PlatformNamespaces
+from components.spec import PlatformSpec
 from components.volumes import StaticVolumes, StaticVolumesArgs
 from components.webapp import WebApp, WebAppArgs
-from stacks import cluster_plan, kubespray_release
 from stacks.config import ConfigError, Problem
-from stacks.spec import PlatformSpec
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Any
 import pulumi
 import yaml
 
-from stacks.spec import PlatformSpec
+from components.spec import PlatformSpec
 
 
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]

@@ -1,6 +1,6 @@
 """Kubespray v2.31.0's own code on what the program generates, offline.
 
-- The release table (`stacks/kubespray_releases/v2.31.0.json`: commit, installable
+- The release table (`components/kubespray_releases/v2.31.0.json`: commit, installable
   Kubernetes versions, ansible range, variable names) is what `scripts/kubespray_facts.py`
   reads from the vendored tree today.
 - Kubespray's own `playbooks/boilerplate.yml` — ansible version check, dynamic groups and
@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
-from stacks import kubespray_release
+from components import kubespray_release
+from components.kubespray_inventory import GROUP_VARS_PATH, render
 from stacks.config import SECRET, ConfigError, parse_config
 from stacks.files import PROJECT_ROOT, config_from_file, stack_file
-from stacks.inventory import GROUP_VARS_PATH, render
 from tests.support import kubespray_tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,10 +64,10 @@ def write_inventory(cluster_cfg: dict[str, Any], out: Path, extra_vars: dict[str
 def test_release_table_is_read_from_the_vendored_tree() -> None:
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "kubespray_facts.py"), str(kubespray_tree.tarball())],
                          capture_output=True, text=True, timeout=120, check=True).stdout  # fmt: skip
-    committed = (ROOT / "stacks" / "kubespray_releases" / "v2.31.0.json").read_text()
+    committed = (ROOT / "components" / "kubespray_releases" / "v2.31.0.json").read_text()
     assert json.loads(out) == json.loads(committed), (
-        "stacks/kubespray_releases/v2.31.0.json is stale: regenerate it with "
-        "scripts/kubespray_facts.py <kubespray-2.31.0.src.tar.gz> --out stacks/kubespray_releases/v2.31.0.json"
+        "components/kubespray_releases/v2.31.0.json is stale: regenerate it with "
+        "scripts/kubespray_facts.py <kubespray-2.31.0.src.tar.gz> --out components/kubespray_releases/v2.31.0.json"
     )
     rel = kubespray_release.release("v2.31.0")
     assert rel is not None and rel.commit == "1c9add48975060f45396b34d8e022c30d7f80dab"
@@ -108,7 +108,7 @@ def test_program_and_kubespray_agree_on_kube_versions(tree: Path, ansible_bin: P
 
 def test_the_requirements_lock_covers_kubesprays_pins_and_installs_with_hashes(tree: Path, tmp_path: Path) -> None:
     """The lock the control host installs: every pin of kubespray's requirements.txt, hashes pip accepts."""
-    lock = ROOT / "stacks" / "kubespray_releases" / "v2.31.0.requirements.txt"
+    lock = ROOT / "components" / "kubespray_releases" / "v2.31.0.requirements.txt"
     text = lock.read_text().lower()
     for pin in (tree / "requirements.txt").read_text().splitlines():
         if pin and not pin.startswith("#"):

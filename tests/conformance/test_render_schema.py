@@ -31,10 +31,7 @@ import yaml
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.namespaces import NamespacesArgs, PlatformNamespaces
-from components.webapp import WebApp, WebAppArgs
-from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
-from stacks.render import render_stack
-from stacks.spec import (
+from components.spec import (
     Addon,
     AddonsSpec,
     AppSpec,
@@ -52,6 +49,9 @@ from stacks.spec import (
     ServiceSpec,
     StorageAddon,
 )
+from components.webapp import WebApp, WebAppArgs
+from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
+from stacks.render import render_stack
 
 K8S_VERSION = "1.34"
 ROOT = Path(__file__).resolve().parents[2]

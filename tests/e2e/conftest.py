@@ -149,7 +149,7 @@ def control_host(e2e_dir: Path, kubespray_standin: KubesprayUnderTest) -> Iterat
         pytest.fail(f"{SSHD} missing: `make setup` installs openssh-server (apt-get install -y openssh-server)")
     with TIMER.measure("control_host"):
         # the hash-pinned lock the prepare step installs (what kubespray's requirements.txt resolves to)
-        wheelhouse = ensure_wheelhouse(REPO_ROOT / "stacks" / "kubespray_releases" / "v2.31.0.requirements.txt")
+        wheelhouse = ensure_wheelhouse(REPO_ROOT / "components" / "kubespray_releases" / "v2.31.0.requirements.txt")
         host = ControlHost(
             e2e_dir / "control-host",
             env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse), "PIP_DISABLE_PIP_VERSION_CHECK": "1"},

@@ -336,7 +336,7 @@ def test_the_control_host_installs_kubesprays_requirements_from_its_pip_mirror(
     """controlHost.pip: a control host whose only package source is the team's mirror (a
     PEP 503 index over plain http on loopback) installs kubespray's hash-pinned requirements
     from it; the session's control host installs from a local wheelhouse instead."""
-    wheelhouse = ensure_wheelhouse(REPO_ROOT / "stacks" / "kubespray_releases" / "v2.31.0.requirements.txt")
+    wheelhouse = ensure_wheelhouse(REPO_ROOT / "components" / "kubespray_releases" / "v2.31.0.requirements.txt")
     index = PyIndex(tmp_path / "pyindex", wheelhouse).start()
     host = ControlHost(tmp_path / "control-host", env={"PIP_DISABLE_PIP_VERSION_CHECK": "1"})
     try:

@@ -12,12 +12,12 @@ import pulumi
 import pytest
 from conftest import PROJECT_ROOT, OptsRecorder, PlatformMocks, run_program
 
+from components.spec import AppConfigSpec, AppSpec
 from components.webapp import CONFIG_HASH_ANNOTATION, WebApp, WebAppArgs
 from stacks.config import ConfigError, parse_config
 from stacks.files import config_from_file
 from stacks.program import ProgramSecrets, build
 from stacks.render import render_objects
-from stacks.spec import AppConfigSpec, AppSpec
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
@@ -221,7 +221,7 @@ def test_render_uses_placeholders_for_app_secrets() -> None:
 
 # ---------------------------------------------------------------------- init containers, rollout, low ports
 def test_init_containers_share_the_apps_env_mounts_and_restrictions(mocks: PlatformMocks) -> None:
-    from stacks.spec import InitContainerSpec
+    from components.spec import InitContainerSpec
 
     init = InitContainerSpec(name="migrate", command=("./migrate", "--up"), image="nginx:1.27")
     _run(_app(config=CONFIG, secret_env={"DB_PASSWORD": "dbPassword"}, init_containers=(init,)), {"dbPassword": PLAINTEXT})

@@ -66,7 +66,7 @@ def test_missing_stack_file() -> None:
 
 
 def test_inventory_matches_component_bytes(tmp_path: Path) -> None:
-    from stacks import inventory as inv
+    from components import kubespray_inventory as inv
     from stacks.files import load_spec_file, stack_file
 
     spec = load_spec_file(stack_file("staging"))

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from conftest import PROJECT_ROOT, kubespray_config
 
-from stacks import cluster_plan
+from components import cluster_plan
+from components.spec import ClusterSpec
 from stacks.config import parse_config
-from stacks.spec import ClusterSpec
 
 CP_ETCD = ["control-plane", "etcd", "worker"]
 

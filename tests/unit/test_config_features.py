@@ -10,9 +10,7 @@ from typing import Any
 import pytest
 from conftest import PROJECT_ROOT, assert_problem, existing_config, kubespray_config
 
-from stacks.config import SECRET, ConfigError, format_seconds, parse_config, parse_duration
-from stacks.files import config_from_file
-from stacks.spec import (
+from components.spec import (
     AppConfigSpec,
     CircuitBreakerSpec,
     ClaimSpec,
@@ -23,6 +21,8 @@ from stacks.spec import (
     RetrySpec,
     StrategySpec,
 )
+from stacks.config import SECRET, ConfigError, format_seconds, parse_config, parse_duration
+from stacks.files import config_from_file
 
 SHOWCASE = PROJECT_ROOT / "tests" / "unit" / "fixtures" / "Pulumi.showcase.yaml"
 

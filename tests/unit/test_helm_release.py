@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components.helm_release import HelmRelease, HelmReleaseArgs, deep_merge, load_values
-from stacks.spec import HelmReleaseSpec
+from components.spec import HelmReleaseSpec
 from tests.unit.conftest import OptsRecorder, PlatformMocks, run_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -10,6 +10,7 @@ import pytest
 import yaml
 from conftest import FAKE_ADMIN_CONF, PROJECT_ROOT, PlatformMocks, kubespray_config, run_program
 
+from components import kubespray_inventory as inv
 from components.kubespray import (
     ETCD_SNAPSHOT_PLAYBOOK,
     ETCD_SNAPSHOT_SCRIPT,
@@ -17,7 +18,6 @@ from components.kubespray import (
     KubesprayClusterArgs,
     rewrite_server,
 )
-from stacks import inventory as inv
 from stacks.config import parse_config
 
 CMD = "command:remote:Command"

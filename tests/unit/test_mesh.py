@@ -12,9 +12,7 @@ from conftest import OptsRecorder, PlatformMocks, run_program
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.mesh import INJECT_LABEL, destination_rule_spec, virtual_service_spec
-from components.webapp import WebApp, WebAppArgs
-from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
-from stacks.spec import (
+from components.spec import (
     Addon,
     AddonsSpec,
     AppSpec,
@@ -29,6 +27,8 @@ from stacks.spec import (
     ServiceSpec,
     StorageAddon,
 )
+from components.webapp import WebApp, WebAppArgs
+from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CR_VS = "kubernetes:networking.istio.io/v1:VirtualService"

@@ -20,7 +20,7 @@ from components.mysql import (
     storage_from_output,
     storage_output,
 )
-from stacks.spec import MySQLSpec, MySQLStorage, MySQLUserSpec, PeerSelector, Resources
+from components.spec import MySQLSpec, MySQLStorage, MySQLUserSpec, PeerSelector, Resources
 from tests.unit.conftest import OptsRecorder, PlatformMocks, Registered, resolve, run_program
 
 # How the SDK marks a secret value on the wire (pulumi.runtime.rpc).

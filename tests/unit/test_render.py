@@ -13,10 +13,7 @@ import yaml
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.namespaces import NamespacesArgs, PlatformNamespaces
-from components.webapp import WebApp, WebAppArgs
-from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
-from stacks.render import MARKER, REDACTED, render_objects, render_stack, to_manifest
-from stacks.spec import (
+from components.spec import (
     Addon,
     AddonsSpec,
     AppSpec,
@@ -30,6 +27,9 @@ from stacks.spec import (
     ServiceSpec,
     StorageAddon,
 )
+from components.webapp import WebApp, WebAppArgs
+from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
+from stacks.render import MARKER, REDACTED, render_objects, render_stack, to_manifest
 
 APP = AppSpec(
     name="my-nginx",

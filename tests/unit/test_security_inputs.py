@@ -278,7 +278,7 @@ def test_mysql_network_policy_needs_a_plugin_that_enforces_it(plugin: str) -> No
 
 def test_metrics_server_verifies_kubelet_tls_in_prod_kubespray_clusters() -> None:
     from components.addons import metrics_server_values
-    from stacks.inventory import group_vars
+    from components.kubespray_inventory import group_vars
 
     assert metrics_server_values({}, verify_kubelet_tls=True)["args"] == []
     assert metrics_server_values({}, verify_kubelet_tls=False)["args"] == ["--kubelet-insecure-tls"]
@@ -288,7 +288,7 @@ def test_metrics_server_verifies_kubelet_tls_in_prod_kubespray_clusters() -> Non
 
 @pytest.mark.parametrize(("env", "on"), [("dev", False), ("staging", True), ("prod", True)])
 def test_control_plane_certificates_renew_themselves_outside_dev(env: str, on: bool) -> None:
-    from stacks.inventory import group_vars
+    from components.kubespray_inventory import group_vars
 
     spec = parse_config(kubespray_config(env), project_root=PROJECT_ROOT)
     gv = group_vars(spec.cluster)

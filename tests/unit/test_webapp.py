@@ -9,10 +9,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.webapp import WebApp, WebAppArgs
-from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
-from stacks.render import render_objects
-from stacks.spec import (
+from components.spec import (
     Addon,
     AddonsSpec,
     AppSpec,
@@ -30,6 +27,9 @@ from stacks.spec import (
     StorageAddon,
     StrategySpec,
 )
+from components.webapp import WebApp, WebAppArgs
+from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
+from stacks.render import render_objects
 from tests.unit.conftest import PlatformMocks, run_program
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"

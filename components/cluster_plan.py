@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stacks import inventory as inv
-from stacks import kubespray_release
-from stacks.spec import ROLE_CONTROL_PLANE, ROLE_ETCD, ClusterSpec
+from components import kubespray_inventory as inv
+from components import kubespray_release
+from components.spec import ROLE_CONTROL_PLANE, ROLE_ETCD, ClusterSpec
 
 
 def layout(cluster: ClusterSpec, schedulable_control_plane: bool) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """What the program knows about each supported kubespray release.
 
-One JSON file per release in `stacks/kubespray_releases/`, generated from the release's
+One JSON file per release in `components/kubespray_releases/`, generated from the release's
 source tree by `scripts/kubespray_facts.py` (and checked against the vendored tree by
 tests/conformance/test_kubespray_release.py): the commit its tag points at, the
 Kubernetes versions it installs, the ansible-core range it accepts and every variable
