@@ -19,7 +19,7 @@ import pulumi_kubernetes as k8s
 
 from components.kubespray import ETCD_SNAPSHOT_SCRIPT
 from components.spec import EtcdBackup
-from components.volumes import HOSTNAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from components.vocabulary import HOSTNAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
 
 NAMESPACE = "kube-system"
 APP = "etcd-snapshot"
@@ -125,7 +125,7 @@ class EtcdSnapshots(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: EtcdSnapshotsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("k8s-platform:cluster:EtcdSnapshots", name, None, opts)
-        labels = {"app.kubernetes.io/name": APP, MANAGED_BY_LABEL: MANAGED_BY}
+        labels = {NAME_LABEL: APP, MANAGED_BY_LABEL: MANAGED_BY}
         child = pulumi.ResourceOptions(parent=self)
 
         # 1. the script, the same one the pre-change playbook runs

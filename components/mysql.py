@@ -42,6 +42,7 @@ import pulumi_kubernetes as k8s
 
 from components.namespaces import RETAINED_FIELD_MANAGER
 from components.spec import MYSQL_REPLICATION_USER, MySQLSpec, MySQLStorage, MySQLUserSpec
+from components.vocabulary import HOSTNAME_LABEL, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
 
 MYSQL_PORT = 3306
 MYSQL_UID = 999  # the mysql user of the official image
@@ -159,14 +160,14 @@ class MySQLClusterArgs:
 
 def _labels(spec: MySQLSpec) -> dict[str, str]:
     return {
-        "app.kubernetes.io/name": "mysql",
-        "app.kubernetes.io/instance": spec.name,
-        "app.kubernetes.io/managed-by": "k8s-platform",
+        NAME_LABEL: "mysql",
+        INSTANCE_LABEL: spec.name,
+        MANAGED_BY_LABEL: MANAGED_BY,
     }
 
 
 def _selector(spec: MySQLSpec) -> dict[str, str]:
-    return {"app.kubernetes.io/name": "mysql", "app.kubernetes.io/instance": spec.name}
+    return {NAME_LABEL: "mysql", INSTANCE_LABEL: spec.name}
 
 
 def _meta(spec: MySQLSpec, name: str, component: str) -> k8s.meta.v1.ObjectMetaArgs:
@@ -528,7 +529,7 @@ class MySQLCluster(pulumi.ComponentResource):
         )
 
         term = k8s.core.v1.PodAffinityTermArgs(
-            topology_key="kubernetes.io/hostname",
+            topology_key=HOSTNAME_LABEL,
             label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=_selector(spec)),
         )
         anti_affinity = (

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "k8s-platform"
+from components.vocabulary import MANAGED_BY, MANAGED_BY_LABEL
+
 PSA_PREFIX = "pod-security.kubernetes.io"
 PSA_LEVELS = ("restricted", "baseline", "privileged")
 

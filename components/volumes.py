@@ -21,10 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.spec import ClaimSpec, StaticVolumeSpec
-
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "k8s-platform"
-HOSTNAME_LABEL = "kubernetes.io/hostname"
+from components.vocabulary import HOSTNAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 
 
 def volume_spec(volume: StaticVolumeSpec) -> k8s.core.v1.PersistentVolumeSpecArgs:

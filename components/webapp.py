@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,10 +26,10 @@ import pulumi_kubernetes as k8s
 
 from components import mesh
 from components.spec import AppSpec, ProbeSpec
+from components.vocabulary import ENV_NAME, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
 from components.volumes import claim_spec
 
 PORT_NAME = "http"
-MANAGED_BY = "k8s-platform"
 CONFIG_HASH_ANNOTATION = "k8s-platform/config-hash"
 CONFIG_VOLUME = "config"
 
@@ -98,14 +97,11 @@ def config_hash(app: AppSpec, secret_values: Mapping[str, pulumi.Input[str]]) ->
 
 def selector_labels(app: AppSpec) -> dict[str, str]:
     """The immutable selector: name + instance only, so adding labels later never orphans pods."""
-    return {"app.kubernetes.io/name": app.name, "app.kubernetes.io/instance": app.name}
+    return {NAME_LABEL: app.name, INSTANCE_LABEL: app.name}
 
 
 def app_labels(app: AppSpec) -> dict[str, str]:
-    return {**selector_labels(app), "app.kubernetes.io/managed-by": MANAGED_BY}
-
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+    return {**selector_labels(app), MANAGED_BY_LABEL: MANAGED_BY}
 
 
 def _int_or_percent(value: str) -> int | str:
@@ -225,7 +221,7 @@ class WebApp(pulumi.ComponentResource):
                     ),
                 )
                 for k in app.config.data
-                if _ENV_NAME.fullmatch(k)
+                if ENV_NAME.fullmatch(k)
             ]
         env += [
             k8s.core.v1.EnvVarArgs(

@@ -22,6 +22,7 @@ from typing import Any
 from components import kubespray_release
 from components import spec as s
 from components.kubespray_inventory import api_server_host
+from components.vocabulary import DNS_LABEL, DNS_SUBDOMAIN, ENV_NAME
 from policy.guardrails import is_system_path
 from stacks.catalog import DEFAULT_ADDON_CHARTS, MESH_BASE_CHART
 
@@ -62,8 +63,6 @@ class ConfigError(Exception):
 
 # --------------------------------------------------------------------------- checks
 
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$"
 )
@@ -74,7 +73,6 @@ _SEMVER = re.compile(
     r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
 )
 _QUANTITY = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE]\d+)?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INT_OR_PERCENT = re.compile(r"^(\d+|\d{1,3}%)$")
 _REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9._-]+)*$")
 _IMAGE = re.compile(
@@ -498,7 +496,7 @@ def _did_you_mean(value: str, candidates: Sequence[str]) -> str:
 
 def _label_check(what: str, max_len: int = 63) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
-        if len(value) > max_len or not _LABEL.fullmatch(value):
+        if len(value) > max_len or not DNS_LABEL.fullmatch(value):
             return (
                 f"{value!r} is not a valid {what}: lowercase letters, digits and '-', "
                 f"starting and ending with a letter or digit, at most {max_len} characters (RFC 1123)"
@@ -510,7 +508,7 @@ def _label_check(what: str, max_len: int = 63) -> Callable[[str], str | None]:
 
 def _subdomain_check(what: str) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
-        if len(value) > 253 or not _SUBDOMAIN.fullmatch(value):
+        if len(value) > 253 or not DNS_SUBDOMAIN.fullmatch(value):
             return f"{value!r} is not a valid {what}: lowercase RFC 1123 DNS name (letters, digits, '-', '.')"
         return None
 
@@ -1475,7 +1473,7 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
                     required=True,
                     check=lambda v: (
                         None
-                        if _SUBDOMAIN.fullmatch(v.removeprefix("*.")) and len(v) <= 253
+                        if DNS_SUBDOMAIN.fullmatch(v.removeprefix("*.")) and len(v) <= 253
                         else f"{v!r} is not a DNS host name like 'app.example.com'"
                     ),
                 ),
@@ -1520,7 +1518,7 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
             env=a.str_map(
                 "env",
                 key_check=lambda k: (
-                    None if _ENV_NAME.fullmatch(k) else f"{k!r} is not a valid environment variable name"
+                    None if ENV_NAME.fullmatch(k) else f"{k!r} is not a valid environment variable name"
                 ),
             ),
             revision_history_limit=a.integer("revisionHistoryLimit", 10, minimum=0, maximum=100),
@@ -1778,7 +1776,7 @@ def _parse_app_config(r: Reader) -> s.AppConfigSpec:
         r.error("env", "is false and there is no mountPath: the app would never see the config; set one of them")
     if env and not mount_path:
         for k in sorted(data):
-            if not _ENV_NAME.fullmatch(k):
+            if not ENV_NAME.fullmatch(k):
                 r.error(
                     f"data.{k}",
                     f"{k!r} is not an environment variable name and the config is not mounted: "
@@ -1867,7 +1865,7 @@ def _parse_app_extras(a: Reader, app: s.AppSpec, addons: s.AddonsSpec, strategy:
         config = _parse_app_config(a.mapping("config"))
     secret_env = a.str_map(
         "secretEnv",
-        key_check=lambda k: None if _ENV_NAME.fullmatch(k) else f"{k!r} is not a valid environment variable name",
+        key_check=lambda k: None if ENV_NAME.fullmatch(k) else f"{k!r} is not a valid environment variable name",
     )
     for env_name, key in list(secret_env.items()):
         msg = _secret_key_check(key)
