@@ -20,6 +20,7 @@ from components import kubespray_inventory as inv
 from components.spec import PlatformSpec
 from stacks.config import ConfigError
 from stacks.files import PROJECT_ROOT, load_spec_file, stack_file
+from stacks.plumbing import SubprocessRunner, UsageError, validate_text, write_atomic
 
 
 class _Parser(argparse.ArgumentParser):
@@ -125,7 +126,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
     src_path, dst_path = stack_file(args.src, args.root), stack_file(args.dst, args.root)
     if args.src == args.dst:
-        raise pr.UsageError(f"promote: SRC and DST are both {args.src!r}")
+        raise UsageError(f"promote: SRC and DST are both {args.src!r}")
     texts = []
     for path in (src_path, dst_path):
         try:
@@ -160,9 +161,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
     print(f"promote {args.src} → {args.dst} ({dst_path.name}):")
     for line in pr.diff_lines(plan):
         print(line)
-    after = pr.validate_text(plan.new_text, dst_path.name, args.root)
+    after = validate_text(plan.new_text, dst_path.name, args.root)
     if after:
-        before = {str(p) for p in pr.validate_text(texts[1], dst_path.name, args.root)}
+        before = {str(p) for p in validate_text(texts[1], dst_path.name, args.root)}
         print(
             f"promote {args.src} → {args.dst}: refused, {dst_path.name} would not validate as "
             f"{args.dst} ({len(after)} problem(s)); {dst_path.name} unchanged",
@@ -175,7 +176,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"dry run: {dst_path.name} not written")
         return 0
-    pr.write_atomic(dst_path, plan.new_text)
+    write_atomic(dst_path, plan.new_text)
     print(f"wrote {dst_path.name} ({len(plan.changes)} setting(s)); review with git diff {dst_path.name}")
     return 0
 
@@ -213,7 +214,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from stacks.rollback_runner import SubprocessRunner, run_rollback
+    from stacks.rollback_runner import run_rollback
 
     only = [part for sel in args.only or [] for part in sel.split(",") if part.strip()]
     return run_rollback(
@@ -229,7 +230,6 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_recover(args: argparse.Namespace) -> int:
     from stacks.recover import run_recover
-    from stacks.rollback_runner import SubprocessRunner
 
     return run_recover(
         args.stack, yes=args.yes, root=args.root, runner=SubprocessRunner(args.root), kubeconfig=args.kubeconfig
@@ -238,7 +238,6 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 def cmd_drift(args: argparse.Namespace) -> int:
     from stacks.drift import check
-    from stacks.rollback_runner import SubprocessRunner
 
     return check(args.stack, runner=SubprocessRunner(args.root))
 
@@ -348,8 +347,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         has_stack = bool(args.stack)
         if has_stack == bool(args.config_file):
             parser.error(f"{args.command}: give a STACK name or --config-file FILE (one of them)")
-    from stacks.promotion import UsageError
-
     try:
         return int(args.func(args))
     except UsageError as exc:

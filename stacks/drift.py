@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from stacks.files import PROJECT_ROOT
-from stacks.rollback_runner import ENGINE_HINT, Runner, SubprocessRunner
+from stacks.plumbing import ENGINE_HINT, Runner, SubprocessRunner
 
 EXIT_CHANGES_PROPOSED = 7
 # steps that change nothing; a "refresh" step only reads the resource back (its drift is reported separately)

@@ -19,19 +19,17 @@ service type, ingress host, resources).
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap
 
 from stacks import yamledit as ye
 from stacks.catalog import DEFAULT_ADDON_CHARTS
-from stacks.config import NAMESPACE, ConfigError, Problem
+from stacks.config import NAMESPACE, Problem
+from stacks.plumbing import UsageError
 
 PROMOTABLE: tuple[str, ...] = (
     "apps[name].image",
@@ -55,10 +53,6 @@ class PromotionError(Exception):
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
-
-
-class UsageError(Exception):
-    """A bad argument (e.g. an --only selector that matches nothing promotable)."""
 
 
 @dataclass(frozen=True)
@@ -352,33 +346,3 @@ def diff_lines(plan: Plan) -> list[str]:
 
 
 # --------------------------------------------------------------------------- validate + write
-
-
-def validate_text(text: str, label: str, root: Path) -> list[Problem]:
-    """Problems `parse_config` finds in a stack file's text (as `validate` would report them)."""
-    from stacks.files import load_spec_file
-
-    fd, tmp = tempfile.mkstemp(prefix="promote-", suffix=".yaml")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        load_spec_file(Path(tmp), root)
-    except ConfigError as exc:
-        return [Problem(p.path.replace(tmp, label), p.message) for p in exc.problems]
-    finally:
-        os.unlink(tmp)
-    return []
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace `path` in one step, so a reader never sees half a stack file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

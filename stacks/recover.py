@@ -41,7 +41,7 @@ from typing import Any, TextIO
 
 from stacks.config import ConfigError
 from stacks.files import load_spec_file
-from stacks.rollback_runner import Runner, cli_problem, first_line
+from stacks.plumbing import Runner, cli_problem, first_line
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 # Helm release states that hold Helm's per-release lock: nothing else can run on the release

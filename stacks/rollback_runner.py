@@ -1,94 +1,24 @@
 """Runs a rollback: reads the stack's history with the Pulumi CLI, writes the restored
 stack file, previews, applies, and checks that nothing is left to change.
 
-Every external call goes through a `Runner`, so tests drive the whole flow with a
-fake one; `SubprocessRunner` is the real thing. The planning itself is
+Every external call goes through a `Runner` (stacks/plumbing.py), so tests drive the
+whole flow with a fake one; `SubprocessRunner` is the real thing. The planning itself is
 `stacks.rollback` (pure).
 """
 
 from __future__ import annotations
 
-import shutil
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, TextIO
 
 from stacks import promotion
 from stacks import rollback as rb
 from stacks.files import stack_file
-from stacks.promotion import validate_text, write_atomic
-
-ENGINE_HINT = (
-    "the Pulumi CLI (pulumi) is not on PATH: run `make engine` to build it, then "
-    'source "$(scripts/engine.sh --print-dir)/env.sh" (or install pulumi yourself)'
-)
-
-
-@dataclass(frozen=True)
-class Result:
-    returncode: int
-    stdout: str = ""
-    stderr: str = ""
-
-
-class Runner(Protocol):
-    def which(self, program: str) -> str | None: ...
-
-    def run(self, args: Sequence[str], *, capture: bool) -> Result:
-        """Run a command in the project root; `capture=False` streams its output to the terminal."""
-        ...
-
-    def git_head(self) -> str | None: ...
-
-    def confirm(self, prompt: str) -> bool | None:
-        """The user's answer, or None when there is no terminal to ask."""
-        ...
-
-
-class SubprocessRunner:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def which(self, program: str) -> str | None:
-        return shutil.which(program)
-
-    def run(self, args: Sequence[str], *, capture: bool) -> Result:
-        # stdin closed: the confirmation prompt is ours; pulumi's interactive display
-        # would otherwise read (and swallow) what the user types ahead
-        proc = subprocess.run(
-            list(args), cwd=self.root, capture_output=capture, text=True, check=False, stdin=subprocess.DEVNULL
-        )
-        return Result(proc.returncode, proc.stdout or "", proc.stderr or "")
-
-    def git_head(self) -> str | None:
-        try:
-            proc = subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=self.root, capture_output=True, text=True, check=False
-            )
-        except OSError:
-            return None
-        return proc.stdout.strip() if proc.returncode == 0 else None
-
-    def confirm(self, prompt: str) -> bool | None:
-        if not sys.stdin.isatty():
-            return None
-        try:
-            import termios
-
-            # an answer typed before the preview finished was not an answer to this question
-            termios.tcflush(sys.stdin, termios.TCIFLUSH)
-        except (ImportError, OSError):
-            pass
-        try:
-            answer = input(prompt)
-        except EOFError:
-            return None
-        return answer.strip().lower() in ("y", "yes")
+from stacks.plumbing import Runner, UsageError, cli_problem, first_line, validate_text, write_atomic
 
 
 def _project_name(root: Path) -> str:
@@ -100,22 +30,6 @@ def _project_name(root: Path) -> str:
         return rb.NAMESPACE
     name = doc.get("name") if isinstance(doc, dict) else None
     return name if isinstance(name, str) and name else rb.NAMESPACE
-
-
-def cli_problem(stack: str, root: Path, runner: Runner) -> str | None:
-    """Why a command that drives the pulumi CLI on `stack` cannot start, if it cannot."""
-    path = stack_file(stack, root)
-    if not path.is_file():
-        return f"{path.name}: no such stack file"
-    if runner.which("pulumi") is None:
-        return ENGINE_HINT
-    return None
-
-
-def first_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    return (errors or lines or ["(no output)"])[0]
 
 
 def _exit_on_termination() -> dict[int, Any]:
@@ -190,7 +104,7 @@ def run_rollback(
         # part of the config only: exactly what `promote --only` would carry from that update
         try:
             part = promotion.plan_promotion(plan.new_text, original, src=f"v{target.version}", dst=stack, only=only)
-        except promotion.UsageError as exc:
+        except UsageError as exc:
             return fail(str(exc).replace("promotable setting", "rollback-able setting"))
         plan.problems.extend(part.problems)
         plan.new_text = part.new_text

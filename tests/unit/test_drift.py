@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from stacks import drift
-from stacks.rollback_runner import Result
+from stacks.plumbing import Result
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DEPLOY = "urn:pulumi:dev::k8s-platform::k8s-platform:webapp:WebApp$kubernetes:apps/v1:Deployment::my-nginx"

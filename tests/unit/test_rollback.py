@@ -15,7 +15,8 @@ from conftest import PROJECT_ROOT
 
 from stacks import rollback as rb
 from stacks import yamledit as ye
-from stacks.rollback_runner import Result, run_rollback
+from stacks.plumbing import Result
+from stacks.rollback_runner import run_rollback
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NGINX_OLD = "nginxinc/nginx-unprivileged:1.27.5"
