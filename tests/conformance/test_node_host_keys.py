@@ -14,20 +14,17 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "unit"))
-
-from conftest import PROJECT_ROOT, kubespray_config  # noqa: E402
 
 from components.kubespray import known_hosts_lines, ssh_args  # noqa: E402
 from stacks.config import parse_config  # noqa: E402
 from tests.e2e.lib.sshd import SSHD, ControlHost  # noqa: E402
+from tests.support.mocks import PROJECT_ROOT, kubespray_config  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ssh") is None or not Path(SSHD).exists(), reason="needs openssh-client and openssh-server"

@@ -5,19 +5,16 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pulumi
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "unit"))
-
-from conftest import PlatformMocks, kubespray_config, run_program  # noqa: E402
 
 from components.kubespray import KubesprayCluster, KubesprayClusterArgs  # noqa: E402
 from stacks.config import parse_config  # noqa: E402
+from tests.support.mocks import PlatformMocks, kubespray_config, run_program  # noqa: E402
 
 
 def all_scripts() -> list[tuple[str, str]]:

@@ -1,97 +1,19 @@
-"""Pulumi mocks shared by the unit tests.
+"""Fixtures of the unit tests (the conformance tier imports the same helpers from
+tests/support/mocks.py).
 
-`mocks` installs a fresh `PlatformMocks` per test; each test builds resources
-inside a function decorated with `@pulumi.runtime.test` (or calls
-`run_program`) and inspects `mocks.resources` afterwards.
+`mocks` installs a fresh `PlatformMocks` per test; `preview_mocks` the same in preview
+mode; `opts_recorder` records the ResourceOptions of a component's children; `ks_config`
+is a valid kubespray-mode config.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pytest
 
-from stacks.render import mock_outputs
-
-FAKE_ADMIN_CONF = """apiVersion: v1
-kind: Config
-clusters:
-- cluster:
-    certificate-authority-data: Q0EtREFUQQ==
-    server: https://127.0.0.1:6443
-  name: cluster.local
-contexts:
-- context:
-    cluster: cluster.local
-    user: kubernetes-admin
-  name: kubernetes-admin@cluster.local
-current-context: kubernetes-admin@cluster.local
-users:
-- name: kubernetes-admin
-  user:
-    client-certificate-data: Q0VSVA==
-    client-key-data: S0VZ
-"""
-
-
-@dataclass
-class Registered:
-    """One resource the program registered, as the engine saw it."""
-
-    type: str
-    name: str
-    inputs: dict[str, Any]
-    provider: str
-    parent: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-class PlatformMocks(pulumi.runtime.Mocks):
-    """Returns realistic outputs per resource type and records every registration."""
-
-    def __init__(self) -> None:
-        self.resources: list[Registered] = []
-        # what a StackReference to this stack reads back (its previous outputs)
-        self.stack_outputs: dict[str, Any] = {}
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        outputs = mock_outputs(args.typ, args.name, args.inputs, self.stack_outputs)
-        rid = f"{args.name}-id"
-        if args.typ == "command:remote:Command":
-            create = str(args.inputs.get("create", ""))
-            outputs["stdout"] = FAKE_ADMIN_CONF if "admin.conf" in create and "cat " in create else "ok"
-        elif args.typ.startswith("kubernetes:"):
-            meta = dict(outputs.get("metadata") or {})
-            meta.setdefault("name", args.name)
-            outputs["metadata"] = meta
-            ns = meta.get("namespace")
-            rid = f"{ns}/{meta['name']}" if ns else str(meta["name"])
-        self.resources.append(
-            Registered(
-                type=args.typ,
-                name=args.name,
-                inputs=dict(args.inputs),
-                provider=args.provider or "",
-                parent=None,
-            )
-        )
-        return rid, outputs
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
-
-    # helpers for assertions
-    def of_type(self, typ: str) -> list[Registered]:
-        return [r for r in self.resources if r.type == typ]
-
-    def named(self, name: str) -> Registered:
-        found = [r for r in self.resources if r.name == name]
-        assert found, f"no resource named {name!r}; have {[r.name for r in self.resources]}"
-        return found[0]
+from tests.support.mocks import OptsRecorder, PlatformMocks, kubespray_config
 
 
 @pytest.fixture
@@ -108,95 +30,11 @@ def preview_mocks() -> PlatformMocks:
     return m
 
 
-def resolve(output: pulumi.Output[Any]) -> Any:
-    """Wait for an Output under mocks and return its plain value (None if unknown)."""
-    fut: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
-    output.apply(lambda v: fut.set_result(v) if not fut.done() else None)
-    return asyncio.get_event_loop().run_until_complete(fut)
-
-
-def run_program(fn: Callable[[], Any]) -> Any:
-    """Run `fn` as a Pulumi program under the installed mocks and wait for all registrations."""
-    return pulumi.runtime.test(fn)()
-
-
-class OptsRecorder:
-    """Records the ResourceOptions every child of a component was created with.
-
-    Pass `opts=ResourceOptions(transformations=[recorder.transformation])` to a
-    component: transformations are inherited by children, and run in the SDK (so
-    also under mocks), which lets tests see `parent` and `depends_on` that the mock
-    monitor does not report.
-    """
-
-    def __init__(self) -> None:
-        self.opts: dict[str, pulumi.ResourceOptions] = {}
-        self.types: dict[str, str] = {}
-
-    def transformation(self, args: pulumi.ResourceTransformationArgs) -> None:
-        self.opts[args.name] = args.opts
-        self.types[args.name] = args.type_
-        return None
-
-    def depends_on(self, name: str) -> list[pulumi.Resource]:
-        assert name in self.opts, f"no child named {name!r}; have {sorted(self.opts)}"
-        deps = self.opts[name].depends_on
-        if deps is None:
-            return []
-        return list(deps) if isinstance(deps, list | tuple) else [deps]  # type: ignore[list-item]
-
-
 @pytest.fixture
 def opts_recorder() -> OptsRecorder:
     return OptsRecorder()
 
 
-# --------------------------------------------------------------------------- config fixtures
-
-PROJECT_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
-
-
-def kubespray_config(environment: str = "staging") -> dict[str, Any]:
-    """A valid kubespray-mode config (namespace stripped, secrets as markers): the notes' layout."""
-    from stacks.config import SECRET
-
-    return {
-        "environment": environment,
-        "cluster": {
-            "mode": "kubespray",
-            "kubespray": {"version": "v2.31.0", "source": "https://github.com/kubernetes-sigs/kubespray.git",
-                          "workdir": "~/kubespray"},
-            "controlHost": {"host": "10.4.17.165", "port": 22, "user": "tiger",
-                            "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleOnly"},
-            "ansibleUser": "tiger",
-            "nodes": [
-                {"name": "node1", "address": "10.4.17.167", "roles": ["control-plane", "etcd", "worker"]},
-                {"name": "node2", "address": "10.4.17.168", "roles": ["control-plane", "etcd", "worker"]},
-                {"name": "node3", "address": "10.4.17.169", "roles": ["etcd", "worker"]},
-            ],
-            "kubeVersion": "1.34.4",
-            "proxy": {"http": "http://10.4.17.1:3128", "https": "http://10.4.17.1:3128", "noProxy": "10.4.17.0/24"},
-            "imageRepos": {"quay": "registry.mirror.example.com/quay"},
-        },
-        "schedulableControlPlane": True,
-        "sshPrivateKey": SECRET,
-    }
-
-
-def existing_config(environment: str = "dev") -> dict[str, Any]:
-    return {
-        "environment": environment,
-        "cluster": {"mode": "existing", "kubeconfig": "~/.kube/config"},
-    }
-
-
 @pytest.fixture
 def ks_config() -> dict[str, Any]:
     return kubespray_config()
-
-
-def assert_problem(problems: list[Any], path: str, words: str) -> None:
-    """A ConfigError's problems include one at `path` whose message says `words`."""
-    matching = [p for p in problems if p.path == path]
-    assert matching, f"expected a problem at {path!r}, got: {[str(p) for p in problems]}"
-    assert any(words in p.message for p in matching), f"{path}: expected {words!r} in {[p.message for p in matching]}"

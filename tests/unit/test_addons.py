@@ -12,7 +12,7 @@ import pytest
 from components.addons import CONTROL_PLANE_TAINT_KEYS, ClusterAddons, ClusterAddonsArgs
 from components.spec import Addon, AddonsSpec, ChartSource, IngressAddon, LoadBalancerAddon, StorageAddon
 from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
-from tests.unit.conftest import OptsRecorder, PlatformMocks, run_program
+from tests.support.mocks import OptsRecorder, PlatformMocks, run_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 POOL = "kubernetes:metallb.io/v1beta1:IPAddressPool"

@@ -10,7 +10,6 @@ from typing import Any
 
 import pulumi
 import pytest
-from conftest import PROJECT_ROOT, OptsRecorder, PlatformMocks, run_program
 
 from components.spec import AppConfigSpec, AppSpec
 from components.webapp import CONFIG_HASH_ANNOTATION, WebApp, WebAppArgs
@@ -18,6 +17,7 @@ from stacks.config import ConfigError, parse_config
 from stacks.files import config_from_file
 from stacks.program import ProgramSecrets, build
 from stacks.render import render_objects
+from tests.support.mocks import PROJECT_ROOT, OptsRecorder, PlatformMocks, run_program
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"

@@ -29,7 +29,6 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, PlatformMocks, run_program
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +36,7 @@ from stacks import cli
 from stacks.config import SECRET, TOP_LEVEL_KEYS, ConfigError, parse_config
 from stacks.files import config_from_file, load_spec_file, stack_file
 from stacks.program import ProgramSecrets, deploy
+from tests.support.mocks import PROJECT_ROOT, PlatformMocks, run_program
 
 NS = "k8s-platform:"
 _DELETE = object()

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import PROJECT_ROOT
+from tests.support.mocks import PROJECT_ROOT
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -6,11 +6,11 @@ import copy
 from typing import Any
 
 import pytest
-from conftest import PROJECT_ROOT, kubespray_config
 
 from components import cluster_plan
 from components.spec import ClusterSpec
 from stacks.config import parse_config
+from tests.support.mocks import PROJECT_ROOT, kubespray_config
 
 CP_ETCD = ["control-plane", "etcd", "worker"]
 

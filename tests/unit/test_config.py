@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import PROJECT_ROOT, assert_problem, existing_config, kubespray_config
 
 from stacks.config import SECRET, ConfigError, parse_config
 from stacks.files import load_spec_file, stack_file
+from tests.support.mocks import PROJECT_ROOT, assert_problem, existing_config, kubespray_config
 
 
 def parse(cfg: dict[str, Any]):

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import PROJECT_ROOT, assert_problem, existing_config, kubespray_config
 
 from components.spec import (
     AppConfigSpec,
@@ -23,6 +22,7 @@ from components.spec import (
 )
 from stacks.config import SECRET, ConfigError, format_seconds, parse_config, parse_duration
 from stacks.files import config_from_file
+from tests.support.mocks import PROJECT_ROOT, assert_problem, existing_config, kubespray_config
 
 SHOWCASE = PROJECT_ROOT / "tests" / "unit" / "fixtures" / "Pulumi.showcase.yaml"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from conftest import PROJECT_ROOT
+from tests.support.mocks import PROJECT_ROOT
 
 
 def _pins() -> dict[str, str]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from conftest import PROJECT_ROOT, PlatformMocks, kubespray_config, run_program
 
 from components.etcd_backup import EtcdSnapshots, EtcdSnapshotsArgs, cronjob_name, mirrored
 from components.kubespray import ETCD_SNAPSHOT_SCRIPT
 from stacks.config import parse_config
 from stacks.program import ProgramSecrets, deploy
+from tests.support.mocks import PROJECT_ROOT, PlatformMocks, kubespray_config, run_program
 
 CRONJOB = "kubernetes:batch/v1:CronJob"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"

@@ -11,7 +11,7 @@ import pytest
 
 from components.helm_release import HelmRelease, HelmReleaseArgs, deep_merge, load_values
 from components.spec import HelmReleaseSpec
-from tests.unit.conftest import OptsRecorder, PlatformMocks, run_program
+from tests.support.mocks import OptsRecorder, PlatformMocks, run_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 MIRROR = "https://mirror.example.com/grafana"

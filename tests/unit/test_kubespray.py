@@ -8,7 +8,6 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from conftest import FAKE_ADMIN_CONF, PROJECT_ROOT, PlatformMocks, kubespray_config, run_program
 
 from components import kubespray_inventory as inv
 from components.kubespray import (
@@ -19,6 +18,7 @@ from components.kubespray import (
     rewrite_server,
 )
 from stacks.config import parse_config
+from tests.support.mocks import FAKE_ADMIN_CONF, PROJECT_ROOT, PlatformMocks, kubespray_config, run_program
 
 CMD = "command:remote:Command"
 

@@ -8,10 +8,10 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import PROJECT_ROOT, assert_problem, kubespray_config
 
 from components.kubespray_inventory import group_vars
 from stacks.config import ConfigError, parse_config
+from tests.support.mocks import PROJECT_ROOT, assert_problem, kubespray_config
 
 
 def _cfg(**cluster: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from typing import Any
 
 import pulumi
 import pytest
-from conftest import OptsRecorder, PlatformMocks, run_program
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.mesh import INJECT_LABEL, destination_rule_spec, virtual_service_spec
@@ -29,6 +28,7 @@ from components.spec import (
 )
 from components.webapp import WebApp, WebAppArgs
 from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
+from tests.support.mocks import OptsRecorder, PlatformMocks, run_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CR_VS = "kubernetes:networking.istio.io/v1:VirtualService"

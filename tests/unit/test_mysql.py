@@ -21,7 +21,7 @@ from components.mysql import (
     storage_output,
 )
 from components.spec import MySQLSpec, MySQLStorage, MySQLUserSpec, PeerSelector, Resources
-from tests.unit.conftest import OptsRecorder, PlatformMocks, Registered, resolve, run_program
+from tests.support.mocks import OptsRecorder, PlatformMocks, Registered, resolve, run_program
 
 # How the SDK marks a secret value on the wire (pulumi.runtime.rpc).
 SECRET_SIG = "4dabf18193072939515e22adb298388d"

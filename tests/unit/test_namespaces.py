@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 
 from components.namespaces import NamespacesArgs, PlatformNamespaces
-from tests.unit.conftest import PlatformMocks, run_program
+from tests.support.mocks import PlatformMocks, run_program
 
 NS_TYPE = "kubernetes:core/v1:Namespace"
 
@@ -43,10 +43,9 @@ def test_labels_include_managed_by_and_given_labels(mocks: PlatformMocks) -> Non
 
 
 def test_pod_security_level_per_namespace_from_its_workloads() -> None:
-    from conftest import PROJECT_ROOT, existing_config
-
     from stacks.config import parse_config
     from stacks.program import pod_security_levels
+    from tests.support.mocks import PROJECT_ROOT, existing_config
 
     app = {"image": "nginxinc/nginx-unprivileged:1.27.5", "port": 8080, "replicas": 2,
            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}}  # fmt: skip

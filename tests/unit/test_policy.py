@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import PROJECT_ROOT
+
+from tests.support.mocks import PROJECT_ROOT
 
 POLICY_DIR = PROJECT_ROOT / "policy"
 sys.path.insert(0, str(POLICY_DIR))

@@ -7,11 +7,11 @@ from typing import Any
 
 import pulumi
 import pytest
-from conftest import PROJECT_ROOT, PlatformMocks, existing_config, kubespray_config, run_program
 
 from stacks.config import ConfigError
 from stacks.files import config_from_file, stack_file
 from stacks.program import ProgramSecrets, deploy
+from tests.support.mocks import PROJECT_ROOT, PlatformMocks, existing_config, kubespray_config, run_program
 
 SECRETS = ProgramSecrets(
     ssh_private_key=pulumi.Output.secret("ssh-key-under-test"),

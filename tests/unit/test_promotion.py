@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROJECT_ROOT
 
 from stacks import promotion as pr
 from stacks import yamledit as ye
 from stacks.cli import main
+from tests.support.mocks import PROJECT_ROOT
 
 NS = "k8s-platform:"
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROJECT_ROOT
 
 from stacks import cli
 from stacks.plumbing import Result
 from stacks.recover import HELM_RELEASE, Pending, pending_operations, plan_recovery, run_recover
+from tests.support.mocks import PROJECT_ROOT
 
 URN = "urn:pulumi:dev::k8s-platform::k8s-platform:addons:Addons$kubernetes:helm.sh/v3:Release::addons-{}-release"
 NS_URN = "urn:pulumi:dev::k8s-platform::kubernetes:core/v1:Namespace::ns-web"

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PROJECT_ROOT
 
 from stacks import rollback as rb
 from stacks import yamledit as ye
 from stacks.plumbing import Result
 from stacks.rollback_runner import run_rollback
+from tests.support.mocks import PROJECT_ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NGINX_OLD = "nginxinc/nginx-unprivileged:1.27.5"

@@ -28,13 +28,13 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, OptsRecorder, PlatformMocks, run_program
 
 from stacks import cli
 from stacks.config import ConfigError, parse_config
 from stacks.files import config_from_file, load_spec_file, stack_file
 from stacks.program import ProgramSecrets, deploy
 from stacks.render import render_stack
+from tests.support.mocks import PROJECT_ROOT, OptsRecorder, PlatformMocks, run_program
 
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 SECRET_VAL = "1b47061264138c4ac30d75fd1eb44270"

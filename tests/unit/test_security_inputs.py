@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT, assert_problem, kubespray_config
 
 from stacks.config import NAMESPACE, SECRET, ConfigError, parse_config
+from tests.support.mocks import PROJECT_ROOT, assert_problem, kubespray_config
 
 TEMPLATES = [
     "{{ lookup('pipe', 'id > /tmp/x') }}",

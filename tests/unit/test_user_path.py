@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT_ROOT
 
 from stacks.config import ConfigError, strip_namespace
+from tests.support.mocks import PROJECT_ROOT
 
 
 @pytest.mark.parametrize("key", ["k8s_platform:mysql", "k8s-platfrom:apps", "K8s-Platform:apps", "k8splatform:helm"])
@@ -47,7 +47,7 @@ def _problems_of(cfg: dict) -> list[str]:
 
 
 def _ks(env: str = "staging") -> dict:
-    from conftest import kubespray_config
+    from tests.support.mocks import kubespray_config
 
     return kubespray_config(env)
 

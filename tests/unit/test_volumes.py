@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from conftest import PROJECT_ROOT, OptsRecorder, PlatformMocks, kubespray_config, run_program
 
 from components.spec import AppSpec, AppVolumeSpec, ClaimSpec, LocalSource, NfsSource, StaticVolumeSpec
 from components.volumes import StaticVolumes, StaticVolumesArgs
 from components.webapp import WebApp, WebAppArgs
 from stacks.program import ProgramSecrets, deploy
+from tests.support.mocks import PROJECT_ROOT, OptsRecorder, PlatformMocks, kubespray_config, run_program
 
 PV = "kubernetes:core/v1:PersistentVolume"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"

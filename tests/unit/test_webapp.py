@@ -30,7 +30,7 @@ from components.spec import (
 from components.webapp import WebApp, WebAppArgs
 from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
 from stacks.render import render_objects
-from tests.unit.conftest import PlatformMocks, run_program
+from tests.support.mocks import PlatformMocks, run_program
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
