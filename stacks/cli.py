@@ -18,6 +18,8 @@ from pathlib import Path
 
 from components import kubespray_inventory as inv
 from components.spec import PlatformSpec
+from stacks import drift, newstack, recover, rollback_runner
+from stacks import promotion as pr
 from stacks.config import ConfigError
 from stacks.files import PROJECT_ROOT, load_spec_file, stack_file
 from stacks.plumbing import SubprocessRunner, UsageError, validate_text, write_atomic
@@ -99,7 +101,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     spec = _load_one(args)
     if spec is None:
         return 1
-    from stacks.render import render_stack
+    from stacks.render import render_stack  # here, not at the top: it loads pulumi_kubernetes (slow)
 
     try:
         written = render_stack(spec, args.root, Path(args.out))
@@ -109,7 +111,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     print(f"wrote {len(written)} manifest(s) to {args.out}")
     if args.charts:
         from stacks.charts import template_releases
-        from stacks.render import helm_releases
+        from stacks.render import helm_releases  # loads pulumi_kubernetes: only when rendering
 
         results = template_releases(helm_releases(spec, args.root), Path(args.out) / "charts")
         for r in results:
@@ -122,7 +124,6 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from stacks import promotion as pr
 
     src_path, dst_path = stack_file(args.src, args.root), stack_file(args.dst, args.root)
     if args.src == args.dst:
@@ -182,7 +183,6 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from stacks import newstack
 
     dst, src = stack_file(args.name, args.root), stack_file(args.source, args.root)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
@@ -214,10 +214,9 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from stacks.rollback_runner import run_rollback
 
     only = [part for sel in args.only or [] for part in sel.split(",") if part.strip()]
-    return run_rollback(
+    return rollback_runner.run_rollback(
         args.stack,
         to=args.to,
         yes=args.yes,
@@ -229,17 +228,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    from stacks.recover import run_recover
 
-    return run_recover(
+    return recover.run_recover(
         args.stack, yes=args.yes, root=args.root, runner=SubprocessRunner(args.root), kubeconfig=args.kubeconfig
     )
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
-    from stacks.drift import check
 
-    return check(args.stack, runner=SubprocessRunner(args.root))
+    return drift.check(args.stack, runner=SubprocessRunner(args.root))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from components.spec import PlatformSpec
-from stacks.config import NAMESPACE, SECRET, ConfigError, Problem, strip_namespace
+from stacks.config import NAMESPACE, SECRET, ConfigError, Problem, parse_config, strip_namespace
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,15 +88,13 @@ def config_from_file(path: Path) -> dict[str, Any]:
 
 def load_spec_file(path: Path, root: Path = PROJECT_ROOT, secrets_required: bool = False) -> PlatformSpec:
     """The stack file's spec; secrets not set yet are warnings unless `secrets_required`."""
-    from stacks.config import parse_config
-
     return parse_config(
         config_from_file(path), project_root=root, source=str(path), secrets_required=secrets_required
     )
 
 
 def runtime_config_stack() -> str:
-    import pulumi
+    import pulumi  # only inside a Pulumi program: the CLI need not load pulumi
 
     return pulumi.get_stack()
 
@@ -107,7 +105,7 @@ def config_from_runtime() -> dict[str, Any]:
     Values the engine hands over are strings (objects as JSON); secret keys are
     replaced by the marker so the plaintext goes no further than `pulumi.Config`.
     """
-    from pulumi.runtime import config as runtime_config
+    from pulumi.runtime import config as runtime_config  # only inside a Pulumi program: the CLI need not load pulumi
 
     values = dict(runtime_config.get_config_env())
     values.update(runtime_config.CONFIG.get())
@@ -141,7 +139,7 @@ def placeholder_secrets() -> list[str]:
     Reads the decrypted value the engine handed to the program only to compare its
     prefix; the value itself is never returned or printed.
     """
-    from pulumi.runtime import config as runtime_config
+    from pulumi.runtime import config as runtime_config  # only inside a Pulumi program: the CLI need not load pulumi
 
     values = dict(runtime_config.get_config_env())
     values.update(runtime_config.CONFIG.get())

@@ -35,8 +35,11 @@ from components.namespaces import NamespacesArgs, PlatformNamespaces
 from components.spec import PlatformSpec
 from components.volumes import StaticVolumes, StaticVolumesArgs
 from components.webapp import WebApp, WebAppArgs
-from stacks.config import ConfigError, Problem
+from stacks.config import ConfigError, Problem, parse_config
 
+# what stands for a secret wherever its value is not available or must not appear
+# (`python -m stacks render`, the rendered manifests)
+REDACTED = "<redacted>"
 
 @dataclass(frozen=True)
 class ProgramSecrets:
@@ -55,8 +58,6 @@ class ProgramSecrets:
 
 def _named_secret_values(spec: PlatformSpec, secrets: ProgramSecrets) -> dict[str, pulumi.Output[str]]:
     if secrets.extra is None:
-        from stacks.render import REDACTED
-
         return {key: pulumi.Output.secret(REDACTED) for key in spec.named_secret_keys}
     missing = [key for key in spec.named_secret_keys if key not in secrets.extra]
     if missing:
@@ -303,7 +304,5 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
 
 def deploy(raw_config: dict[str, Any], secrets: ProgramSecrets, project_root: Path, stack: str = "") -> dict[str, Any]:
     """Validate the whole config, then build; a bad config registers no resource at all."""
-    from stacks.config import parse_config
-
     spec = parse_config(raw_config, project_root=project_root, source=f"stack {stack or pulumi.get_stack()}")
     return build(spec, secrets, project_root, stack)

@@ -19,6 +19,7 @@ service type, ingress host, resources).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -331,8 +332,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Mapping | list):
-        import json
-
         return json.dumps(value, separators=(", ", ": "))
     return str(value)
 

@@ -32,6 +32,8 @@ import pulumi
 import yaml
 
 from components.spec import PlatformSpec
+from stacks import program
+from stacks.program import REDACTED
 
 
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
@@ -46,7 +48,6 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 
 _Dumper.add_representer(str, _represent_str)
 
-REDACTED = "<redacted>"
 CLUSTER_SCOPE = "_cluster"
 # Written into the output directory so a re-render may clean files it wrote before
 # without ever deleting files it did not write.
@@ -171,8 +172,6 @@ def file_name(manifest: Mapping[str, Any], resource_name: str, is_patch: bool) -
 
 
 def _default_builder(spec: PlatformSpec, secrets: Any, project_root: Path) -> Any:
-    from stacks import program  # the lead's composition; imported late so render works without it
-
     return program.build(spec, secrets, project_root)
 
 
@@ -183,8 +182,6 @@ def _placeholder_secrets(spec: PlatformSpec) -> Any:
     object carries a secret's value (they are redacted). The kubeconfig is a placeholder
     too: rendering must not read the operator's ~/.kube/config (or need one).
     """
-    from stacks import program
-
     values: dict[str, Any] = {
         f.name: pulumi.Output.secret(REDACTED) for f in dataclasses.fields(program.ProgramSecrets) if f.name != "extra"
     }

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
+
 from stacks import promotion
 from stacks import rollback as rb
 from stacks.files import stack_file
@@ -22,8 +24,6 @@ from stacks.plumbing import Runner, UsageError, cli_problem, first_line, validat
 
 
 def _project_name(root: Path) -> str:
-    import yaml
-
     try:
         doc = yaml.safe_load((root / "Pulumi.yaml").read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):

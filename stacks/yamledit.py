@@ -17,7 +17,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.error import CommentMark, YAMLError
+from ruamel.yaml.tokens import CommentToken
 
 __all__ = ["MISSING", "YAMLError", "dump", "leaf_diffs", "load", "plain", "same", "sync", "sync_key"]
 
@@ -145,8 +146,6 @@ def _put_trailing(container: Any, key: Any, text: str) -> None:
     if _is_block(value):
         _put_trailing(value, _last_key(value), text)
         return
-    from ruamel.yaml.error import CommentMark
-    from ruamel.yaml.tokens import CommentToken
 
     slot = _slot(container)
     entry = container.ca.items.setdefault(key, [None, None, None, None])
