@@ -137,6 +137,157 @@ def _resources(app: AppSpec) -> k8s.core.v1.ResourceRequirementsArgs | None:
     )
 
 
+def _security(app: AppSpec) -> k8s.core.v1.SecurityContextArgs:
+    """Every container of the app: non-root unless allowed, no capabilities, RuntimeDefault seccomp."""
+    return k8s.core.v1.SecurityContextArgs(
+        allow_privilege_escalation=False,
+        capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+        run_as_non_root=app.run_as_non_root,
+        run_as_user=app.run_as_user,
+        read_only_root_filesystem=app.read_only_root_filesystem,
+        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+    )
+
+
+def _env(app: AppSpec) -> list[k8s.core.v1.EnvVarArgs]:
+    # Sorted: the pod template (and so the rollout) must not change when only
+    # the order of keys in the stack file does. The ConfigMap and Secret are named
+    # literally (not via their outputs): an output of a Secret is itself secret and
+    # would hide the Deployment's diff; `depends_on` keeps the order instead.
+    env: list[k8s.core.v1.EnvVarArgs] = [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in app.env.items()]
+    if app.config is not None and app.config.env:
+        env += [
+            k8s.core.v1.EnvVarArgs(
+                name=k,
+                value_from=k8s.core.v1.EnvVarSourceArgs(
+                    config_map_key_ref=k8s.core.v1.ConfigMapKeySelectorArgs(name=config_map_name(app), key=k)
+                ),
+            )
+            for k in app.config.data
+            if ENV_NAME.fullmatch(k)
+        ]
+    env += [
+        k8s.core.v1.EnvVarArgs(
+            name=k,
+            value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name(app), key=k)
+            ),
+        )
+        for k in app.secret_env
+    ]
+    env.sort(key=lambda e: str(e.name))
+    return env
+
+
+def _volumes(app: AppSpec) -> tuple[list[k8s.core.v1.VolumeArgs], list[k8s.core.v1.VolumeMountArgs]]:
+    """The pod's volumes (the config ConfigMap, one claim per volume) and the container's mounts."""
+    volumes: list[k8s.core.v1.VolumeArgs] = []
+    mounts: list[k8s.core.v1.VolumeMountArgs] = []
+    if app.config is not None and app.config.mount_path:
+        volumes.append(
+            k8s.core.v1.VolumeArgs(
+                name=CONFIG_VOLUME,
+                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=config_map_name(app)),
+            )
+        )
+        mounts.append(k8s.core.v1.VolumeMountArgs(name=CONFIG_VOLUME, mount_path=app.config.mount_path, read_only=True))
+    for vol in app.volumes:
+        volumes.append(
+            k8s.core.v1.VolumeArgs(
+                name=vol.name,
+                persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
+                    claim_name=claim_name(app, vol.name), read_only=vol.read_only
+                ),
+            )
+        )
+        mounts.append(k8s.core.v1.VolumeMountArgs(name=vol.name, mount_path=vol.mount_path, read_only=vol.read_only))
+    return volumes, mounts
+
+
+def _containers(
+    app: AppSpec, env: list[k8s.core.v1.EnvVarArgs], mounts: list[k8s.core.v1.VolumeMountArgs]
+) -> tuple[list[k8s.core.v1.ContainerArgs], k8s.core.v1.ContainerArgs]:
+    """(init containers, the app's container)."""
+    security = _security(app)
+    # Init containers share the app's environment, mounts and restrictions: a migration
+    # reads the same config and secrets the app does.
+    init_containers = [
+        k8s.core.v1.ContainerArgs(
+            name=init.name,
+            image=init.image,
+            command=list(init.command),
+            env=env or None,
+            volume_mounts=mounts or None,
+            resources=_resources(app),
+            security_context=security,
+        )
+        for init in app.init_containers
+    ]
+    container = k8s.core.v1.ContainerArgs(
+        name=app.name,
+        image=app.image,
+        ports=[k8s.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=app.port, protocol="TCP")],
+        env=env or None,
+        volume_mounts=mounts or None,
+        resources=_resources(app),
+        readiness_probe=_probe(app.readiness),
+        liveness_probe=_probe(app.liveness),
+        security_context=security,
+    )
+    return init_containers, container
+
+
+def _ingress_spec(app: AppSpec, default_class: str) -> k8s.networking.v1.IngressSpecArgs:
+    assert app.ingress is not None
+    ing = app.ingress
+    tls = [k8s.networking.v1.IngressTLSArgs(hosts=[ing.host], secret_name=ing.tls_secret)] if ing.tls_secret else None
+    return k8s.networking.v1.IngressSpecArgs(
+        ingress_class_name=ing.class_name or default_class or None,
+        tls=tls,
+        rules=[
+            k8s.networking.v1.IngressRuleArgs(
+                host=ing.host,
+                http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                    paths=[
+                        k8s.networking.v1.HTTPIngressPathArgs(
+                            path=ing.path,
+                            path_type="Prefix",
+                            backend=k8s.networking.v1.IngressBackendArgs(
+                                service=k8s.networking.v1.IngressServiceBackendArgs(
+                                    name=app.name,
+                                    port=k8s.networking.v1.ServiceBackendPortArgs(name=PORT_NAME),
+                                )
+                            ),
+                        )
+                    ]
+                ),
+            )
+        ],
+    )
+
+
+def _hpa_spec(app: AppSpec) -> k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs:
+    assert app.hpa is not None
+    return k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
+        scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
+            api_version="apps/v1", kind="Deployment", name=app.name
+        ),
+        min_replicas=app.hpa.min_replicas,
+        max_replicas=app.hpa.max_replicas,
+        metrics=[
+            k8s.autoscaling.v2.MetricSpecArgs(
+                type="Resource",
+                resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
+                    name="cpu",
+                    target=k8s.autoscaling.v2.MetricTargetArgs(
+                        type="Utilization", average_utilization=app.hpa.cpu_utilization
+                    ),
+                ),
+            )
+        ],
+    )
+
+
 class WebApp(pulumi.ComponentResource):
     """Deployment + Service (+ Ingress, + HPA) for one app."""
 
@@ -161,14 +312,6 @@ class WebApp(pulumi.ComponentResource):
                 name=object_name or app.name, namespace=app.namespace, labels=labels, annotations=annotations
             )
 
-        security = k8s.core.v1.SecurityContextArgs(
-            allow_privilege_escalation=False,
-            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-            run_as_non_root=app.run_as_non_root,
-            run_as_user=app.run_as_user,
-            read_only_root_filesystem=app.read_only_root_filesystem,
-            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-        )
         missing = sorted(k for k in app.secret_env.values() if k not in args.secret_values)
         if missing:
             raise ValueError(f"app {app.name!r}: no value passed for the secret config key(s) {', '.join(missing)}")
@@ -207,83 +350,10 @@ class WebApp(pulumi.ComponentResource):
             )
             deps.append(self.claims[vol.name])
 
-        # Sorted: the pod template (and so the rollout) must not change when only
-        # the order of keys in the stack file does. The ConfigMap and Secret are named
-        # literally (not via their outputs): an output of a Secret is itself secret and
-        # would hide the Deployment's diff; `depends_on` keeps the order instead.
-        env: list[k8s.core.v1.EnvVarArgs] = [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in app.env.items()]
-        if app.config is not None and app.config.env:
-            env += [
-                k8s.core.v1.EnvVarArgs(
-                    name=k,
-                    value_from=k8s.core.v1.EnvVarSourceArgs(
-                        config_map_key_ref=k8s.core.v1.ConfigMapKeySelectorArgs(name=config_map_name(app), key=k)
-                    ),
-                )
-                for k in app.config.data
-                if ENV_NAME.fullmatch(k)
-            ]
-        env += [
-            k8s.core.v1.EnvVarArgs(
-                name=k,
-                value_from=k8s.core.v1.EnvVarSourceArgs(
-                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name(app), key=k)
-                ),
-            )
-            for k in app.secret_env
-        ]
-        env.sort(key=lambda e: str(e.name))
-        volumes: list[k8s.core.v1.VolumeArgs] = []
-        mounts: list[k8s.core.v1.VolumeMountArgs] = []
-        if app.config is not None and app.config.mount_path:
-            volumes.append(
-                k8s.core.v1.VolumeArgs(
-                    name=CONFIG_VOLUME,
-                    config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=config_map_name(app)),
-                )
-            )
-            mounts.append(
-                k8s.core.v1.VolumeMountArgs(name=CONFIG_VOLUME, mount_path=app.config.mount_path, read_only=True)
-            )
-        for vol in app.volumes:
-            volumes.append(
-                k8s.core.v1.VolumeArgs(
-                    name=vol.name,
-                    persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
-                        claim_name=claim_name(app, vol.name), read_only=vol.read_only
-                    ),
-                )
-            )
-            mounts.append(
-                k8s.core.v1.VolumeMountArgs(name=vol.name, mount_path=vol.mount_path, read_only=vol.read_only)
-            )
         digest = config_hash(app, args.secret_values)
+        volumes, mounts = _volumes(app)
+        init_containers, container = _containers(app, _env(app), mounts)
 
-        # Init containers share the app's environment, mounts and restrictions: a migration
-        # reads the same config and secrets the app does.
-        init_containers = [
-            k8s.core.v1.ContainerArgs(
-                name=init.name,
-                image=init.image,
-                command=list(init.command),
-                env=env or None,
-                volume_mounts=mounts or None,
-                resources=_resources(app),
-                security_context=security,
-            )
-            for init in app.init_containers
-        ]
-        container = k8s.core.v1.ContainerArgs(
-            name=app.name,
-            image=app.image,
-            ports=[k8s.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=app.port, protocol="TCP")],
-            env=env or None,
-            volume_mounts=mounts or None,
-            resources=_resources(app),
-            readiness_probe=_probe(app.readiness),
-            liveness_probe=_probe(app.liveness),
-            security_context=security,
-        )
         rollout = pulumi.CustomTimeouts(create=f"{app.rollout_timeout}s", update=f"{app.rollout_timeout}s")
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
@@ -361,11 +431,6 @@ class WebApp(pulumi.ComponentResource):
         self.url = None
         if app.ingress is not None:
             ing = app.ingress
-            tls = (
-                [k8s.networking.v1.IngressTLSArgs(hosts=[ing.host], secret_name=ing.tls_secret)]
-                if ing.tls_secret
-                else None
-            )
             # The controller writes an address into the Ingress status only when its own Service
             # has one; without a load balancer (NodePort on bare metal) that never happens, and
             # Pulumi would wait for it until the update times out.
@@ -373,29 +438,7 @@ class WebApp(pulumi.ComponentResource):
             self.ingress = k8s.networking.v1.Ingress(
                 f"{name}-ingress",
                 metadata=meta(annotations=ingress_annotations),
-                spec=k8s.networking.v1.IngressSpecArgs(
-                    ingress_class_name=ing.class_name or args.ingress_class or None,
-                    tls=tls,
-                    rules=[
-                        k8s.networking.v1.IngressRuleArgs(
-                            host=ing.host,
-                            http=k8s.networking.v1.HTTPIngressRuleValueArgs(
-                                paths=[
-                                    k8s.networking.v1.HTTPIngressPathArgs(
-                                        path=ing.path,
-                                        path_type="Prefix",
-                                        backend=k8s.networking.v1.IngressBackendArgs(
-                                            service=k8s.networking.v1.IngressServiceBackendArgs(
-                                                name=app.name,
-                                                port=k8s.networking.v1.ServiceBackendPortArgs(name=PORT_NAME),
-                                            )
-                                        ),
-                                    )
-                                ]
-                            ),
-                        )
-                    ],
-                ),
+                spec=_ingress_spec(app, args.ingress_class),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             scheme = "https://" if ing.tls_secret else "http://"
@@ -416,24 +459,7 @@ class WebApp(pulumi.ComponentResource):
             self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
                 f"{name}-hpa",
                 metadata=meta(),
-                spec=k8s.autoscaling.v2.HorizontalPodAutoscalerSpecArgs(
-                    scale_target_ref=k8s.autoscaling.v2.CrossVersionObjectReferenceArgs(
-                        api_version="apps/v1", kind="Deployment", name=app.name
-                    ),
-                    min_replicas=app.hpa.min_replicas,
-                    max_replicas=app.hpa.max_replicas,
-                    metrics=[
-                        k8s.autoscaling.v2.MetricSpecArgs(
-                            type="Resource",
-                            resource=k8s.autoscaling.v2.ResourceMetricSourceArgs(
-                                name="cpu",
-                                target=k8s.autoscaling.v2.MetricTargetArgs(
-                                    type="Utilization", average_utilization=app.hpa.cpu_utilization
-                                ),
-                            ),
-                        )
-                    ],
-                ),
+                spec=_hpa_spec(app),
                 opts=pulumi.ResourceOptions(parent=self),
             )
 
