@@ -436,6 +436,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         if any(p.name == "kube-proxy" for p in self.procs):
             cp = run([engine.binary("kube-proxy"), "--cleanup", "--v=0"], 60, check=False)
             result["kube-proxy --cleanup"] = "ok" if cp.returncode == 0 else f"exit {cp.returncode}"
+        # stop() runs again at interpreter exit (the session's stoppers): nothing of this twice
+        self.procs = []
         if self._chains_before is not None:
             result["iptables chains"] = f"{remove_chains(kube_chains() - self._chains_before)} removed"
             self._chains_before = None
