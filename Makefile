@@ -34,7 +34,7 @@ PULUMI_ENV = penv="$$(scripts/pulumi_env.sh)" && eval "$$penv"
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
 	  { echo "k8s-platform needs Python 3.11 or newer; $(PY) is $$($(PY) --version 2>&1 | head -n1). Use: make PY=python3.11 …"; exit 1; }
 	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" != "$$($(PY) -c 'import sys; print(sys.version_info[:2])')" ]; then \
@@ -42,6 +42,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 system-deps: ## Debian packages and tools the tests use (shellcheck; openssh-server, git, helm; the e2e real node's runtime and image tools)

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from components.namespaces import NamespacesArgs, PlatformNamespaces  # noqa: E402
 from components.spec import (  # noqa: E402

@@ -7,15 +7,11 @@ with the values the program sends. An unreachable repository is reported, not sk
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-
 from lib.chartrepo import ChartRepo
 
 from stacks.charts import find_helm, template_releases

@@ -38,21 +38,15 @@ Setup times are printed at the end of the session and written to <basetemp>/e2e-
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets as pysecrets
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-import contextlib
-
 from lib import engine
 from lib.chartrepo import ChartRepo
 from lib.cluster import LocalCluster

@@ -177,7 +177,7 @@ def test_example_passphrase_only_for_the_example_stacks(stack: str, expected: st
 def test_setup_refuses_an_old_python_before_making_a_venv(tmp_path: Path) -> None:
     import shutil
 
-    for name in ("Makefile", "requirements.txt", "requirements-dev.txt"):
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "pyproject.toml"):
         shutil.copy2(PROJECT_ROOT / name, tmp_path / name)
     fake = tmp_path / "python3.10"
     fake.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "Python 3.10.12"; exit 0; fi\nexit 1\n')
