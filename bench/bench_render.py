@@ -19,6 +19,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from components.catalog import DEFAULT_ADDON_CHARTS as CHARTS  # noqa: E402
 from components.namespaces import NamespacesArgs, PlatformNamespaces  # noqa: E402
 from components.spec import (  # noqa: E402
     Addon,
@@ -35,7 +36,6 @@ from components.spec import (  # noqa: E402
     StorageAddon,
 )
 from components.webapp import WebApp, WebAppArgs  # noqa: E402
-from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS  # noqa: E402
 from stacks.render import render_stack  # noqa: E402
 
 

@@ -4,7 +4,7 @@ renders an app's `ResilienceSpec` as an Istio `VirtualService` (timeout, retries
 `DestinationRule` (outlier detection = circuit breaking, connection-pool limits).
 
 Replacing Istio with another mesh means replacing this module (and the chart pins in
-`stacks/catalog.py`); `WebApp` and `ClusterAddons` only call the functions below.
+`components/catalog.py`); `WebApp` and `ClusterAddons` only call the functions below.
 
 Why sidecar injection per pod (`sidecar.istio.io/inject: "true"` on the pod template)
 and not per namespace (`istio-injection=enabled`): namespaces are shared by several apps
@@ -134,6 +134,7 @@ class AppTrafficPolicy(pulumi.ComponentResource):
         meta = k8s.meta.v1.ObjectMetaArgs(
             name=app.name, namespace=app.namespace, labels=dict(args.labels) if args.labels else None
         )
+
         def istio_object(kind: str, spec: Any) -> k8s.apiextensions.CustomResource | None:
             if spec is None:
                 return None

@@ -15,39 +15,34 @@ import difflib
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from components import kubespray_release
 from components import spec as s
+from components.addons_config import AddonsConfig
+from components.checks import (
+    AUTHENTICATED_SCHEMES,
+    CREDENTIALS_IN_URL,
+    host_check,
+    ip_check,
+    is_host,
+    is_ip,
+    is_url,
+    label_check,
+    semver_check,
+    subdomain_check,
+    url_check,
+    url_has_credentials,
+    url_has_password,
+)
+from components.config_model import SECRET as SECRET  # re-exported: callers mark secret keys with it
+from components.config_model import Findings, Problem, SecretMarker, did_you_mean, type_name, validate_section
 from components.kubespray_inventory import api_server_host
-from components.vocabulary import DNS_LABEL, DNS_SUBDOMAIN, ENV_NAME
+from components.vocabulary import DNS_SUBDOMAIN, ENV_NAME
 from policy.guardrails import is_system_path
-from stacks.catalog import DEFAULT_ADDON_CHARTS, MESH_BASE_CHART
 
 NAMESPACE = "k8s-platform"
-
-
-class _SecretMarker:
-    """Stands for a value that was set as a secret (`secure:`); carries no plaintext."""
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-
-SECRET = _SecretMarker()
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        # Paths carry keys from the file, which may hold a newline: keep one problem per line.
-        path = self.path if self.path.isprintable() else repr(self.path)[1:-1]
-        return f"{path}: {self.message}"
 
 
 class ConfigError(Exception):
@@ -63,15 +58,8 @@ class ConfigError(Exception):
 
 # --------------------------------------------------------------------------- checks
 
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$"
-)
 _KUBESPRAY_VERSION = re.compile(r"^v\d+\.\d+\.\d+(-(alpha|beta|rc)\.?\d+)?$|^[0-9a-f]{40}$")
 _KUBE_VERSION = re.compile(r"^v?(1\.\d{1,2}\.\d{1,3})$")
-_SEMVER = re.compile(
-    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
-)
 _QUANTITY = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE]\d+)?$")
 _INT_OR_PERCENT = re.compile(r"^(\d+|\d{1,3}%)$")
 _REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9._-]+)*$")
@@ -118,59 +106,6 @@ MANAGED_GROUP_VARS = {
 }
 
 
-def is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-def is_host(value: str) -> bool:
-    if re.fullmatch(r"[\d.]+", value):
-        return is_ip(value)  # all digits and dots is a mistyped IPv4 address, not a hostname
-    return is_ip(value) or bool(_HOSTNAME.fullmatch(value))
-
-
-def is_url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> bool:
-    m = re.fullmatch(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.+)", value)
-    if not m or m.group("scheme") not in schemes:
-        return False
-    rest = m.group("rest")
-    authority = rest.split("/", 1)[0]
-    if "@" in authority:
-        authority = authority.rsplit("@", 1)[1]
-    host = authority
-    if authority.startswith("["):
-        host = authority[1 : authority.find("]")] if "]" in authority else ""
-    elif ":" in authority:
-        host, port = authority.rsplit(":", 1)
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            return False
-    return bool(host) and is_host(host)
-
-
-def url_has_password(value: str) -> bool:
-    authority = value.split("://", 1)[-1].split("/", 1)[0]
-    return "@" in authority and ":" in authority.rsplit("@", 1)[0]
-
-
-def url_has_credentials(value: str) -> bool:
-    """A password, or any user part in an http(s)/oci URL (a token passed as user name)."""
-    if url_has_password(value):
-        return True
-    scheme, sep, rest = value.partition("://")
-    return bool(sep) and scheme in ("http", "https", "oci") and "@" in rest.split("/", 1)[0]
-
-
-CREDENTIALS_IN_URL = (
-    "must not carry credentials (user:token@): stack files, the state and PR previews are not "
-    "secret; use a source that needs none, or credentials configured on the machine that fetches"
-)
-# transports that authenticate the server: what staging and prod fetch code and charts over
-AUTHENTICATED_SCHEMES = ("https", "ssh", "oci", "file")
-
-
 def parse_quantity(value: str) -> float | None:
     """A Kubernetes quantity as a number (bytes or cores), None if malformed."""
     m = _QUANTITY.fullmatch(value)
@@ -212,7 +147,7 @@ def official_image(image: str) -> str:
     path = path[: path.rfind(":")] if ":" in path.rsplit("/", 1)[-1] else path
     for prefix in ("docker.io/library/", "index.docker.io/library/", "library/"):
         if path.startswith(prefix):
-            path = path[len(prefix):]
+            path = path[len(prefix) :]
     return path if "/" not in path else ""
 
 
@@ -276,7 +211,7 @@ class Reader:
         if data is None or data is _MISSING:
             data = {}
         if not isinstance(data, Mapping):
-            self.error("", f"must be a mapping (key: value), not {_type_name(data)}")
+            self.error("", f"must be a mapping (key: value), not {type_name(data)}")
             data = {}
         self.data: Mapping[str, Any] = data
 
@@ -299,6 +234,11 @@ class Reader:
         self.seen.add(key)
         return self.data.get(key, _MISSING)
 
+    def value(self, key: str) -> Any:
+        """The value under `key` as written, None when it is not set."""
+        value = self.raw(key)
+        return None if value is _MISSING else value
+
     # typed getters
     def text(
         self,
@@ -314,18 +254,18 @@ class Reader:
             if required:
                 self.error(key, "is required")
             return default
-        if isinstance(value, _SecretMarker):
+        if isinstance(value, SecretMarker):
             self.error(key, "is not a secret setting; set it in plain text")
             return default
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            self.error(key, f"must be a string, not {_type_name(value)}")
+            self.error(key, f"must be a string, not {type_name(value)}")
             return default
         value = str(value)
         if self.data_only and (why := data_problem(value)):
             self.error(key, why)
             return default
         if choices is not None and value not in choices:
-            self.error(key, f"{value!r} is not one of {', '.join(choices)}{_did_you_mean(value, choices)}")
+            self.error(key, f"{value!r} is not one of {', '.join(choices)}{did_you_mean(value, choices)}")
             return default
         if check is not None and value != "":
             msg = check(value)
@@ -341,7 +281,7 @@ class Reader:
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         if not isinstance(value, bool):
-            self.error(key, f"must be true or false, not {_type_name(value)}")
+            self.error(key, f"must be true or false, not {type_name(value)}")
             return default
         return value
 
@@ -352,7 +292,7 @@ class Reader:
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            self.error(key, f"must be a whole number, not {_type_name(value)}")
+            self.error(key, f"must be a whole number, not {type_name(value)}")
             return default
         if minimum is not None and value < minimum:
             self.error(key, f"must be at least {minimum}, got {value}")
@@ -391,7 +331,7 @@ class Reader:
         if value is _MISSING or value is None:
             return []
         if not isinstance(value, list):
-            self.error(key, f"must be a list, not {_type_name(value)}")
+            self.error(key, f"must be a list, not {type_name(value)}")
             return []
         return value
 
@@ -402,7 +342,7 @@ class Reader:
             if value not in allowed:
                 self.error(
                     f"{key}[{j}]",
-                    f"{what} {value!r}; use {', '.join(allowed)}{_did_you_mean(str(value), allowed)}",
+                    f"{what} {value!r}; use {', '.join(allowed)}{did_you_mean(str(value), allowed)}",
                 )
             elif value in out:
                 self.error(f"{key}[{j}]", f"{value!r} is listed twice")
@@ -414,7 +354,7 @@ class Reader:
         out: list[str] = []
         for i, item in enumerate(self.sequence(key)):
             if isinstance(item, bool) or not isinstance(item, (str, int, float)):
-                self.error(f"{key}[{i}]", f"must be a string, not {_type_name(item)}")
+                self.error(f"{key}[{i}]", f"must be a string, not {type_name(item)}")
                 continue
             text = str(item)
             msg = check(text) if check else None
@@ -429,18 +369,18 @@ class Reader:
         if value is _MISSING or value is None:
             return {}
         if not isinstance(value, Mapping):
-            self.error(key, f"must be a mapping, not {_type_name(value)}")
+            self.error(key, f"must be a mapping, not {type_name(value)}")
             return {}
         out: dict[str, str] = {}
         for k, v in value.items():
             if not isinstance(k, str):
-                self.error(key, f"keys must be strings, not {_type_name(k)}")
+                self.error(key, f"keys must be strings, not {type_name(k)}")
                 continue
             if key_check and (msg := key_check(k)):
                 self.error(f"{key}.{k}", msg)
                 continue
             if isinstance(v, bool) or not isinstance(v, (str, int, float)):
-                self.error(f"{key}.{k}", f"must be a string, not {_type_name(v)}")
+                self.error(f"{key}.{k}", f"must be a string, not {type_name(v)}")
                 continue
             out[k] = str(v)
         return out
@@ -450,7 +390,7 @@ class Reader:
         if value is _MISSING or value is None:
             return {}
         if not isinstance(value, Mapping):
-            self.error(key, f"must be a mapping, not {_type_name(value)}")
+            self.error(key, f"must be a mapping, not {type_name(value)}")
             return {}
         if not all(isinstance(k, str) for k in value):
             self.error(key, "keys must be strings")
@@ -466,72 +406,7 @@ class Reader:
         """Report keys nobody asked for, with a did-you-mean."""
         for key in self.data:
             if key not in self.seen:
-                self.error(str(key), f"unknown key{_did_you_mean(str(key), sorted(self.seen))}")
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, _SecretMarker):
-        return "a secret"
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list"}.get(
-        type(value), "a mapping" if isinstance(value, Mapping) else type(value).__name__
-    )
-
-
-# the old names users still type, and what they are called now
-_RENAMED = {"master": "control-plane", "kube-master": "control-plane", "kube_control_plane": "control-plane",
-            "node": "worker", "kube-node": "worker", "kube_node": "worker"}  # fmt: skip
-
-
-def _did_you_mean(value: str, candidates: Sequence[str]) -> str:
-    if _RENAMED.get(value) in candidates:
-        return f" (did you mean {_RENAMED[value]!r}? '{value}' is the old name)"
-    lowered = {c.lower(): c for c in candidates}
-    if value.lower() in lowered:
-        return f" (did you mean {lowered[value.lower()]!r}?)"
-    close = difflib.get_close_matches(value, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _label_check(what: str, max_len: int = 63) -> Callable[[str], str | None]:
-    def check(value: str) -> str | None:
-        if len(value) > max_len or not DNS_LABEL.fullmatch(value):
-            return (
-                f"{value!r} is not a valid {what}: lowercase letters, digits and '-', "
-                f"starting and ending with a letter or digit, at most {max_len} characters (RFC 1123)"
-            )
-        return None
-
-    return check
-
-
-def _subdomain_check(what: str) -> Callable[[str], str | None]:
-    def check(value: str) -> str | None:
-        if len(value) > 253 or not DNS_SUBDOMAIN.fullmatch(value):
-            return f"{value!r} is not a valid {what}: lowercase RFC 1123 DNS name (letters, digits, '-', '.')"
-        return None
-
-    return check
-
-
-def _url_check(schemes: tuple[str, ...] = ("http", "https")) -> Callable[[str], str | None]:
-    def check(value: str) -> str | None:
-        if url_has_credentials(value):  # first, so that a malformed URL with a token is not echoed
-            return CREDENTIALS_IN_URL
-        if not is_url(value, schemes):
-            return f"{value!r} is not a valid URL; expected {' or '.join(s + '://host[:port][/path]' for s in schemes)}"
-        return None
-
-    return check
-
-
-def _host_check(value: str) -> str | None:
-    return None if is_host(value) else f"{value!r} is not a valid IP address or hostname"
-
-
-def _ip_check(value: str) -> str | None:
-    return None if is_ip(value) else f"{value!r} is not a valid IP address"
+                self.error(str(key), f"unknown key{did_you_mean(str(key), sorted(self.seen))}")
 
 
 # --------------------------------------------------------------------------- sections
@@ -543,9 +418,9 @@ def _parse_nodes(r: Reader, mode: str, env: str) -> tuple[s.Node, ...]:
     names: dict[str, int] = {}
     addresses: dict[str, int] = {}
     for i, n in enumerate(raw_nodes):
-        name = n.text("name", required=True, check=_subdomain_check("node name"))
-        address = n.text("address", required=(mode == "kubespray"), check=_host_check)
-        ip = n.text("ip", check=_ip_check)
+        name = n.text("name", required=True, check=subdomain_check("node name"))
+        address = n.text("address", required=(mode == "kubespray"), check=host_check)
+        ip = n.text("ip", check=ip_check)
         raw_roles = n.raw("roles")
         if isinstance(raw_roles, str):
             n.error("roles", f"must be a list, e.g. [{raw_roles}] (one or more of {', '.join(s.ROLES)})")
@@ -675,19 +550,19 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
 
     ch = r.mapping("controlHost")
     jump_r = ch.mapping("proxyJump")
-    jump_host = jump_r.text("host", check=_host_check)
+    jump_host = jump_r.text("host", check=host_check)
     jump = s.ProxyJump(
         host=jump_host,
         port=jump_r.integer("port", 22, minimum=1, maximum=65535),
-        user=jump_r.text("user", check=_label_check("user name", 32)),
+        user=jump_r.text("user", check=label_check("user name", 32)),
     )
     jump_r.done()
     if jump_host and not jump.user:
         jump_r.error("user", "is required when proxyJump.host is set")
     control_host = s.ControlHost(
-        host=ch.text("host", required=True, check=_host_check),
+        host=ch.text("host", required=True, check=host_check),
         port=ch.integer("port", 22, minimum=1, maximum=65535),
-        user=ch.text("user", required=True, check=_label_check("user name", 32)),
+        user=ch.text("user", required=True, check=label_check("user name", 32)),
         host_key=ch.text("hostKey", check=_host_key_check),
         proxy_jump=jump if jump_host else None,
         proxy=_parse_control_host_proxy(ch.mapping("proxy")),
@@ -720,7 +595,7 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
         docker=ir.text("docker", check=registry_check),
         quay=ir.text("quay", check=registry_check),
         github=ir.text("github", check=registry_check),
-        files=ir.text("files", check=_url_check()),
+        files=ir.text("files", check=url_check()),
     )
     ir.done()
     if repos.gcr:
@@ -795,7 +670,9 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
     )
     hr.done()
     if not gate.enabled and env == "prod":
-        hr.error("enabled", "must be true in prod: add-ons and apps would be deployed onto a cluster not known to be up")
+        hr.error(
+            "enabled", "must be true in prod: add-ons and apps would be deployed onto a cluster not known to be up"
+        )
     upgrade = _parse_upgrade(r.mapping("upgrade"), env)
     etcd_backup = _parse_etcd_backup(r.mapping("etcdBackup"), env, nodes)
     removal = _parse_removal(r.mapping("nodeRemoval"))
@@ -806,8 +683,10 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
         schedule=cr.text(
             "schedule",
             s.CertificateRenewal.schedule,
-            check=lambda v: None if _SYSTEMD_CALENDAR.fullmatch(v) else (
-                f"{v!r} is not a systemd OnCalendar expression like 'Mon *-*-1..7 03:00:00' or 'monthly'"
+            check=lambda v: (
+                None
+                if _SYSTEMD_CALENDAR.fullmatch(v)
+                else (f"{v!r} is not a systemd OnCalendar expression like 'Mon *-*-1..7 03:00:00' or 'monthly'")
             ),
         ),
     )
@@ -820,7 +699,7 @@ def _parse_cluster(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.Cluster
         mode="kubespray",
         kubespray=kubespray,
         control_host=control_host,
-        ansible_user=r.text("ansibleUser", required=True, check=_label_check("user name", 32)),
+        ansible_user=r.text("ansibleUser", required=True, check=label_check("user name", 32)),
         ansible_key_path=r.text("ansibleKeyPath", check=_path_check),
         nodes=nodes,
         kube_version=normalize_kube_version(
@@ -874,7 +753,9 @@ def _parse_upgrade(r: Reader, env: str) -> s.UpgradeControls:
         serial=r.text(
             "serial",
             d.serial,
-            check=lambda v: None if _SERIAL.fullmatch(v) else f"{v!r} is not a node count like '1' or a percentage like '20%'",
+            check=lambda v: (
+                None if _SERIAL.fullmatch(v) else f"{v!r} is not a node count like '1' or a percentage like '20%'"
+            ),
         ),
         pause_seconds=r.integer("pauseSeconds", d.pause_seconds, minimum=0, maximum=86400),
     )
@@ -897,16 +778,20 @@ def _parse_etcd_backup(r: Reader, env: str, nodes: tuple[s.Node, ...]) -> s.Etcd
         schedule=r.text(
             "schedule",
             DEFAULT_ETCD_BACKUP_SCHEDULE if env == "prod" else "",
-            check=lambda v: None if _CRON.fullmatch(v) else (
-                f"{v!r} is not a cron schedule of five fields like '17 */6 * * *' (or @daily)"
+            check=lambda v: (
+                None
+                if _CRON.fullmatch(v)
+                else (f"{v!r} is not a cron schedule of five fields like '17 */6 * * *' (or @daily)")
             ),
         ),
         retention=r.integer("retention", d.retention, minimum=1, maximum=1000),
         directory=r.text(
             "directory",
             d.directory,
-            check=lambda v: None if re.fullmatch(r"/[A-Za-z0-9._/-]*", v) and "/.." not in v and v != "/" else (
-                f"{v!r} is not an absolute directory on the etcd members (letters, digits, . _ - /)"
+            check=lambda v: (
+                None
+                if re.fullmatch(r"/[A-Za-z0-9._/-]*", v) and "/.." not in v and v != "/"
+                else (f"{v!r} is not an absolute directory on the etcd members (letters, digits, . _ - /)")
             ),
         ),
         image=r.text("image", d.image, check=image_problem),
@@ -923,7 +808,7 @@ def _parse_etcd_backup(r: Reader, env: str, nodes: tuple[s.Node, ...]) -> s.Etcd
             r.error(
                 "schedule",
                 f"runs as a CronJob on every etcd member, but {', '.join(outside)} is not a Kubernetes node (etcd role "
-                "only): give it the control-plane role too, or set schedule: \"\" and snapshot those members yourself",
+                'only): give it the control-plane role too, or set schedule: "" and snapshot those members yourself',
             )
     return backup
 
@@ -933,13 +818,15 @@ def _parse_api_access(r: Reader, nodes: tuple[s.Node, ...]) -> s.ApiAccess:
     mode = r.text("mode", "localProxy", choices=s.API_ACCESS_MODES)
     access = s.ApiAccess(
         mode=mode,  # type: ignore[arg-type]
-        address=r.text("address", check=_ip_check),
+        address=r.text("address", check=ip_check),
         port=r.integer("port", s.KUBE_APISERVER_PORT, minimum=1, maximum=65535),
-        domain_name=r.text("domainName", check=_host_check),
+        domain_name=r.text("domainName", check=host_check),
         subnet=r.text("subnet", check=lambda v: None if _is_cidr(v) else f"{v!r} is not a network like '10.4.17.0/24'"),
         interface=r.text(
             "interface",
-            check=lambda v: None if re.fullmatch(r"[A-Za-z0-9_.:@-]{1,15}", v) else f"{v!r} is not a network interface name",
+            check=lambda v: (
+                None if re.fullmatch(r"[A-Za-z0-9_.:@-]{1,15}", v) else f"{v!r} is not a network interface name"
+            ),
         ),
     )
     allowed = {"localProxy": (), "kubeVip": ("address", "subnet", "interface"),
@@ -992,11 +879,13 @@ def _parse_control_host_proxy(r: Reader) -> s.ControlHostProxy:
 def _parse_pip(r: Reader) -> s.PipSource:
     """`controlHost.pip`: the package index the control host installs kubespray's requirements from."""
     pip = s.PipSource(
-        index_url=r.text("indexUrl", check=_url_check()),
+        index_url=r.text("indexUrl", check=url_check()),
         trusted_host=r.text(
             "trustedHost",
-            check=lambda v: None if is_host(v.rsplit(":", 1)[0] if v.count(":") == 1 else v) else (
-                f"{v!r} is not a host or host:port (pip's --trusted-host)"
+            check=lambda v: (
+                None
+                if is_host(v.rsplit(":", 1)[0] if v.count(":") == 1 else v)
+                else (f"{v!r} is not a host or host:port (pip's --trusted-host)")
             ),
         ),
     )
@@ -1063,7 +952,7 @@ def _check_kubespray_release(r: Reader, cluster: s.ClusterSpec) -> None:
         if key not in rel.variables:
             r.warn(
                 f"extraVars.{key}",
-                f"is not a variable kubespray {version} reads, so it has no effect{_did_you_mean(key, sorted(rel.variables))}",
+                f"is not a variable kubespray {version} reads, so it has no effect{did_you_mean(key, sorted(rel.variables))}",
             )
 
 
@@ -1076,7 +965,7 @@ def _path_check(value: str) -> str | None:
 
 
 def _contains_secret(value: Any) -> bool:
-    if isinstance(value, _SecretMarker):
+    if isinstance(value, SecretMarker):
         return True
     if isinstance(value, Mapping):
         return any(_contains_secret(v) for v in value.values())
@@ -1146,82 +1035,12 @@ def _endpoint_check(value: str) -> str | None:
 
 def _parse_chart_source(r: Reader, default: s.ChartSource) -> s.ChartSource:
     return s.ChartSource(
-        repo=r.text("repo", default.repo, check=_url_check(("https", "http", "oci"))),
+        repo=r.text("repo", default.repo, check=url_check(("https", "http", "oci"))),
         chart=r.text("chart", default.chart),
-        version=r.text("version", default.version, check=_semver_check),
-        namespace=r.text("namespace", default.namespace, check=_label_check("namespace")),
+        version=r.text("version", default.version, check=semver_check),
+        namespace=r.text("namespace", default.namespace, check=label_check("namespace")),
         values=r.any_map("values") or dict(default.values),
     )
-
-
-def _semver_check(value: str) -> str | None:
-    return None if _SEMVER.fullmatch(value) else f"{value!r} is not a semantic version like '1.2.3'"
-
-
-def _parse_addons(r: Reader) -> s.AddonsSpec:
-    ing = r.mapping("ingress")
-    ingress = s.IngressAddon(
-        enabled=ing.flag("enabled", True),
-        chart=_parse_chart_source(ing, DEFAULT_ADDON_CHARTS["ingress"]),
-        class_name=ing.text("className", "traefik", check=_subdomain_check("IngressClass name")),
-    )
-    ing.done()
-    st = r.mapping("storage")
-    storage = s.StorageAddon(
-        enabled=st.flag("enabled", True),
-        chart=_parse_chart_source(st, DEFAULT_ADDON_CHARTS["storage"]),
-        default_class=st.text("defaultClass", "local-path", check=_subdomain_check("StorageClass name")),
-    )
-    st.done()
-    ms = r.mapping("metricsServer")
-    metrics = s.Addon(
-        enabled=ms.flag("enabled", True), chart=_parse_chart_source(ms, DEFAULT_ADDON_CHARTS["metricsServer"])
-    )
-    ms.done()
-    lb = r.mapping("loadBalancer")
-    load_balancer = s.LoadBalancerAddon(
-        enabled=lb.flag("enabled", False),
-        chart=_parse_chart_source(lb, DEFAULT_ADDON_CHARTS["loadBalancer"]),
-        addresses=lb.str_list("addresses", check=_pool_check),
-    )
-    if load_balancer.enabled and not load_balancer.addresses and not lb.has("addresses"):
-        lb.error(
-            "addresses", "is required when the load balancer is enabled: CIDRs or ranges like '10.0.0.10-10.0.0.20'"
-        )
-    elif load_balancer.enabled and not lb.sequence("addresses"):
-        lb.error("addresses", "is empty; MetalLB needs at least one address range to hand out")
-    lb.done()
-    me = r.mapping("mesh")
-    mesh = s.MeshAddon(
-        enabled=me.flag("enabled", False),
-        chart=_parse_chart_source(me, DEFAULT_ADDON_CHARTS["mesh"]),
-        base_chart=me.text(
-            "baseChart",
-            MESH_BASE_CHART,
-            check=lambda v: None if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", v) else f"{v!r} is not a chart name",
-        ),
-        base_values=me.any_map("baseValues"),
-        cluster_domain=me.text("clusterDomain", "cluster.local", check=_subdomain_check("cluster DNS domain")),
-    )
-    me.done()
-    r.done()
-    return s.AddonsSpec(
-        ingress=ingress, storage=storage, metrics_server=metrics, load_balancer=load_balancer, mesh=mesh
-    )
-
-
-def _pool_check(value: str) -> str | None:
-    if "-" in value:
-        lo, _, hi = value.partition("-")
-        if is_ip(lo.strip()) and is_ip(hi.strip()):
-            return None
-    else:
-        try:
-            ipaddress.ip_network(value, strict=False)
-            return None
-        except ValueError:
-            pass
-    return f"{value!r} is not a CIDR ('10.0.0.0/28') or an address range ('10.0.0.10-10.0.0.20')"
 
 
 def _parse_resources(r: Reader) -> s.Resources:
@@ -1263,16 +1082,16 @@ def _parse_helm(r: Reader, env: str, project_root: Path | None) -> s.HelmSpec:
     releases: list[s.HelmReleaseSpec] = []
     seen: dict[tuple[str, str], int] = {}
     for i, rr in enumerate(r.items("releases")):
-        name = rr.text("name", required=True, check=_label_check("release name", 53))
-        namespace = rr.text("namespace", "default", check=_label_check("namespace"))
-        repo = rr.text("repo", required=True, check=_url_check(("https", "http", "oci")))
+        name = rr.text("name", required=True, check=label_check("release name", 53))
+        namespace = rr.text("namespace", "default", check=label_check("namespace"))
+        repo = rr.text("repo", required=True, check=url_check(("https", "http", "oci")))
         chart = rr.text(
             "chart",
             required=True,
             check=lambda v: None if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", v) else f"{v!r} is not a chart name",
         )
         before = len(rr.problems)
-        version = rr.text("version", check=_semver_check)
+        version = rr.text("version", check=semver_check)
         if not version and len(rr.problems) == before and env != "dev":
             rr.error(
                 "version", f"is required in {env}: pin the chart version (e.g. '8.5.0') so upgrades are deliberate"
@@ -1315,7 +1134,7 @@ def _parse_peers(r: Reader, key: str) -> tuple[s.PeerSelector, ...]:
     for pr in r.items(key):
         peers.append(
             s.PeerSelector(
-                namespace=pr.text("namespace", required=True, check=_label_check("namespace")),
+                namespace=pr.text("namespace", required=True, check=label_check("namespace")),
                 pod_labels=pr.str_map("podLabels"),
             )
         )
@@ -1332,7 +1151,7 @@ def _parse_mysql(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.MySQLSpec
         check=lambda v: None if parse_quantity(v) else f"{v!r} is not a storage size like '10Gi'",
     )
     storage = s.MySQLStorage(
-        size=size, storage_class=st.text("storageClass", check=_subdomain_check("StorageClass name"))
+        size=size, storage_class=st.text("storageClass", check=subdomain_check("StorageClass name"))
     )
     st.done()
     replicas = r.integer("replicas", 3, minimum=1, maximum=9)
@@ -1340,8 +1159,8 @@ def _parse_mysql(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.MySQLSpec
         r.error("replicas", f"prod needs at least 3 members (1 primary + 2 replicas), got {replicas}")
     spec = s.MySQLSpec(
         enabled=enabled,
-        name=r.text("name", "mysql", check=_label_check("name", 40)),
-        namespace=r.text("namespace", "data", check=_label_check("namespace")),
+        name=r.text("name", "mysql", check=label_check("name", 40)),
+        namespace=r.text("namespace", "data", check=label_check("namespace")),
         replicas=replicas,
         image=r.text("image", "mysql:8.4", check=image_problem),
         storage=storage,
@@ -1435,8 +1254,8 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
     seen: dict[tuple[str, str], int] = {}
     node_ports: dict[int, int] = {}
     for i, a in enumerate(r.items("apps")):
-        name = a.text("name", required=True, check=_label_check("app name", 50))
-        namespace = a.text("namespace", "default", check=_label_check("namespace"))
+        name = a.text("name", required=True, check=label_check("app name", 50))
+        namespace = a.text("namespace", "default", check=label_check("namespace"))
         replicas = a.integer("replicas", 1, minimum=0, maximum=1000)
         port = a.integer("port", 80, minimum=1, maximum=65535)
 
@@ -1478,8 +1297,8 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
                     ),
                 ),
                 path=ig.text("path", "/", check=lambda v: None if v.startswith("/") else f"{v!r} must start with '/'"),
-                class_name=ig.text("className", check=_subdomain_check("IngressClass name")),
-                tls_secret=ig.text("tlsSecret", check=_subdomain_check("Secret name")),
+                class_name=ig.text("className", check=subdomain_check("IngressClass name")),
+                tls_secret=ig.text("tlsSecret", check=subdomain_check("Secret name")),
             )
             if not ingress.class_name and not addons.ingress.enabled:
                 ig.error("className", "is required when addons.ingress is disabled (no default IngressClass)")
@@ -1615,7 +1434,7 @@ def _retry_on_check(value: str) -> str | None:
             continue
         if cond not in RETRY_ON:
             return (
-                f"unknown retry condition {cond!r}{_did_you_mean(cond, RETRY_ON)}; use a comma-separated list of "
+                f"unknown retry condition {cond!r}{did_you_mean(cond, RETRY_ON)}; use a comma-separated list of "
                 f"{', '.join(RETRY_ON[:6])}, … or HTTP status codes like 503"
             )
     return None
@@ -1804,14 +1623,14 @@ def _parse_app_volumes(a: Reader, replicas: int, hpa: s.HpaSpec | None) -> tuple
     paths: dict[str, int] = {}
     most_pods = max(replicas, hpa.max_replicas if hpa else 0)
     for j, vr in enumerate(a.items("volumes")):
-        name = vr.text("name", required=True, check=_label_check("volume name", 63))
+        name = vr.text("name", required=True, check=label_check("volume name", 63))
         if name in RESERVED_VOLUME_NAMES:
             vr.error("name", f"{name!r} is reserved for the volume of apps[].config; choose another name")
         cr = vr.mapping("claim")
         selector_r = cr.mapping("selector")
         claim = s.ClaimSpec(
             size=cr.text("size", required=True, check=_size_check),
-            storage_class=cr.text("storageClass", check=_subdomain_check("StorageClass name")),
+            storage_class=cr.text("storageClass", check=subdomain_check("StorageClass name")),
             access_modes=_access_modes(cr, "accessModes", ("ReadWriteOnce",)),
             selector=_labels(selector_r, "labels"),
         )
@@ -1914,7 +1733,7 @@ def _parse_init_containers(a: Reader, app: s.AppSpec) -> tuple[s.InitContainerSp
     out: list[s.InitContainerSpec] = []
     seen: dict[str, int] = {}
     for j, r in enumerate(a.items("initContainers")):
-        name = r.text("name", required=True, check=_label_check("container name"))
+        name = r.text("name", required=True, check=label_check("container name"))
         if name and name == app.name:
             r.error("name", f"{name!r} is the app's own container; give the init container another name")
         elif name in seen:
@@ -1934,13 +1753,13 @@ def _parse_storage(r: Reader, cluster: s.ClusterSpec, addons: s.AddonsSpec) -> s
     names: dict[str, int] = {}
     nodes = {n.name for n in cluster.nodes}
     for i, vr in enumerate(r.items("volumes")):
-        name = vr.text("name", required=True, check=_subdomain_check("PersistentVolume name"))
-        storage_class = vr.text("storageClass", "manual", check=_subdomain_check("StorageClass name"))
+        name = vr.text("name", required=True, check=subdomain_check("PersistentVolume name"))
+        storage_class = vr.text("storageClass", "manual", check=subdomain_check("StorageClass name"))
         nfs = local = None
         if vr.has("nfs") and vr.raw("nfs") is not None:
             nr = vr.mapping("nfs")
             nfs = s.NfsSource(
-                server=nr.text("server", required=True, check=_host_check),
+                server=nr.text("server", required=True, check=host_check),
                 path=nr.text("path", required=True, check=_abs_path_check),
             )
             nr.done()
@@ -1948,12 +1767,12 @@ def _parse_storage(r: Reader, cluster: s.ClusterSpec, addons: s.AddonsSpec) -> s
             lr = vr.mapping("local")
             local = s.LocalSource(
                 path=lr.text("path", required=True, check=_local_path_check),
-                node=lr.text("node", required=True, check=_subdomain_check("node name")),
+                node=lr.text("node", required=True, check=subdomain_check("node name")),
             )
             if local.node and nodes and local.node not in nodes:
                 lr.error(
                     "node",
-                    f"{local.node!r} is not in cluster.nodes ({', '.join(sorted(nodes))}){_did_you_mean(local.node, sorted(nodes))}",
+                    f"{local.node!r} is not in cluster.nodes ({', '.join(sorted(nodes))}){did_you_mean(local.node, sorted(nodes))}",
                 )
             lr.done()
         if nfs and local:
@@ -2092,7 +1911,7 @@ def parse_config(
     problems: list[Problem] = []
     warnings: list[Problem] = []
     if not isinstance(values, Mapping):
-        raise ConfigError([Problem("config", f"must be a mapping of keys, not {_type_name(values)}")], source)
+        raise ConfigError([Problem("config", f"must be a mapping of keys, not {type_name(values)}")], source)
     top = Reader(values, "", problems, warnings)
     top.secrets_required = secrets_required
 
@@ -2102,7 +1921,7 @@ def parse_config(
         value = top.raw(key)
         if value is _MISSING:
             continue
-        if isinstance(value, _SecretMarker):
+        if isinstance(value, SecretMarker):
             secrets[key] = value
         else:
             # never echo the value: it is meant to be secret
@@ -2112,7 +1931,9 @@ def parse_config(
     env = top.text("environment", required=True, choices=ENVIRONMENTS)
     cluster = _parse_cluster(top.mapping("cluster"), env, secrets)
     schedulable = top.flag("schedulableControlPlane", True)
-    addons = _parse_addons(top.mapping("addons"))
+    addons = (
+        validate_section(AddonsConfig, top.value("addons"), "addons", Findings("", problems, warnings)) or AddonsConfig()
+    ).args()
     helm = _parse_helm(top.mapping("helm"), env, project_root)
     mysql = _parse_mysql(top.mapping("mysql"), env, secrets)
     apps = _parse_apps(top, env, addons)
@@ -2296,7 +2117,7 @@ def _check_named_secrets(top: Reader, apps: tuple[s.AppSpec, ...], mysql: s.MySQ
         value = top.raw(key)
         if value is _MISSING:
             top.missing_secret(where, f"references the secret {NAMESPACE}:{key}, which is not set: {hint}")
-        elif isinstance(value, _SecretMarker):
+        elif isinstance(value, SecretMarker):
             secrets[key] = value
         else:
             # never echo the value: it is meant to be secret

@@ -27,8 +27,8 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap
 
+from components.catalog import DEFAULT_ADDON_CHARTS
 from stacks import yamledit as ye
-from stacks.catalog import DEFAULT_ADDON_CHARTS
 from stacks.config import NAMESPACE, Problem
 from stacks.plumbing import UsageError
 

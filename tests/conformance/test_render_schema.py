@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.catalog import DEFAULT_ADDON_CHARTS as CHARTS
 from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.namespaces import NamespacesArgs, PlatformNamespaces
 from components.spec import (
@@ -50,7 +51,6 @@ from components.spec import (
     StorageAddon,
 )
 from components.webapp import WebApp, WebAppArgs
-from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
 from stacks.render import render_stack
 
 K8S_VERSION = "1.34"

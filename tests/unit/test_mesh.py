@@ -10,6 +10,7 @@ import pulumi
 import pytest
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.catalog import DEFAULT_ADDON_CHARTS as CHARTS
 from components.mesh import INJECT_LABEL, destination_rule_spec, virtual_service_spec
 from components.spec import (
     Addon,
@@ -27,7 +28,6 @@ from components.spec import (
     StorageAddon,
 )
 from components.webapp import WebApp, WebAppArgs
-from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
 from tests.support.mocks import OptsRecorder, PlatformMocks, run_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

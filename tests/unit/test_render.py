@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.catalog import DEFAULT_ADDON_CHARTS as CHARTS
 from components.namespaces import NamespacesArgs, PlatformNamespaces
 from components.spec import (
     Addon,
@@ -28,7 +29,6 @@ from components.spec import (
     StorageAddon,
 )
 from components.webapp import WebApp, WebAppArgs
-from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
 from stacks.render import MARKER, REDACTED, render_objects, render_stack, to_manifest
 
 APP = AppSpec(

@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from components.catalog import DEFAULT_ADDON_CHARTS as CHARTS
 from components.spec import (
     Addon,
     AddonsSpec,
@@ -28,7 +29,6 @@ from components.spec import (
     StrategySpec,
 )
 from components.webapp import WebApp, WebAppArgs
-from stacks.catalog import DEFAULT_ADDON_CHARTS as CHARTS
 from stacks.render import render_objects
 from tests.support.mocks import PlatformMocks, run_program
 

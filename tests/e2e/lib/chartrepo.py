@@ -26,7 +26,7 @@ from .util import REPO_ROOT, Proc, free_port, tail, wait_until
 CHARTS = REPO_ROOT / "tests" / "e2e" / "charts"
 
 # published name -> (source chart dir, versions). The first version of each is the one
-# the catalog (stacks/catalog.py) or the stacks pin; later ones exist for upgrade tests.
+# the catalog (components/catalog.py) or the stacks pin; later ones exist for upgrade tests.
 PUBLISHED: dict[str, tuple[str, tuple[str, ...]]] = {
     "traefik": ("e2e-app", ("37.1.1", "37.2.0")),
     "localpv-provisioner": ("e2e-app", ("4.3.0", "4.4.0")),

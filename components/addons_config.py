@@ -1,0 +1,143 @@
+"""The `addons:` section of a stack: which cluster add-ons `ClusterAddons` installs, from
+which chart, with which values. Builds `AddonsSpec`, the component's args.
+
+Kept apart from `components/addons.py` so that reading a stack (`python -m stacks validate`,
+PR checks) never imports the Pulumi SDK.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import Field
+
+from components.catalog import DEFAULT_ADDON_CHARTS, MESH_BASE_CHART
+from components.checks import label_check, pool_check, semver_check, subdomain_check, url_check
+from components.config_model import AnyMap, ConfigModel, Findings, Flag, Text, checked, text_list
+from components.spec import Addon, AddonsSpec, ChartSource, IngressAddon, LoadBalancerAddon, MeshAddon, StorageAddon
+
+_CHART_REPO = ("https", "http", "oci")
+
+
+def _chart_name_check(value: str) -> str | None:
+    return None if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", value) else f"{value!r} is not a chart name"
+
+
+class AddonConfig(ConfigModel):
+    """One add-on: a Helm release whose chart defaults to the catalog's pin."""
+
+    enabled: Flag = Field(True, description="install this add-on")
+    repo: Annotated[Text, checked(url_check(_CHART_REPO))] | None = Field(
+        None, description="chart repository (https:// or oci://); default: the catalog's"
+    )
+    chart: Text | None = Field(None, description="chart name; default: the catalog's")
+    version: Annotated[Text, checked(semver_check)] | None = Field(
+        None, description="chart version (semver, pinned); default: the catalog's"
+    )
+    namespace: Annotated[Text, checked(label_check("namespace"))] | None = Field(
+        None, description="namespace of the release; default: the catalog's"
+    )
+    values: AnyMap = Field(default_factory=dict, description="Helm values over the platform's defaults")
+
+    def chart_source(self, catalog_name: str) -> ChartSource:
+        default = DEFAULT_ADDON_CHARTS[catalog_name]
+        return ChartSource(
+            repo=default.repo if self.repo is None else self.repo,
+            chart=default.chart if self.chart is None else self.chart,
+            version=default.version if self.version is None else self.version,
+            namespace=default.namespace if self.namespace is None else self.namespace,
+            values=self.values or dict(default.values),
+        )
+
+
+class IngressConfig(AddonConfig):
+    """The ingress controller (Traefik)."""
+
+    class_name: Annotated[Text, checked(subdomain_check("IngressClass name"))] = Field(
+        "traefik", description="IngressClass apps' Ingresses use"
+    )
+
+
+class StorageConfig(AddonConfig):
+    """The default StorageClass's provisioner (local-path)."""
+
+    default_class: Annotated[Text, checked(subdomain_check("StorageClass name"))] = Field(
+        "local-path", description="name of the default StorageClass"
+    )
+
+
+class MetricsServerConfig(AddonConfig):
+    """metrics-server (resource metrics for `kubectl top` and HPAs)."""
+
+
+class LoadBalancerConfig(AddonConfig):
+    """MetalLB: addresses for LoadBalancer Services on bare metal (layer 2)."""
+
+    enabled: Flag = Field(False, description="install MetalLB")
+    addresses: text_list(pool_check) = Field(  # type: ignore[valid-type]
+        (), description="address pools MetalLB hands out: CIDRs ('10.0.0.0/28') or ranges ('10.0.0.10-10.0.0.20')"
+    )
+
+    def checks(self, found: Findings) -> None:
+        if not self.enabled or found.problems_under("addresses"):
+            return
+        if "addresses" not in self.model_fields_set:
+            found.error(
+                "addresses", "is required when the load balancer is enabled: CIDRs or ranges like '10.0.0.10-10.0.0.20'"
+            )
+        elif not self.addresses:
+            found.error("addresses", "is empty; MetalLB needs at least one address range to hand out")
+
+
+class MeshConfig(AddonConfig):
+    """The Istio service mesh that apps with `mesh: true` join."""
+
+    enabled: Flag = Field(False, description="install Istio (base, then istiod)")
+    base_chart: Annotated[Text, checked(_chart_name_check)] = Field(
+        MESH_BASE_CHART, description="Istio's base chart (CRDs), installed first from the same repo at the same version"
+    )
+    base_values: AnyMap = Field(default_factory=dict, description="Helm values of the base chart")
+    cluster_domain: Annotated[Text, checked(subdomain_check("cluster DNS domain"))] = Field(
+        "cluster.local", description="cluster DNS domain of Service FQDNs; must match kubespray's dns_domain"
+    )
+
+
+class AddonsConfig(ConfigModel):
+    """Cluster add-ons, each a Helm release with a pinned default chart (components/catalog.py)."""
+
+    ingress: IngressConfig = Field(default_factory=IngressConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    metrics_server: MetricsServerConfig = Field(default_factory=MetricsServerConfig)
+    load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
+    mesh: MeshConfig = Field(default_factory=MeshConfig)
+
+    def args(self) -> AddonsSpec:
+        mesh = self.mesh
+        return AddonsSpec(
+            ingress=IngressAddon(
+                enabled=self.ingress.enabled,
+                chart=self.ingress.chart_source("ingress"),
+                class_name=self.ingress.class_name,
+            ),
+            storage=StorageAddon(
+                enabled=self.storage.enabled,
+                chart=self.storage.chart_source("storage"),
+                default_class=self.storage.default_class,
+            ),
+            metrics_server=Addon(
+                enabled=self.metrics_server.enabled, chart=self.metrics_server.chart_source("metricsServer")
+            ),
+            load_balancer=LoadBalancerAddon(
+                enabled=self.load_balancer.enabled,
+                chart=self.load_balancer.chart_source("loadBalancer"),
+                addresses=tuple(self.load_balancer.addresses),
+            ),
+            mesh=MeshAddon(
+                enabled=mesh.enabled,
+                chart=mesh.chart_source("mesh"),
+                base_chart=mesh.base_chart,
+                base_values=mesh.base_values,
+                cluster_domain=mesh.cluster_domain,
+            ),
+        )

@@ -1,0 +1,133 @@
+"""Checks of single values that components and the stack config share: hosts, IPs, URLs
+(and the credentials they must not carry), Kubernetes names, chart versions, address pools.
+
+Each `*_check` returns the message a user sees (`'x' is not …`) or None; `checked()` in
+`components.config_model` turns one into a field validator.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+
+from components.vocabulary import DNS_LABEL, DNS_SUBDOMAIN
+
+HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$"
+)
+SEMVER = re.compile(
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
+)
+
+
+def is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_host(value: str) -> bool:
+    if re.fullmatch(r"[\d.]+", value):
+        return is_ip(value)  # all digits and dots is a mistyped IPv4 address, not a hostname
+    return is_ip(value) or bool(HOSTNAME.fullmatch(value))
+
+
+def is_url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> bool:
+    m = re.fullmatch(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.+)", value)
+    if not m or m.group("scheme") not in schemes:
+        return False
+    rest = m.group("rest")
+    authority = rest.split("/", 1)[0]
+    if "@" in authority:
+        authority = authority.rsplit("@", 1)[1]
+    host = authority
+    if authority.startswith("["):
+        host = authority[1 : authority.find("]")] if "]" in authority else ""
+    elif ":" in authority:
+        host, port = authority.rsplit(":", 1)
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            return False
+    return bool(host) and is_host(host)
+
+
+def url_has_password(value: str) -> bool:
+    authority = value.split("://", 1)[-1].split("/", 1)[0]
+    return "@" in authority and ":" in authority.rsplit("@", 1)[0]
+
+
+def url_has_credentials(value: str) -> bool:
+    """A password, or any user part in an http(s)/oci URL (a token passed as user name)."""
+    if url_has_password(value):
+        return True
+    scheme, sep, rest = value.partition("://")
+    return bool(sep) and scheme in ("http", "https", "oci") and "@" in rest.split("/", 1)[0]
+
+
+CREDENTIALS_IN_URL = (
+    "must not carry credentials (user:token@): stack files, the state and PR previews are not "
+    "secret; use a source that needs none, or credentials configured on the machine that fetches"
+)
+# transports that authenticate the server: what staging and prod fetch code and charts over
+AUTHENTICATED_SCHEMES = ("https", "ssh", "oci", "file")
+
+
+def label_check(what: str, max_len: int = 63) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        if len(value) > max_len or not DNS_LABEL.fullmatch(value):
+            return (
+                f"{value!r} is not a valid {what}: lowercase letters, digits and '-', "
+                f"starting and ending with a letter or digit, at most {max_len} characters (RFC 1123)"
+            )
+        return None
+
+    return check
+
+
+def subdomain_check(what: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        if len(value) > 253 or not DNS_SUBDOMAIN.fullmatch(value):
+            return f"{value!r} is not a valid {what}: lowercase RFC 1123 DNS name (letters, digits, '-', '.')"
+        return None
+
+    return check
+
+
+def url_check(schemes: tuple[str, ...] = ("http", "https")) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        if url_has_credentials(value):  # first, so that a malformed URL with a token is not echoed
+            return CREDENTIALS_IN_URL
+        if not is_url(value, schemes):
+            return f"{value!r} is not a valid URL; expected {' or '.join(s + '://host[:port][/path]' for s in schemes)}"
+        return None
+
+    return check
+
+
+def host_check(value: str) -> str | None:
+    return None if is_host(value) else f"{value!r} is not a valid IP address or hostname"
+
+
+def ip_check(value: str) -> str | None:
+    return None if is_ip(value) else f"{value!r} is not a valid IP address"
+
+
+def semver_check(value: str) -> str | None:
+    return None if SEMVER.fullmatch(value) else f"{value!r} is not a semantic version like '1.2.3'"
+
+
+def pool_check(value: str) -> str | None:
+    if "-" in value:
+        lo, _, hi = value.partition("-")
+        if is_ip(lo.strip()) and is_ip(hi.strip()):
+            return None
+    else:
+        try:
+            ipaddress.ip_network(value, strict=False)
+            return None
+        except ValueError:
+            pass
+    return f"{value!r} is not a CIDR ('10.0.0.0/28') or an address range ('10.0.0.10-10.0.0.20')"
