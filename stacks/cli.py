@@ -1,6 +1,6 @@
 """`python -m stacks`: validate stack configs, print the kubespray inventory, render manifests,
 promote settings between stacks, roll a stack back to an earlier update, recover a stack
-after a crashed run, check a stack for drift.
+after a crashed run, check a stack for drift, print the JSON Schema of stack files.
 
 `validate`, `inventory`, `render`, `promote` and `new` run without the Pulumi CLI, without a
 cluster and without network (`rollback`, `recover` and `drift` drive the pulumi CLI). Exit codes:
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from components import kubespray_inventory as inv
 from components.spec import PlatformSpec
-from stacks import drift, newstack, recover, rollback_runner
+from stacks import drift, newstack, recover, rollback_runner, schema
 from stacks import promotion as pr
 from stacks.config import ConfigError
 from stacks.files import PROJECT_ROOT, load_spec_file, stack_file
@@ -239,6 +239,22 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return drift.check(args.stack, runner=SubprocessRunner(args.root))
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    text = schema.render()
+    target = args.root / "stacks" / "stack.schema.json"
+    if args.check:
+        if target.is_file() and target.read_text() == text:
+            return 0
+        print(f"{target.relative_to(args.root)} is stale: run python -m stacks schema --write", file=sys.stderr)
+        return 1
+    if args.write:
+        write_atomic(target, text)
+        print(f"wrote {target.relative_to(args.root)}")
+        return 0
+    sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m stacks", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--root", type=Path, default=PROJECT_ROOT, help="project root (where Pulumi.yaml is)")
@@ -334,6 +350,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("stack", help="stack name")
     p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of stack files (editors complete keys and flag mistakes with it)",
+        description="The schema of Pulumi.<stack>.yaml, generated from the config models. The stack files name "
+        "the committed copy, stacks/stack.schema.json, on their first line.",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write it to stacks/stack.schema.json")
+    mode.add_argument("--check", action="store_true", help="exit 1 when stacks/stack.schema.json is stale")
+    p.set_defaults(func=cmd_schema)
     return parser
 
 
