@@ -7,28 +7,29 @@ PR checks) never imports the Pulumi SDK.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from pydantic import Field
 
 from components.catalog import DEFAULT_ADDON_CHARTS, MESH_BASE_CHART
-from components.checks import label_check, pool_check, semver_check, subdomain_check, url_check
+from components.checks import (
+    CHART_REPO_SCHEMES,
+    chart_name_check,
+    label_check,
+    pool_check,
+    semver_check,
+    subdomain_check,
+    url_check,
+)
 from components.config_model import AnyMap, ConfigModel, Findings, Flag, Text, checked, text_list
 from components.spec import Addon, AddonsSpec, ChartSource, IngressAddon, LoadBalancerAddon, MeshAddon, StorageAddon
-
-_CHART_REPO = ("https", "http", "oci")
-
-
-def _chart_name_check(value: str) -> str | None:
-    return None if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", value) else f"{value!r} is not a chart name"
 
 
 class AddonConfig(ConfigModel):
     """One add-on: a Helm release whose chart defaults to the catalog's pin."""
 
     enabled: Flag = Field(True, description="install this add-on")
-    repo: Annotated[Text, checked(url_check(_CHART_REPO))] | None = Field(
+    repo: Annotated[Text, checked(url_check(CHART_REPO_SCHEMES))] | None = Field(
         None, description="chart repository (https:// or oci://); default: the catalog's"
     )
     chart: Text | None = Field(None, description="chart name; default: the catalog's")
@@ -94,7 +95,7 @@ class MeshConfig(AddonConfig):
     """The Istio service mesh that apps with `mesh: true` join."""
 
     enabled: Flag = Field(False, description="install Istio (base, then istiod)")
-    base_chart: Annotated[Text, checked(_chart_name_check)] = Field(
+    base_chart: Annotated[Text, checked(chart_name_check)] = Field(
         MESH_BASE_CHART, description="Istio's base chart (CRDs), installed first from the same repo at the same version"
     )
     base_values: AnyMap = Field(default_factory=dict, description="Helm values of the base chart")

@@ -131,3 +131,10 @@ def pool_check(value: str) -> str | None:
         except ValueError:
             pass
     return f"{value!r} is not a CIDR ('10.0.0.0/28') or an address range ('10.0.0.10-10.0.0.20')"
+
+
+def chart_name_check(value: str) -> str | None:
+    return None if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", value) else f"{value!r} is not a chart name"
+
+
+CHART_REPO_SCHEMES = ("https", "http", "oci")

@@ -30,6 +30,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     Strict,
     ValidationError,
     WithJsonSchema,
@@ -170,6 +171,45 @@ Whole = Annotated[
 # any mapping with string keys (Helm values, extra variables): its content is the tool's to read
 AnyMap = Annotated[dict[str, Any], BeforeValidator(_mapping_in), WithJsonSchema({"type": "object"})]
 
+
+def _text_map_in(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        reject(f"must be a mapping, not {type_name(value)}")
+    for key in value:
+        if not isinstance(key, str):
+            reject(f"keys must be strings, not {type_name(key)}")
+    return dict(value)
+
+
+# a mapping of strings to strings (labels, mirrors, env)
+TextMap = Annotated[
+    dict[str, Text],
+    BeforeValidator(_text_map_in),
+    WithJsonSchema({"type": "object", "additionalProperties": {"type": ["string", "number"]}}),
+]
+
+
+def _not_empty(value: str) -> str:
+    if value == "":
+        reject("is required")
+    return value
+
+
+# a string that must be given and not be empty
+Required = AfterValidator(_not_empty)
+
+
+def whole(minimum: int | None = None, maximum: int | None = None) -> Any:
+    """A whole number within bounds (inclusive)."""
+    bounds = {k: v for k, v in (("minimum", minimum), ("maximum", maximum)) if v is not None}
+    return Annotated[
+        int,
+        BeforeValidator(_whole_in),
+        Strict(),
+        Field(ge=minimum, le=maximum),
+        WithJsonSchema({"anyOf": [{"type": "integer", **bounds}, {"type": "string", "pattern": "^-?[0-9]+$"}]}),
+    ]
+
 T = TypeVar("T")
 
 
@@ -177,6 +217,11 @@ def text_list(check: Callable[[str], str | None] | None = None) -> Any:
     """A list of strings, each checked."""
     item: Any = Annotated[Text, checked(check)] if check else Text
     return Annotated[tuple[item, ...], BeforeValidator(_list_in)]
+
+
+def items(model: Any) -> Any:
+    """A list of mappings, each read by `model`."""
+    return Annotated[tuple[model, ...], BeforeValidator(_list_in)]
 
 
 # --------------------------------------------------------------------------- the base model
@@ -189,6 +234,8 @@ class Findings:
     path: str
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    # what the rules may depend on beyond the section (the environment, the project root)
+    context: Mapping[str, Any] = field(default_factory=dict)
 
     def error(self, key: str, message: str) -> None:
         self.problems.append(Problem(join_path(self.path, key), message))
@@ -198,7 +245,7 @@ class Findings:
 
     def under(self, key: str | int) -> Findings:
         """The same findings, for the value at `key` below this path."""
-        return Findings(join_path(self.path, key), self.problems, self.warnings)
+        return Findings(join_path(self.path, key), self.problems, self.warnings, self.context)
 
     def problems_under(self, key: str = "") -> bool:
         """Whether a problem was already recorded at `key` or below it (a check on a value
@@ -306,15 +353,18 @@ def problems_of(exc: ValidationError, model: type[ConfigModel], path: str) -> li
     return out
 
 
-def _without(data: Any, locs: Iterator[tuple[str | int, ...]]) -> tuple[Any, bool]:
-    """`data` with the values at `locs` removed (a missing required key removes its parent)."""
+def _without(data: Any, locs: Iterator[tuple[str | int, ...]]) -> tuple[Any, bool, bool]:
+    """`data` without the values at `locs`: (data, whether anything was removed, whether a
+    list item was, which shifts the indices of the items after it)."""
     import copy  # only on the error path
 
     data = copy.deepcopy(dict(data)) if isinstance(data, Mapping) else {}
-    removed = False
-    for loc in sorted(set(locs), key=lambda loc: (len(loc), [str(p) for p in loc]), reverse=True):
+    removed = shifted = False
+    # deepest first, and the last index of a list first, so earlier removals move nothing
+    order = sorted(set(locs), key=lambda loc: [(0, p) if isinstance(p, int) else (1, p) for p in loc], reverse=True)
+    for loc in order:
         if not loc:
-            return {}, bool(data)
+            return {}, bool(data), False
         parent: Any = data
         for part in loc[:-1]:
             try:
@@ -323,13 +373,13 @@ def _without(data: Any, locs: Iterator[tuple[str | int, ...]]) -> tuple[Any, boo
                 parent = None
                 break
         last = loc[-1]
-        if isinstance(parent, dict) and last in parent:  # noqa: SIM114 (typed apart: a key, an index)
+        if isinstance(parent, dict) and last in parent:
             del parent[last]
             removed = True
         elif isinstance(parent, list) and isinstance(last, int) and last < len(parent):
             del parent[last]
-            removed = True
-    return data, removed
+            removed = shifted = True
+    return data, removed, shifted
 
 
 def run_checks(section: ConfigModel, found: Findings) -> None:
@@ -352,22 +402,28 @@ def validate_section(
 
     Returns the model, with defaults standing in for wrong values, so that its cross-field
     `checks` and the rules that span sections still run; None when it cannot be built
-    (a required key is missing or wrong)."""
+    (a required key is missing or wrong). When an item of a list had to be dropped, the
+    section's own checks are skipped: they would name the items after it by the wrong index."""
     data = {} if raw is None else raw
-    for _attempt in range(4):  # each attempt removes at least one wrong value
+    context = dict(context or {})
+    shifted = False
+    for attempt in range(6):  # each attempt removes at least one wrong value
         try:
-            section = model.model_validate(data, context=dict(context or {}))
+            section = model.model_validate(data, context=context)
         except ValidationError as exc:
-            found.problems.extend(problems_of(exc, model, path))
+            if attempt == 0:  # later attempts only look for defaults; the user's mistakes are these
+                found.problems.extend(problems_of(exc, model, path))
             locs = []
             for error in exc.errors(include_url=False):
                 loc = tuple(error["loc"])
-                # a missing key, or a key on the model itself: drop the value that holds it
+                # a missing key: drop the mapping that needs it (its parent falls back to a default)
                 locs.append(loc[:-1] if error["type"] == "missing" else loc)
-            data, removed = _without(data, iter(locs))
+            data, removed, dropped = _without(data, iter(locs))
+            shifted = shifted or dropped
             if not removed:
                 return None
             continue
-        run_checks(section, Findings(path, found.problems, found.warnings))
+        if not shifted:
+            run_checks(section, Findings(path, found.problems, found.warnings, context))
         return section
     return None

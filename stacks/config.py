@@ -38,6 +38,7 @@ from components.checks import (
 )
 from components.config_model import SECRET as SECRET  # re-exported: callers mark secret keys with it
 from components.config_model import Findings, Problem, SecretMarker, did_you_mean, type_name, validate_section
+from components.helm_config import HelmConfig
 from components.kubespray_inventory import api_server_host
 from components.vocabulary import DNS_SUBDOMAIN, ENV_NAME
 from policy.guardrails import is_system_path
@@ -1067,68 +1068,6 @@ def _parse_resources(r: Reader) -> s.Resources:
     return s.Resources(requests=out["requests"], limits=out["limits"])
 
 
-def _parse_helm(r: Reader, env: str, project_root: Path | None) -> s.HelmSpec:
-    mirrors: dict[str, str] = {}
-    mr = r.str_map("repoMirrors")
-    for upstream, mirror in mr.items():
-        if url_has_credentials(upstream) or url_has_credentials(mirror):
-            r.error("repoMirrors", CREDENTIALS_IN_URL)
-        elif not is_url(upstream, ("https", "http", "oci")):
-            r.error(f"repoMirrors.{upstream}", "the upstream must be a repository URL (https:// or oci://)")
-        elif not is_url(mirror, ("https", "http", "oci")):
-            r.error(f"repoMirrors.{upstream}", f"{mirror!r} is not a repository URL (https:// or oci://)")
-        else:
-            mirrors[upstream.rstrip("/")] = mirror
-    releases: list[s.HelmReleaseSpec] = []
-    seen: dict[tuple[str, str], int] = {}
-    for i, rr in enumerate(r.items("releases")):
-        name = rr.text("name", required=True, check=label_check("release name", 53))
-        namespace = rr.text("namespace", "default", check=label_check("namespace"))
-        repo = rr.text("repo", required=True, check=url_check(("https", "http", "oci")))
-        chart = rr.text(
-            "chart",
-            required=True,
-            check=lambda v: None if re.fullmatch(r"[a-z0-9][a-z0-9._-]*", v) else f"{v!r} is not a chart name",
-        )
-        before = len(rr.problems)
-        version = rr.text("version", check=semver_check)
-        if not version and len(rr.problems) == before and env != "dev":
-            rr.error(
-                "version", f"is required in {env}: pin the chart version (e.g. '8.5.0') so upgrades are deliberate"
-            )
-        values_files = rr.str_list("valuesFiles", check=lambda p: _values_file_check(p, project_root))
-        release = s.HelmReleaseSpec(
-            name=name,
-            namespace=namespace,
-            repo=mirrors.get(repo.rstrip("/"), repo),
-            upstream_repo=repo,
-            chart=chart,
-            version=version,
-            values=rr.any_map("values"),
-            values_files=values_files,
-            atomic=rr.flag("atomic", True),
-            cleanup_on_fail=rr.flag("cleanupOnFail", True),
-            timeout=rr.integer("timeout", 600, minimum=1, maximum=86400),
-            max_history=rr.integer("maxHistory", 10, minimum=0, maximum=1000),
-        )
-        rr.done()
-        key = (namespace, name)
-        if name and key in seen:
-            rr.error("name", f"release {name!r} already exists in namespace {namespace!r} (releases[{seen[key]}])")
-        seen.setdefault(key, i)
-        releases.append(release)
-    r.done()
-    return s.HelmSpec(repo_mirrors=mirrors, releases=tuple(releases))
-
-
-def _values_file_check(path: str, root: Path | None) -> str | None:
-    if path.startswith("/") or ".." in Path(path).parts:
-        return f"{path!r} must be a path inside the project (relative, no '..')"
-    if root is not None and not (root / path).is_file():
-        return f"values file {path!r} does not exist (paths are relative to the project root {root})"
-    return None
-
-
 def _parse_peers(r: Reader, key: str) -> tuple[s.PeerSelector, ...]:
     peers = []
     for pr in r.items(key):
@@ -1929,12 +1868,13 @@ def parse_config(
             plain_secrets.add(key)
 
     env = top.text("environment", required=True, choices=ENVIRONMENTS)
+    # the section models' findings land beside the reader's; rules may depend on these
+    found = Findings("", problems, warnings)
+    context = {"environment": env, "project_root": project_root}
     cluster = _parse_cluster(top.mapping("cluster"), env, secrets)
     schedulable = top.flag("schedulableControlPlane", True)
-    addons = (
-        validate_section(AddonsConfig, top.value("addons"), "addons", Findings("", problems, warnings)) or AddonsConfig()
-    ).args()
-    helm = _parse_helm(top.mapping("helm"), env, project_root)
+    addons = (validate_section(AddonsConfig, top.value("addons"), "addons", found) or AddonsConfig()).args()
+    helm = (validate_section(HelmConfig, top.value("helm"), "helm", found, context=context) or HelmConfig()).args()
     mysql = _parse_mysql(top.mapping("mysql"), env, secrets)
     apps = _parse_apps(top, env, addons)
     storage = _parse_storage(top.mapping("storage"), cluster, addons)

@@ -5,9 +5,9 @@ stack files name on their first line (`# yaml-language-server: $schema=stacks/st
 so that an editor completes keys and flags mistakes as you type. A test fails when the
 committed copy is stale: regenerate it with `python -m stacks schema --write`.
 
-The sections that have a config model (`addons:` so far) are described key by key, with
-types, defaults and descriptions, and refuse unknown keys. `cluster`, `helm`, `mysql`, `apps`
-and `storage` are still read by the hand-written reader in `stacks/config.py`: the schema
+The sections that have a config model (`addons:` and `helm:` so far) are described key by key, with
+types, defaults and descriptions, and refuse unknown keys. `cluster`, `mysql`, `apps` and
+`storage` are still read by the hand-written reader in `stacks/config.py`: the schema
 gives their type only, and `python -m stacks validate` checks them in full.
 """
 
@@ -19,6 +19,7 @@ from typing import Any
 
 from components import spec as s
 from components.addons_config import AddonsConfig
+from components.helm_config import HelmConfig
 from components.config_model import ConfigModel
 from stacks.config import ENVIRONMENTS, NAMESPACE
 
@@ -28,7 +29,7 @@ SCHEMA_FILE = Path(__file__).resolve().parent / "stack.schema.json"
 SECTIONS: dict[str, type[ConfigModel] | dict[str, Any]] = {
     "cluster": {"type": "object", "description": "the cluster: kubespray on your machines, or an existing one"},
     "addons": AddonsConfig,
-    "helm": {"type": "object", "description": "Helm charts per environment: repoMirrors, releases"},
+    "helm": HelmConfig,
     "mysql": {"type": "object", "description": "one-primary, N-replica MySQL StatefulSet"},
     "apps": {"type": "array", "items": {"type": "object"}, "description": "stateless apps"},
     "storage": {"type": "object", "description": "statically provisioned PersistentVolumes"},

@@ -101,3 +101,22 @@ def test_rules_across_sections_report_beside_a_wrong_addons_field() -> None:
     assert "addons.ingress.enabled: must be true or false, not a string" in messages
     assert "addons.loadBalancer.addresses: is empty; MetalLB needs at least one address range to hand out" in messages
     assert any(m.startswith("apps[0].mesh:") for m in messages), messages
+
+
+def test_list_items_keep_their_index_when_an_earlier_one_cannot_be_read() -> None:
+    from components.helm_config import HelmConfig
+
+    found = Findings("")
+    raw = {
+        "releases": [
+            {"name": "a", "repo": "https://charts.example.com", "chart": "a"},
+            {"repo": "https://charts.example.com", "chart": "b"},  # no name: the item cannot be built
+            {"name": "c", "repo": "https://charts.example.com", "chart": "c", "timeout": "0"},
+        ]
+    }
+    model = validate_section(HelmConfig, raw, "helm", found, context={"environment": "dev"})
+    assert [str(p) for p in found.problems] == [
+        "helm.releases[1].name: is required",
+        "helm.releases[2].timeout: must be at least 1, got 0",
+    ]
+    assert model is not None and [r.name for r in model.releases] == ["a", "c"]
