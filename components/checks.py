@@ -11,7 +11,13 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-from components.vocabulary import DNS_LABEL, DNS_SUBDOMAIN
+from components.spec import (
+    SECRET_KUBECONFIG,
+    SECRET_MYSQL_REPLICATION_PASSWORD,
+    SECRET_MYSQL_ROOT_PASSWORD,
+    SECRET_SSH_PRIVATE_KEY,
+)
+from components.vocabulary import CONFIG_NAMESPACE, DNS_LABEL, DNS_SUBDOMAIN
 
 HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$"
@@ -138,3 +144,88 @@ def chart_name_check(value: str) -> str | None:
 
 
 CHART_REPO_SCHEMES = ("https", "http", "oci")
+
+
+QUANTITY = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE]\d+)?$")
+IMAGE = re.compile(
+    r"^(?P<repo>[a-z0-9]+([._/-][a-z0-9]+|:\d+/)*)(:(?P<tag>[\w][\w.-]{0,127}))?(@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+CONFIG_KEY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+def parse_quantity(value: str) -> float | None:
+    """A Kubernetes quantity as a number (bytes or cores), None if malformed."""
+    m = QUANTITY.fullmatch(value)
+    if not m:
+        return None
+    number = float(m.group(1))
+    suffix = m.group(3) or ""
+    factors = {
+        "": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+        "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    }  # fmt: skip
+    if suffix[:1] in ("e", "E") and suffix[1:].isdigit():
+        return number * 10 ** int(suffix[1:])
+    return number * factors[suffix]
+
+
+def image_problem(image: str) -> str | None:
+    """Why an image reference is not acceptable (unpinned, malformed), or None."""
+    m = IMAGE.fullmatch(image)
+    if not m:
+        return f"{image!r} is not an image reference like 'registry/name:1.2.3'"
+    if m.group("digest"):
+        return None
+    tag = m.group("tag")
+    if not tag:
+        return f"{image!r} has no tag; pin a version, e.g. '{image}:1.2.3'"
+    if tag == "latest":
+        return f"{image!r} uses 'latest'; pin a version so every environment runs the same image"
+    return None
+
+
+def official_image(image: str) -> str:
+    """The Docker Official Image's name `image` refers to ('nginx' for 'nginx:1.27' or
+    'docker.io/library/nginx:1.27'), or '' for any other image."""
+    m = IMAGE.fullmatch(image)
+    if not m:
+        return ""
+    path = image.split("@", 1)[0]
+    path = path[: path.rfind(":")] if ":" in path.rsplit("/", 1)[-1] else path
+    for prefix in ("docker.io/library/", "index.docker.io/library/", "library/"):
+        if path.startswith(prefix):
+            path = path[len(prefix) :]
+    return path if "/" not in path else ""
+
+
+def root_image_hint(image: str) -> str:
+    """Why an official image will likely not start with the platform's non-root default, and the fix."""
+    return (
+        f"{image!r} is a Docker Official Image; most of them start as root, and the kubelet refuses to start "
+        f"a root image under runAsNonRoot (this app's default): the pods would stop at CreateContainerConfigError "
+        f"'container has runAsNonRoot and image will run as root'. Use an image built to run unprivileged "
+        f"(for nginx: nginxinc/nginx-unprivileged with port: 8080), or set runAsUser to a non-root uid the "
+        f"image supports. runAsNonRoot: false would start it as root, but still without capabilities (every app "
+        f"drops them all), so a root process that switches users still fails"
+    )
+
+
+SETTING_KEYS = ("environment", "cluster", "schedulableControlPlane", "addons", "helm", "mysql", "apps", "storage")
+# Infrastructure credentials never handed to an app: the SSH key, the kubeconfig, and
+# MySQL's root and replication passwords (an app holding root could drop every database
+# and rewrite replication).
+PLATFORM_ONLY_SECRETS = (
+    SECRET_SSH_PRIVATE_KEY, SECRET_KUBECONFIG, SECRET_MYSQL_ROOT_PASSWORD, SECRET_MYSQL_REPLICATION_PASSWORD,
+)  # fmt: skip
+
+
+def secret_key_check(value: str) -> str | None:
+    if value.startswith(f"{CONFIG_NAMESPACE}:"):
+        return f"{value!r}: give the key without the namespace, e.g. {value.split(':', 1)[1]!r}"
+    if not CONFIG_KEY_NAME.fullmatch(value):
+        return f"{value!r} is not a config key name like 'apiToken' (letters, digits, '_' and '-')"
+    if value in SETTING_KEYS:
+        return f"{value!r} is a platform setting, not a secret; name a key set with pulumi config set --secret"
+    if value in PLATFORM_ONLY_SECRETS:
+        return f"{value!r} is an infrastructure credential and is never given to an app; set a dedicated secret"
+    return None

@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NoReturn, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, NoReturn, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -138,7 +138,7 @@ def _whole_in(value: Any) -> Any:
     return value
 
 
-def _list_in(value: Any) -> Any:
+def list_in(value: Any) -> Any:
     if not isinstance(value, list):
         reject(f"must be a list, not {type_name(value)}")
     return value
@@ -216,12 +216,23 @@ T = TypeVar("T")
 def text_list(check: Callable[[str], str | None] | None = None) -> Any:
     """A list of strings, each checked."""
     item: Any = Annotated[Text, checked(check)] if check else Text
-    return Annotated[tuple[item, ...], BeforeValidator(_list_in)]
+    return Annotated[tuple[item, ...], BeforeValidator(list_in)]
+
+
+def choice(*values: str) -> Any:
+    """One of `values` (a did-you-mean for anything else)."""
+
+    def check(value: str) -> str:
+        if value not in values:
+            reject(f"{value!r} is not one of {', '.join(values)}{did_you_mean(value, values)}")
+        return value
+
+    return Annotated[str, BeforeValidator(_text_in), Strict(), AfterValidator(check), WithJsonSchema({"enum": list(values)})]
 
 
 def items(model: Any) -> Any:
     """A list of mappings, each read by `model`."""
-    return Annotated[tuple[model, ...], BeforeValidator(_list_in)]
+    return Annotated[tuple[model, ...], BeforeValidator(list_in)]
 
 
 # --------------------------------------------------------------------------- the base model
@@ -277,6 +288,9 @@ class ConfigModel(BaseModel):
             reject(f"must be a mapping (key: value), not {type_name(data)}")
         return {k: v for k, v in data.items() if v is not None}
 
+    # what an unknown key is called here, when "unknown key (did you mean …)" would not help
+    unknown_key: ClassVar[str] = ""
+
     def checks(self, found: Findings) -> None:
         """Rules across this section's fields (and its children's); none by default."""
 
@@ -326,6 +340,8 @@ def _message(error: Mapping[str, Any], model: type[ConfigModel]) -> tuple[str, s
         return "", "is required"
     if kind == "extra_forbidden":
         parent = _model_at(model, loc[:-1])
+        if parent is not None and parent.unknown_key:
+            return "", parent.unknown_key.format(key=str(loc[-1]))
         return "", "unknown key" + did_you_mean(str(loc[-1]), parent.keys() if parent else [])
     if kind == "bool_type":
         return "", f"must be true or false, not {type_name(value)}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+# the stack config's namespace (`k8s-platform:cluster`): the Pulumi project's name
+CONFIG_NAMESPACE = "k8s-platform"
 MANAGED_BY = "k8s-platform"  # the value of MANAGED_BY_LABEL on everything the program creates
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 NAME_LABEL = "app.kubernetes.io/name"

@@ -16,7 +16,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from components import kubespray_release
 from components import spec as s
@@ -25,11 +25,16 @@ from components.checks import (
     AUTHENTICATED_SCHEMES,
     CREDENTIALS_IN_URL,
     host_check,
+    image_problem,
     ip_check,
     is_host,
     is_ip,
     is_url,
     label_check,
+    official_image,
+    parse_quantity,
+    root_image_hint,
+    secret_key_check,
     semver_check,
     subdomain_check,
     url_check,
@@ -37,13 +42,23 @@ from components.checks import (
     url_has_password,
 )
 from components.config_model import SECRET as SECRET  # re-exported: callers mark secret keys with it
-from components.config_model import Findings, Problem, SecretMarker, did_you_mean, type_name, validate_section
+from components.config_model import (
+    ConfigModel,
+    Findings,
+    Problem,
+    SecretMarker,
+    did_you_mean,
+    type_name,
+    validate_section,
+)
 from components.helm_config import HelmConfig
 from components.kubespray_inventory import api_server_host
-from components.vocabulary import DNS_SUBDOMAIN, ENV_NAME
+from components.mysql_config import MySQLConfig
+from components.pod_config import ResourcesConfig
+from components.vocabulary import CONFIG_NAMESPACE, DNS_SUBDOMAIN, ENV_NAME
 from policy.guardrails import is_system_path
 
-NAMESPACE = "k8s-platform"
+NAMESPACE = CONFIG_NAMESPACE
 
 
 class ConfigError(Exception):
@@ -61,12 +76,9 @@ class ConfigError(Exception):
 
 _KUBESPRAY_VERSION = re.compile(r"^v\d+\.\d+\.\d+(-(alpha|beta|rc)\.?\d+)?$|^[0-9a-f]{40}$")
 _KUBE_VERSION = re.compile(r"^v?(1\.\d{1,2}\.\d{1,3})$")
-_QUANTITY = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE]\d+)?$")
+
 _INT_OR_PERCENT = re.compile(r"^(\d+|\d{1,3}%)$")
 _REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9._-]+)*$")
-_IMAGE = re.compile(
-    r"^(?P<repo>[a-z0-9]+([._/-][a-z0-9]+|:\d+/)*)(:(?P<tag>[\w][\w.-]{0,127}))?(@(?P<digest>sha256:[0-9a-f]{64}))?$"
-)
 
 # network plugins kubespray installs that do not enforce NetworkPolicy objects
 NO_NETWORK_POLICY_PLUGINS = ("flannel", "macvlan")
@@ -105,63 +117,6 @@ MANAGED_GROUP_VARS = {
     "kube_vip_address": "cluster.apiAccess.address",
     "kube_vip_interface": "cluster.apiAccess.interface",
 }
-
-
-def parse_quantity(value: str) -> float | None:
-    """A Kubernetes quantity as a number (bytes or cores), None if malformed."""
-    m = _QUANTITY.fullmatch(value)
-    if not m:
-        return None
-    number = float(m.group(1))
-    suffix = m.group(3) or ""
-    factors = {
-        "": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-        "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    }  # fmt: skip
-    if suffix[:1] in ("e", "E") and suffix[1:].isdigit():
-        return number * 10 ** int(suffix[1:])
-    return number * factors[suffix]
-
-
-def image_problem(image: str) -> str | None:
-    """Why an image reference is not acceptable (unpinned, malformed), or None."""
-    m = _IMAGE.fullmatch(image)
-    if not m:
-        return f"{image!r} is not an image reference like 'registry/name:1.2.3'"
-    if m.group("digest"):
-        return None
-    tag = m.group("tag")
-    if not tag:
-        return f"{image!r} has no tag; pin a version, e.g. '{image}:1.2.3'"
-    if tag == "latest":
-        return f"{image!r} uses 'latest'; pin a version so every environment runs the same image"
-    return None
-
-
-def official_image(image: str) -> str:
-    """The Docker Official Image's name `image` refers to ('nginx' for 'nginx:1.27' or
-    'docker.io/library/nginx:1.27'), or '' for any other image."""
-    m = _IMAGE.fullmatch(image)
-    if not m:
-        return ""
-    path = image.split("@", 1)[0]
-    path = path[: path.rfind(":")] if ":" in path.rsplit("/", 1)[-1] else path
-    for prefix in ("docker.io/library/", "index.docker.io/library/", "library/"):
-        if path.startswith(prefix):
-            path = path[len(prefix) :]
-    return path if "/" not in path else ""
-
-
-def root_image_hint(image: str) -> str:
-    """Why an official image will likely not start with the platform's non-root default, and the fix."""
-    return (
-        f"{image!r} is a Docker Official Image; most of them start as root, and the kubelet refuses to start "
-        f"a root image under runAsNonRoot (this app's default): the pods would stop at CreateContainerConfigError "
-        f"'container has runAsNonRoot and image will run as root'. Use an image built to run unprivileged "
-        f"(for nginx: nginxinc/nginx-unprivileged with port: 8080), or set runAsUser to a non-root uid the "
-        f"image supports. runAsNonRoot: false would start it as root, but still without capabilities (every app "
-        f"drops them all), so a root process that switches users still fails"
-    )
 
 
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
@@ -411,6 +366,13 @@ class Reader:
 
 
 # --------------------------------------------------------------------------- sections
+
+M = TypeVar("M", bound=ConfigModel)
+
+
+def _read(r: Reader, key: str, model: type[M]) -> M | None:
+    """A part the reader's section holds that a component's config model reads."""
+    return validate_section(model, r.value(key), r.sub(key), Findings("", r.problems, r.warnings))
 
 
 def _parse_nodes(r: Reader, mode: str, env: str) -> tuple[s.Node, ...]:
@@ -1068,116 +1030,6 @@ def _parse_resources(r: Reader) -> s.Resources:
     return s.Resources(requests=out["requests"], limits=out["limits"])
 
 
-def _parse_peers(r: Reader, key: str) -> tuple[s.PeerSelector, ...]:
-    peers = []
-    for pr in r.items(key):
-        peers.append(
-            s.PeerSelector(
-                namespace=pr.text("namespace", required=True, check=label_check("namespace")),
-                pod_labels=pr.str_map("podLabels"),
-            )
-        )
-        pr.done()
-    return tuple(peers)
-
-
-def _parse_mysql(r: Reader, env: str, secrets: Mapping[str, Any]) -> s.MySQLSpec:
-    enabled = r.flag("enabled", False)
-    st = r.mapping("storage")
-    size = st.text(
-        "size",
-        "10Gi",
-        check=lambda v: None if parse_quantity(v) else f"{v!r} is not a storage size like '10Gi'",
-    )
-    storage = s.MySQLStorage(
-        size=size, storage_class=st.text("storageClass", check=subdomain_check("StorageClass name"))
-    )
-    st.done()
-    replicas = r.integer("replicas", 3, minimum=1, maximum=9)
-    if enabled and env == "prod" and replicas < 3:
-        r.error("replicas", f"prod needs at least 3 members (1 primary + 2 replicas), got {replicas}")
-    spec = s.MySQLSpec(
-        enabled=enabled,
-        name=r.text("name", "mysql", check=label_check("name", 40)),
-        namespace=r.text("namespace", "data", check=label_check("namespace")),
-        replicas=replicas,
-        image=r.text("image", "mysql:8.4", check=image_problem),
-        storage=storage,
-        resources=_parse_resources(r.mapping("resources")),
-        allow_from=_parse_peers(r, "allowFrom"),
-        users=_parse_mysql_users(r),
-    )
-    if spec.users and not enabled:
-        r.error("users", "needs mysql.enabled: true; without the cluster no account would be created")
-    if enabled:
-        image = spec.image
-        tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
-        m = re.match(r"^(\d+)\.(\d+)", tag)
-        if m and (int(m.group(1)), int(m.group(2))) < (8, 4):
-            r.error("image", f"{image!r} is older than MySQL 8.4 LTS; replication here needs 8.4 or newer")
-        for key in (s.SECRET_MYSQL_ROOT_PASSWORD, s.SECRET_MYSQL_REPLICATION_PASSWORD):
-            if key not in secrets:
-                r.missing_secret(key, f"is required when mysql.enabled is true (pulumi config set --secret {key})")
-    r.done()
-    return spec
-
-
-# MySQL identifiers the app users and their databases may use: plain names, no quoting needed.
-_MYSQL_USER_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
-_MYSQL_DATABASE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
-_MYSQL_RESERVED_USERS = ("root", s.MYSQL_REPLICATION_USER)
-_MYSQL_SYSTEM_SCHEMAS = ("mysql", "sys", "information_schema", "performance_schema")
-
-
-def _mysql_database_check(value: str) -> str | None:
-    if not _MYSQL_DATABASE_NAME.fullmatch(value):
-        return f"{value!r} is not a database name (1-64 letters, digits and '_')"
-    if value.lower() in _MYSQL_SYSTEM_SCHEMAS:
-        return f"{value!r} is a MySQL system schema; an app's database must be its own"
-    return None
-
-
-def _parse_mysql_users(r: Reader) -> tuple[s.MySQLUserSpec, ...]:
-    """`mysql.users`: one least-privilege account per app, on its own databases."""
-    users: list[s.MySQLUserSpec] = []
-    seen: dict[str, int] = {}
-    for i, ur in enumerate(r.items("users")):
-        name = ur.text(
-            "name",
-            required=True,
-            check=lambda v: (
-                None
-                if _MYSQL_USER_NAME.fullmatch(v)
-                else f"{v!r} is not a MySQL user name for an app (1-32 letters, digits and '_')"
-            ),
-        )
-        if name in _MYSQL_RESERVED_USERS:
-            ur.error("name", f"{name!r} is the platform's own account; give the app a user of its own")
-            name = ""
-        if name and name in seen:
-            ur.error("name", f"user {name!r} is already defined (mysql.users[{seen[name]}])")
-        seen.setdefault(name, i)
-        databases = ur.str_list("databases", check=_mysql_database_check)
-        if not databases and not ur.problems_under("databases"):
-            ur.error("databases", "list the databases this user may use, e.g. [orders]")
-        for j, db in enumerate(databases):
-            if db in databases[:j]:
-                ur.error(f"databases[{j}]", f"{db!r} is listed twice")
-        password = ur.text("passwordSecret", required=True, check=_secret_key_check)
-        access = ur.text("access", "readWrite", choices=s.MYSQL_ACCESS)
-        ur.done()
-        if name and password:
-            users.append(
-                s.MySQLUserSpec(
-                    name=name,
-                    databases=tuple(dict.fromkeys(databases)),
-                    password_secret=password,
-                    access=access,  # type: ignore[arg-type]
-                )
-            )
-    return tuple(users)
-
-
 def _parse_probe(r: Reader) -> s.ProbeSpec:
     probe = s.ProbeSpec(
         path=r.text("path", check=lambda v: None if v.startswith("/") else f"{v!r} must start with '/'"),
@@ -1272,7 +1124,7 @@ def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, .
             port=port,
             service=service,
             ingress=ingress,
-            resources=_parse_resources(a.mapping("resources")),
+            resources=(_read(a, "resources", ResourcesConfig) or ResourcesConfig()).args(),
             env=a.str_map(
                 "env",
                 key_check=lambda k: (
@@ -1316,7 +1168,7 @@ _DURATION = re.compile(r"^((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-_CONFIG_KEY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
@@ -1329,13 +1181,6 @@ RETRY_ON = (
     "http3-post-connect-failure", "cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
 )  # fmt: skip
 # Top-level keys that are settings, not secrets: `secretEnv` cannot point at them.
-_SETTING_KEYS = ("environment", "cluster", "schedulableControlPlane", "addons", "helm", "mysql", "apps", "storage")
-# Infrastructure credentials never handed to an app: the SSH key, the kubeconfig, and
-# MySQL's root and replication passwords (an app holding root could drop every database
-# and rewrite replication).
-_PLATFORM_ONLY_SECRETS = (
-    s.SECRET_SSH_PRIVATE_KEY, s.SECRET_KUBECONFIG, s.SECRET_MYSQL_ROOT_PASSWORD, s.SECRET_MYSQL_REPLICATION_PASSWORD,
-)  # fmt: skip
 CONFIG_MAP_MAX_BYTES = 1024 * 1024
 RESERVED_VOLUME_NAMES = ("config",)  # the ConfigMap volume of apps[].config
 
@@ -1544,18 +1389,6 @@ def _parse_app_config(r: Reader) -> s.AppConfigSpec:
     return s.AppConfigSpec(data=data, mount_path=mount_path, env=env)
 
 
-def _secret_key_check(value: str) -> str | None:
-    if value.startswith(f"{NAMESPACE}:"):
-        return f"{value!r}: give the key without the namespace, e.g. {value.split(':', 1)[1]!r}"
-    if not _CONFIG_KEY_NAME.fullmatch(value):
-        return f"{value!r} is not a config key name like 'apiToken' (letters, digits, '_' and '-')"
-    if value in _SETTING_KEYS:
-        return f"{value!r} is a platform setting, not a secret; name a key set with pulumi config set --secret"
-    if value in _PLATFORM_ONLY_SECRETS:
-        return f"{value!r} is an infrastructure credential and is never given to an app; set a dedicated secret"
-    return None
-
-
 def _parse_app_volumes(a: Reader, replicas: int, hpa: s.HpaSpec | None) -> tuple[s.AppVolumeSpec, ...]:
     volumes: list[s.AppVolumeSpec] = []
     names: dict[str, int] = {}
@@ -1626,7 +1459,7 @@ def _parse_app_extras(a: Reader, app: s.AppSpec, addons: s.AddonsSpec, strategy:
         key_check=lambda k: None if ENV_NAME.fullmatch(k) else f"{k!r} is not a valid environment variable name",
     )
     for env_name, key in list(secret_env.items()):
-        msg = _secret_key_check(key)
+        msg = secret_key_check(key)
         if msg:
             a.error(f"secretEnv.{env_name}", msg)
             del secret_env[env_name]
@@ -1875,7 +1708,11 @@ def parse_config(
     schedulable = top.flag("schedulableControlPlane", True)
     addons = (validate_section(AddonsConfig, top.value("addons"), "addons", found) or AddonsConfig()).args()
     helm = (validate_section(HelmConfig, top.value("helm"), "helm", found, context=context) or HelmConfig()).args()
-    mysql = _parse_mysql(top.mapping("mysql"), env, secrets)
+    mysql = (validate_section(MySQLConfig, top.value("mysql"), "mysql", found, context=context) or MySQLConfig()).args()
+    if mysql.enabled:
+        for key in (s.SECRET_MYSQL_ROOT_PASSWORD, s.SECRET_MYSQL_REPLICATION_PASSWORD):
+            if key not in secrets:
+                top.missing_secret(key, f"is required when mysql.enabled is true (pulumi config set --secret {key})")
     apps = _parse_apps(top, env, addons)
     storage = _parse_storage(top.mapping("storage"), cluster, addons)
     problems.extend(_check_static_claims(storage, apps, mysql))

@@ -5,9 +5,9 @@ stack files name on their first line (`# yaml-language-server: $schema=stacks/st
 so that an editor completes keys and flags mistakes as you type. A test fails when the
 committed copy is stale: regenerate it with `python -m stacks schema --write`.
 
-The sections that have a config model (`addons:` and `helm:` so far) are described key by key, with
-types, defaults and descriptions, and refuse unknown keys. `cluster`, `mysql`, `apps` and
-`storage` are still read by the hand-written reader in `stacks/config.py`: the schema
+The sections that have a config model (`addons`, `helm`, `mysql` so far) are described key by key, with
+types, defaults and descriptions, and refuse unknown keys. `cluster`, `apps` and `storage`
+are still read by the hand-written reader in `stacks/config.py`: the schema
 gives their type only, and `python -m stacks validate` checks them in full.
 """
 
@@ -19,8 +19,9 @@ from typing import Any
 
 from components import spec as s
 from components.addons_config import AddonsConfig
-from components.helm_config import HelmConfig
 from components.config_model import ConfigModel
+from components.helm_config import HelmConfig
+from components.mysql_config import MySQLConfig
 from stacks.config import ENVIRONMENTS, NAMESPACE
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "stack.schema.json"
@@ -30,7 +31,7 @@ SECTIONS: dict[str, type[ConfigModel] | dict[str, Any]] = {
     "cluster": {"type": "object", "description": "the cluster: kubespray on your machines, or an existing one"},
     "addons": AddonsConfig,
     "helm": HelmConfig,
-    "mysql": {"type": "object", "description": "one-primary, N-replica MySQL StatefulSet"},
+    "mysql": MySQLConfig,
     "apps": {"type": "array", "items": {"type": "object"}, "description": "stateless apps"},
     "storage": {"type": "object", "description": "statically provisioned PersistentVolumes"},
 }

@@ -1,0 +1,141 @@
+"""The `mysql:` section of a stack: the one-primary, N-replica MySQL StatefulSet and the
+least-privilege accounts apps get on it. Builds `MySQLSpec`.
+
+Its passwords are secrets of the stack (`mysqlRootPassword`, `mysqlReplicationPassword`, each
+user's `passwordSecret`); whether they are set is the stack's rule, in `stacks/config.py`.
+Kept apart from `components/mysql.py` so that reading a stack never imports the Pulumi SDK.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import Field
+
+from components.checks import image_problem, label_check, parse_quantity, secret_key_check, subdomain_check
+from components.config_model import (
+    ConfigModel,
+    Findings,
+    Flag,
+    Required,
+    Text,
+    checked,
+    choice,
+    items,
+    text_list,
+    whole,
+)
+from components.pod_config import PeerConfig, ResourcesConfig
+from components.spec import MYSQL_ACCESS, MYSQL_REPLICATION_USER, MySQLSpec, MySQLStorage, MySQLUserSpec
+
+# MySQL identifiers the app users and their databases may use: plain names, no quoting needed.
+_USER_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
+_DATABASE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+_RESERVED_USERS = ("root", MYSQL_REPLICATION_USER)
+_SYSTEM_SCHEMAS = ("mysql", "sys", "information_schema", "performance_schema")
+OLDEST_MYSQL = (8, 4)  # the LTS whose replication commands (CHANGE REPLICATION SOURCE, CLONE) the scripts use
+
+
+def _user_name_check(value: str) -> str | None:
+    if not _USER_NAME.fullmatch(value):
+        return f"{value!r} is not a MySQL user name for an app (1-32 letters, digits and '_')"
+    if value in _RESERVED_USERS:
+        return f"{value!r} is the platform's own account; give the app a user of its own"
+    return None
+
+
+def _database_check(value: str) -> str | None:
+    if not _DATABASE_NAME.fullmatch(value):
+        return f"{value!r} is not a database name (1-64 letters, digits and '_')"
+    if value.lower() in _SYSTEM_SCHEMAS:
+        return f"{value!r} is a MySQL system schema; an app's database must be its own"
+    return None
+
+
+def _size_check(value: str) -> str | None:
+    return None if parse_quantity(value) else f"{value!r} is not a storage size like '10Gi'"
+
+
+class MySQLStorageConfig(ConfigModel):
+    """Each member's PersistentVolumeClaim."""
+
+    size: Annotated[Text, checked(_size_check)] = Field("10Gi", description="size of each member's volume")
+    storage_class: Annotated[Text, checked(subdomain_check("StorageClass name"))] = Field(
+        "", description="StorageClass of the volumes; default: the cluster's default class"
+    )
+
+
+class MySQLUserConfig(ConfigModel):
+    """An app's own account: privileges on its databases only."""
+
+    name: Annotated[Text, Required, checked(_user_name_check)] = Field(description="user name (not root or repl)")
+    databases: text_list(_database_check) = Field(  # type: ignore[valid-type]
+        (), description="databases the user may use (created if missing)"
+    )
+    password_secret: Annotated[Text, Required, checked(secret_key_check)] = Field(
+        description="the secret config key with its password (pulumi config set --secret KEY)"
+    )
+    access: choice(*MYSQL_ACCESS) = Field("readWrite", description="readWrite or readOnly")  # type: ignore[valid-type]
+
+    def checks(self, found: Findings) -> None:
+        if not self.databases and not found.problems_under("databases"):
+            found.error("databases", "list the databases this user may use, e.g. [orders]")
+        for j, database in enumerate(self.databases):
+            if database in self.databases[:j]:
+                found.error(f"databases[{j}]", f"{database!r} is listed twice")
+
+    def args(self) -> MySQLUserSpec:
+        return MySQLUserSpec(
+            name=self.name,
+            databases=tuple(dict.fromkeys(self.databases)),
+            password_secret=self.password_secret,
+            access=self.access,
+        )
+
+
+class MySQLConfig(ConfigModel):
+    """One-primary, N-replica MySQL (GTID replication, CLONE for new replicas)."""
+
+    enabled: Flag = Field(False, description="deploy MySQL")
+    name: Annotated[Text, checked(label_check("name", 40))] = Field("mysql", description="StatefulSet and Services' name")
+    namespace: Annotated[Text, checked(label_check("namespace"))] = Field("data", description="namespace")
+    replicas: whole(1, 9) = Field(3, description="members: 1 primary + replicas; at least 3 in prod")  # type: ignore[valid-type]
+    image: Annotated[Text, checked(image_problem)] = Field("mysql:8.4", description="MySQL image, 8.4 or newer, pinned")
+    storage: MySQLStorageConfig = Field(default_factory=MySQLStorageConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    allow_from: items(PeerConfig) = Field(  # type: ignore[valid-type]
+        (), description="pods allowed to reach port 3306 (NetworkPolicy); nothing else is"
+    )
+    users: items(MySQLUserConfig) = Field((), description="apps' accounts")  # type: ignore[valid-type]
+
+    def checks(self, found: Findings) -> None:
+        env = found.context.get("environment", "dev")
+        if self.enabled and env == "prod" and self.replicas < 3:
+            found.error("replicas", f"prod needs at least 3 members (1 primary + 2 replicas), got {self.replicas}")
+        if self.users and not self.enabled:
+            found.error("users", "needs mysql.enabled: true; without the cluster no account would be created")
+        if self.enabled:
+            last = self.image.rsplit("/", 1)[-1]
+            tag = self.image.rsplit(":", 1)[-1] if ":" in last else ""
+            m = re.match(r"^(\d+)\.(\d+)", tag)
+            if m and (int(m.group(1)), int(m.group(2))) < OLDEST_MYSQL:
+                found.error("image", f"{self.image!r} is older than MySQL 8.4 LTS; replication here needs 8.4 or newer")
+        seen: dict[str, int] = {}
+        for i, user in enumerate(self.users):
+            if user.name in seen:
+                found.error(f"users[{i}].name", f"user {user.name!r} is already defined (mysql.users[{seen[user.name]}])")
+            seen.setdefault(user.name, i)
+
+    def args(self) -> MySQLSpec:
+        return MySQLSpec(
+            enabled=self.enabled,
+            name=self.name,
+            namespace=self.namespace,
+            replicas=self.replicas,
+            image=self.image,
+            storage=MySQLStorage(size=self.storage.size, storage_class=self.storage.storage_class),
+            resources=self.resources.args(),
+            allow_from=tuple(peer.args() for peer in self.allow_from),
+            users=tuple(user.args() for user in self.users),
+        )
