@@ -60,7 +60,7 @@ class IngressConfig(AddonConfig):
     )
 
 
-class StorageConfig(AddonConfig):
+class StorageAddonConfig(AddonConfig):
     """The default StorageClass's provisioner (local-path)."""
 
     default_class: Annotated[Text, checked(subdomain_check("StorageClass name"))] = Field(
@@ -108,7 +108,7 @@ class AddonsConfig(ConfigModel):
     """Cluster add-ons, each a Helm release with a pinned default chart (components/catalog.py)."""
 
     ingress: IngressConfig = Field(default_factory=IngressConfig)
-    storage: StorageConfig = Field(default_factory=StorageConfig)
+    storage: StorageAddonConfig = Field(default_factory=StorageAddonConfig)
     metrics_server: MetricsServerConfig = Field(default_factory=MetricsServerConfig)
     load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
     mesh: MeshConfig = Field(default_factory=MeshConfig)

@@ -54,9 +54,15 @@ from components.config_model import (
 from components.helm_config import HelmConfig
 from components.kubespray_inventory import api_server_host
 from components.mysql_config import MySQLConfig
-from components.pod_config import ResourcesConfig
+from components.pod_config import (
+    ResourcesConfig,
+    label_key_check,
+    label_value_check,
+    single_attach,
+    size_check,
+)
+from components.storage_config import StorageConfig
 from components.vocabulary import CONFIG_NAMESPACE, DNS_SUBDOMAIN, ENV_NAME
-from policy.guardrails import is_system_path
 
 NAMESPACE = CONFIG_NAMESPACE
 
@@ -1169,10 +1175,6 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
-_LABEL_KEY = re.compile(
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
-_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 # Envoy's x-envoy-retry-on and x-envoy-retry-grpc-on conditions, which Istio's retryOn takes
 # (plus bare HTTP status codes).
 RETRY_ON = (
@@ -1241,39 +1243,11 @@ def _mount_path_check(value: str) -> str | None:
     return None
 
 
-def _abs_path_check(value: str) -> str | None:
-    if not value.startswith("/") or ".." in value.split("/") or "\n" in value:
-        return f"{value!r} must be an absolute path like '/srv/data' (no '..')"
-    return None
-
-
-def _local_path_check(value: str) -> str | None:
-    if problem := _abs_path_check(value):
-        return problem
-    if is_system_path(value):
-        return (
-            f"{value!r} is the node's root, a top-level or a system directory; a pod using the volume could "
-            "read or overwrite the node: give it its own directory, e.g. /mnt/disks/<name>"
-        )
-    return None
-
-
-def _size_check(value: str) -> str | None:
-    return None if (parse_quantity(value) or 0) > 0 else f"{value!r} is not a storage size like '10Gi'"
-
-
-def _label_key_check(key: str) -> str | None:
-    name = key.rsplit("/", 1)[-1]
-    if len(key) > 316 or len(name) > 63 or not _LABEL_KEY.fullmatch(key):
-        return f"{key!r} is not a valid label key like 'tier' or 'example.com/tier'"
-    return None
-
-
 def _labels(r: Reader, key: str) -> dict[str, str]:
-    labels = r.str_map(key, key_check=_label_key_check)
+    labels = r.str_map(key, key_check=label_key_check)
     for k, v in list(labels.items()):
-        if len(v) > 63 or not _LABEL_VALUE.fullmatch(v):
-            r.error(f"{key}.{k}", f"{v!r} is not a valid label value (at most 63 letters, digits, '-', '_', '.')")
+        if message := label_value_check(v):
+            r.error(f"{key}.{k}", message)
             del labels[k]
     return labels
 
@@ -1290,11 +1264,6 @@ def _access_modes(r: Reader, key: str, default: tuple[str, ...] | None) -> tuple
     if "ReadWriteOncePod" in modes and len(modes) > 1:
         r.error(key, "ReadWriteOncePod cannot be combined with other access modes")
     return tuple(modes)
-
-
-def _single_attach(modes: tuple[str, ...]) -> bool:
-    """A claim only one node (RWO) or one pod (RWOP) can use: no multi-node mode in it."""
-    return bool(modes) and not ({"ReadWriteMany", "ReadOnlyMany"} & set(modes))
 
 
 def _parse_resilience(r: Reader) -> s.ResilienceSpec:
@@ -1401,7 +1370,7 @@ def _parse_app_volumes(a: Reader, replicas: int, hpa: s.HpaSpec | None) -> tuple
         cr = vr.mapping("claim")
         selector_r = cr.mapping("selector")
         claim = s.ClaimSpec(
-            size=cr.text("size", required=True, check=_size_check),
+            size=cr.text("size", required=True, check=size_check),
             storage_class=cr.text("storageClass", check=subdomain_check("StorageClass name")),
             access_modes=_access_modes(cr, "accessModes", ("ReadWriteOnce",)),
             selector=_labels(selector_r, "labels"),
@@ -1421,7 +1390,7 @@ def _parse_app_volumes(a: Reader, replicas: int, hpa: s.HpaSpec | None) -> tuple
             paths.setdefault(mount_path, j)
         if not read_only and claim.access_modes == ("ReadOnlyMany",):
             vr.error("readOnly", "is false but the claim is ReadOnlyMany: it cannot be mounted read-write")
-        if _single_attach(claim.access_modes) and most_pods > 1:
+        if single_attach(claim.access_modes) and most_pods > 1:
             what = "one pod" if "ReadWriteOncePod" in claim.access_modes else "one node at a time"
             pods = (
                 f"hpa.maxReplicas {hpa.max_replicas}" if hpa and hpa.max_replicas > replicas else f"{replicas} replicas"
@@ -1477,7 +1446,7 @@ def _parse_app_extras(a: Reader, app: s.AppSpec, addons: s.AddonsSpec, strategy:
     if config and config.mount_path and config.mount_path in {v.mount_path for v in volumes}:
         a.error("config.mountPath", f"{config.mount_path!r} is also the mountPath of a volume")
     strategy_spec = app.strategy
-    single = [j for j, v in enumerate(volumes) if _single_attach(v.claim.access_modes)]
+    single = [j for j, v in enumerate(volumes) if single_attach(v.claim.access_modes)]
     if single:
         if not strategy.has("maxSurge") and not strategy.has("maxUnavailable"):
             # The surge pod would wait for the volume the old pod holds: replace, don't surge.
@@ -1520,61 +1489,24 @@ def _parse_init_containers(a: Reader, app: s.AppSpec) -> tuple[s.InitContainerSp
     return tuple(out)
 
 
-def _parse_storage(r: Reader, cluster: s.ClusterSpec, addons: s.AddonsSpec) -> s.StorageSpec:
-    volumes: list[s.StaticVolumeSpec] = []
-    names: dict[str, int] = {}
-    nodes = {n.name for n in cluster.nodes}
-    for i, vr in enumerate(r.items("volumes")):
-        name = vr.text("name", required=True, check=subdomain_check("PersistentVolume name"))
-        storage_class = vr.text("storageClass", "manual", check=subdomain_check("StorageClass name"))
-        nfs = local = None
-        if vr.has("nfs") and vr.raw("nfs") is not None:
-            nr = vr.mapping("nfs")
-            nfs = s.NfsSource(
-                server=nr.text("server", required=True, check=host_check),
-                path=nr.text("path", required=True, check=_abs_path_check),
-            )
-            nr.done()
-        if vr.has("local") and vr.raw("local") is not None:
-            lr = vr.mapping("local")
-            local = s.LocalSource(
-                path=lr.text("path", required=True, check=_local_path_check),
-                node=lr.text("node", required=True, check=subdomain_check("node name")),
-            )
-            if local.node and nodes and local.node not in nodes:
-                lr.error(
-                    "node",
-                    f"{local.node!r} is not in cluster.nodes ({', '.join(sorted(nodes))}){did_you_mean(local.node, sorted(nodes))}",
-                )
-            lr.done()
-        if nfs and local:
-            vr.error("local", "a volume has one source: nfs or local, not both")
-        elif not nfs and not local:
-            vr.error("", "needs a source: nfs {server, path} or local {path, node}")
-        volume = s.StaticVolumeSpec(
-            name=name,
-            capacity=vr.text("capacity", required=True, check=_size_check),
-            access_modes=_access_modes(vr, "accessModes", None),
-            reclaim_policy=vr.text("reclaimPolicy", "Retain", choices=s.RECLAIM_POLICIES),
-            storage_class=storage_class,
-            labels=_labels(vr, "labels"),
-            nfs=nfs,
-            local=local,
-        )
-        vr.done()
-        if name:
-            if name in names:
-                vr.error("name", f"volume {name!r} is already declared (storage.volumes[{names[name]}])")
-            names.setdefault(name, i)
-        if addons.storage.enabled and storage_class == addons.storage.default_class:
-            vr.error(
-                "storageClass",
-                f"{storage_class!r} is the dynamic default class (addons.storage.defaultClass); "
+def _check_storage(storage: s.StorageSpec, cluster: s.ClusterSpec, addons: s.AddonsSpec) -> list[Problem]:
+    """Static volumes against the rest of the stack: local disks on nodes of the cluster, and
+    classes of their own (a claim on the dynamic default class would get a new volume instead)."""
+    problems: list[Problem] = []
+    nodes = sorted(n.name for n in cluster.nodes)
+    for i, volume in enumerate(storage.volumes):
+        if volume.local and volume.local.node and nodes and volume.local.node not in nodes:
+            problems.append(Problem(
+                f"storage.volumes[{i}].local.node",
+                f"{volume.local.node!r} is not in cluster.nodes ({', '.join(nodes)}){did_you_mean(volume.local.node, nodes)}",
+            ))  # fmt: skip
+        if addons.storage.enabled and volume.storage_class == addons.storage.default_class:
+            problems.append(Problem(
+                f"storage.volumes[{i}].storageClass",
+                f"{volume.storage_class!r} is the dynamic default class (addons.storage.defaultClass); "
                 "give static volumes a class of their own, like 'manual'",
-            )
-        volumes.append(volume)
-    r.done()
-    return s.StorageSpec(volumes=tuple(volumes))
+            ))  # fmt: skip
+    return problems
 
 
 def _check_static_claims(storage: s.StorageSpec, apps: tuple[s.AppSpec, ...], mysql: s.MySQLSpec) -> list[Problem]:
@@ -1714,7 +1646,8 @@ def parse_config(
             if key not in secrets:
                 top.missing_secret(key, f"is required when mysql.enabled is true (pulumi config set --secret {key})")
     apps = _parse_apps(top, env, addons)
-    storage = _parse_storage(top.mapping("storage"), cluster, addons)
+    storage = (validate_section(StorageConfig, top.value("storage"), "storage", found) or StorageConfig()).args()
+    problems.extend(_check_storage(storage, cluster, addons))
     problems.extend(_check_static_claims(storage, apps, mysql))
     _check_named_secrets(top, apps, mysql, secrets)
     dns_domain = cluster.extra_vars.get("dns_domain")

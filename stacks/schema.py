@@ -5,10 +5,9 @@ stack files name on their first line (`# yaml-language-server: $schema=stacks/st
 so that an editor completes keys and flags mistakes as you type. A test fails when the
 committed copy is stale: regenerate it with `python -m stacks schema --write`.
 
-The sections that have a config model (`addons`, `helm`, `mysql` so far) are described key by key, with
-types, defaults and descriptions, and refuse unknown keys. `cluster`, `apps` and `storage`
-are still read by the hand-written reader in `stacks/config.py`: the schema
-gives their type only, and `python -m stacks validate` checks them in full.
+The sections that have a config model (all but `cluster` and `apps` so far) are described
+key by key, with types, defaults and descriptions, and refuse unknown keys. `cluster` and `apps` are still
+read by the hand-written reader in `stacks/config.py`: the schema gives their type only, and `python -m stacks validate` checks them in full.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from components.addons_config import AddonsConfig
 from components.config_model import ConfigModel
 from components.helm_config import HelmConfig
 from components.mysql_config import MySQLConfig
+from components.storage_config import StorageConfig
 from stacks.config import ENVIRONMENTS, NAMESPACE
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "stack.schema.json"
@@ -33,7 +33,7 @@ SECTIONS: dict[str, type[ConfigModel] | dict[str, Any]] = {
     "helm": HelmConfig,
     "mysql": MySQLConfig,
     "apps": {"type": "array", "items": {"type": "object"}, "description": "stateless apps"},
-    "storage": {"type": "object", "description": "statically provisioned PersistentVolumes"},
+    "storage": StorageConfig,
 }
 _NOT_YET = " (checked in full by `python -m stacks validate`; keys not yet in this schema)"
 
@@ -49,8 +49,10 @@ _FLAG = {"anyOf": [{"type": "boolean"}, {"enum": ["true", "false"]}]}
 
 def _model_schema(model: type[ConfigModel], defs: dict[str, Any]) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
-    defs.update(schema.pop("$defs", {}))
-    defs[model.__name__] = schema
+    for name, definition in [*schema.pop("$defs", {}).items(), (model.__name__, schema)]:
+        # one name, one model: two sections' models may not share a class name
+        if defs.setdefault(name, definition) != definition:
+            raise ValueError(f"two config models are named {name}; rename one")
     return {"$ref": f"#/$defs/{model.__name__}"}
 
 

@@ -46,6 +46,16 @@ def test_committed_stacks_name_the_schema_and_satisfy_it(stack: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+FIXTURES = sorted((ROOT / "tests" / "unit" / "fixtures").glob("Pulumi.*.yaml"))
+
+
+@pytest.mark.parametrize("stack", FIXTURES, ids=lambda p: p.name)
+def test_the_test_stacks_satisfy_it_too(stack: Path) -> None:
+    """The showcase uses every optional feature: the schema must not refuse what the parser takes."""
+    res = _check(stack)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
