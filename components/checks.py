@@ -229,3 +229,23 @@ def secret_key_check(value: str) -> str | None:
     if value in PLATFORM_ONLY_SECRETS:
         return f"{value!r} is an infrastructure credential and is never given to an app; set a dedicated secret"
     return None
+
+
+DURATION = re.compile(r"^((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
+DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str) -> float | None:
+    """Seconds of a Go/Istio duration ('250ms', '5s', '1m30s'), None if malformed."""
+    if not DURATION.fullmatch(value):
+        return None
+    return sum(float(n) * DURATION_UNITS[u] for n, u in DURATION_PART.findall(value))
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds >= 1 and float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import UnionType
 from typing import Annotated, Any, ClassVar, NoReturn, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
@@ -309,7 +310,7 @@ def _model_in(annotation: Any) -> type[ConfigModel] | None:
     origin = get_origin(annotation)
     if origin is Annotated:
         return _model_in(get_args(annotation)[0])
-    if origin in (Union, tuple, list, dict) or str(origin) == "types.UnionType":
+    if origin in (Union, UnionType, tuple, list, dict):
         for arg in get_args(annotation):
             if (found := _model_in(arg)) is not None:
                 return found

@@ -31,10 +31,8 @@ from components.checks import (
     is_ip,
     is_url,
     label_check,
-    official_image,
+    parse_duration,
     parse_quantity,
-    root_image_hint,
-    secret_key_check,
     semver_check,
     subdomain_check,
     url_check,
@@ -54,15 +52,9 @@ from components.config_model import (
 from components.helm_config import HelmConfig
 from components.kubespray_inventory import api_server_host
 from components.mysql_config import MySQLConfig
-from components.pod_config import (
-    ResourcesConfig,
-    label_key_check,
-    label_value_check,
-    single_attach,
-    size_check,
-)
 from components.storage_config import StorageConfig
-from components.vocabulary import CONFIG_NAMESPACE, DNS_SUBDOMAIN, ENV_NAME
+from components.vocabulary import CONFIG_NAMESPACE
+from components.webapp_config import WebAppConfig
 
 NAMESPACE = CONFIG_NAMESPACE
 
@@ -83,16 +75,13 @@ class ConfigError(Exception):
 _KUBESPRAY_VERSION = re.compile(r"^v\d+\.\d+\.\d+(-(alpha|beta|rc)\.?\d+)?$|^[0-9a-f]{40}$")
 _KUBE_VERSION = re.compile(r"^v?(1\.\d{1,2}\.\d{1,3})$")
 
-_INT_OR_PERCENT = re.compile(r"^(\d+|\d{1,3}%)$")
 _REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9._-]+)*$")
 
 # network plugins kubespray installs that do not enforce NetworkPolicy objects
 NO_NETWORK_POLICY_PLUGINS = ("flannel", "macvlan")
 NETWORK_PLUGINS = ("calico", "cilium", "flannel", "kube-ovn", "kube-router", "macvlan", "custom_cni", "cni")
 CONTAINER_MANAGERS = ("containerd", "crio", "docker")
-SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 ENVIRONMENTS = ("dev", "staging", "prod")
-NODE_PORT_RANGE = (30000, 32767)
 
 # group_vars the cluster component writes itself; extraVars may not override them.
 MANAGED_GROUP_VARS = {
@@ -1036,457 +1025,38 @@ def _parse_resources(r: Reader) -> s.Resources:
     return s.Resources(requests=out["requests"], limits=out["limits"])
 
 
-def _parse_probe(r: Reader) -> s.ProbeSpec:
-    probe = s.ProbeSpec(
-        path=r.text("path", check=lambda v: None if v.startswith("/") else f"{v!r} must start with '/'"),
-        initial_delay_seconds=r.integer("initialDelaySeconds", 0, minimum=0, maximum=3600),
-        period_seconds=r.integer("periodSeconds", 10, minimum=1, maximum=3600),
-    )
-    r.done()
-    return probe
-
-
-def _parse_apps(r: Reader, env: str, addons: s.AddonsSpec) -> tuple[s.AppSpec, ...]:
-    apps: list[s.AppSpec] = []
+def _read_apps(top: Reader, found: Findings, context: Mapping[str, Any], addons: s.AddonsSpec) -> tuple[s.AppSpec, ...]:
+    """Each app through its model (an app that cannot be read is left out, the others keep
+    their index), then the rules across apps and against the add-ons."""
+    raw = top.value("apps")
+    if raw is not None and not isinstance(raw, list):
+        top.error("apps", f"must be a list, not {type_name(raw)}")
+        raw = []
+    read: list[tuple[int, WebAppConfig]] = []
+    for i, item in enumerate(raw or []):
+        app = validate_section(WebAppConfig, item, f"apps[{i}]", found, context=context)
+        if app is not None:
+            read.append((i, app))
     seen: dict[tuple[str, str], int] = {}
     node_ports: dict[int, int] = {}
-    for i, a in enumerate(r.items("apps")):
-        name = a.text("name", required=True, check=label_check("app name", 50))
-        namespace = a.text("namespace", "default", check=label_check("namespace"))
-        replicas = a.integer("replicas", 1, minimum=0, maximum=1000)
-        port = a.integer("port", 80, minimum=1, maximum=65535)
-
-        sv = a.mapping("service")
-        stype = sv.text("type", "ClusterIP", choices=SERVICE_TYPES)
-        if stype == "NodePort" and env == "prod":
-            sv.error(
-                "type",
-                "NodePort is refused in prod: it opens the port on every node, beside any ingress or firewall; "
-                "use ClusterIP with an ingress, or LoadBalancer (addons.loadBalancer)",
-            )
-        node_port = sv.optional_int("nodePort")
-        if node_port is not None:
-            lo, hi = NODE_PORT_RANGE
-            if stype != "NodePort":
-                sv.error("nodePort", f"only applies to type NodePort (type is {stype})")
-                node_port = None
-            elif not lo <= node_port <= hi:
-                sv.error("nodePort", f"{node_port} is outside the NodePort range {lo}-{hi}")
-                node_port = None
-            elif node_port in node_ports:
-                sv.error("nodePort", f"{node_port} is already used by apps[{node_ports[node_port]}]")
-            else:
-                node_ports[node_port] = i
-        service = s.ServiceSpec(type=stype, port=sv.integer("port", port, minimum=1, maximum=65535), node_port=node_port)  # type: ignore[arg-type]  # fmt: skip
-        sv.done()
-
-        ingress = None
-        if a.has("ingress") and a.raw("ingress") is not None:
-            ig = a.mapping("ingress")
-            ingress = s.IngressSpec(
-                host=ig.text(
-                    "host",
-                    required=True,
-                    check=lambda v: (
-                        None
-                        if DNS_SUBDOMAIN.fullmatch(v.removeprefix("*.")) and len(v) <= 253
-                        else f"{v!r} is not a DNS host name like 'app.example.com'"
-                    ),
-                ),
-                path=ig.text("path", "/", check=lambda v: None if v.startswith("/") else f"{v!r} must start with '/'"),
-                class_name=ig.text("className", check=subdomain_check("IngressClass name")),
-                tls_secret=ig.text("tlsSecret", check=subdomain_check("Secret name")),
-            )
-            if not ingress.class_name and not addons.ingress.enabled:
-                ig.error("className", "is required when addons.ingress is disabled (no default IngressClass)")
-            ig.done()
-
-        sr = a.mapping("strategy")
-        strategy = s.StrategySpec(
-            max_surge=sr.text("maxSurge", "25%", check=_int_or_percent),
-            max_unavailable=sr.text("maxUnavailable", "0", check=_int_or_percent),
-        )
-        if strategy.max_surge in ("0", "0%") and strategy.max_unavailable in ("0", "0%"):
-            sr.error("maxUnavailable", "maxSurge and maxUnavailable cannot both be 0: the rollout could never progress")
-        sr.done()
-
-        hpa = None
-        if a.has("hpa") and a.raw("hpa") is not None:
-            hr = a.mapping("hpa")
-            hpa = s.HpaSpec(
-                min_replicas=hr.integer("minReplicas", max(replicas, 1), minimum=1, maximum=1000),
-                max_replicas=hr.integer("maxReplicas", max(replicas, 1), minimum=1, maximum=1000),
-                cpu_utilization=hr.integer("cpuUtilization", 80, minimum=1, maximum=100),
-            )
-            if hpa.max_replicas < hpa.min_replicas:
-                hr.error("maxReplicas", f"{hpa.max_replicas} is below minReplicas {hpa.min_replicas}")
-            hr.done()
-
-        app = s.AppSpec(
-            name=name,
-            namespace=namespace,
-            image=a.text("image", required=True, check=image_problem),
-            replicas=replicas,
-            port=port,
-            service=service,
-            ingress=ingress,
-            resources=(_read(a, "resources", ResourcesConfig) or ResourcesConfig()).args(),
-            env=a.str_map(
-                "env",
-                key_check=lambda k: (
-                    None if ENV_NAME.fullmatch(k) else f"{k!r} is not a valid environment variable name"
-                ),
-            ),
-            revision_history_limit=a.integer("revisionHistoryLimit", 10, minimum=0, maximum=100),
-            strategy=strategy,
-            readiness=_parse_probe(a.mapping("readiness")),
-            liveness=_parse_probe(a.mapping("liveness")),
-            hpa=hpa,
-            run_as_user=a.optional_int("runAsUser", minimum=0, maximum=2**31 - 1),
-            run_as_non_root=a.flag("runAsNonRoot", True),
-            read_only_root_filesystem=a.flag("readOnlyRootFilesystem", False),
-            service_account_token=a.flag("serviceAccountToken", False),
-        )
-        app = _parse_app_extras(a, app, addons, sr)
-        if app.run_as_non_root and app.run_as_user == 0:
-            a.error("runAsUser", "0 is root; set runAsNonRoot: false if the image really needs root")
-        root_image = official_image(app.image)
-        if root_image and app.run_as_non_root and app.run_as_user is None:
-            a.warn("image", root_image_hint(app.image))
-        a.done()
-        key = (namespace, name)
-        if name and key in seen:
-            a.error("name", f"app {name!r} already exists in namespace {namespace!r} (apps[{seen[key]}])")
+    for i, app in read:
+        at = found.under(f"apps[{i}]")
+        key = (app.namespace, app.name)
+        if key in seen:
+            at.error("name", f"app {app.name!r} already exists in namespace {app.namespace!r} (apps[{seen[key]}])")
         seen.setdefault(key, i)
-        apps.append(app)
-    return tuple(apps)
-
-
-def _int_or_percent(value: str) -> str | None:
-    if not _INT_OR_PERCENT.fullmatch(value) or (value.endswith("%") and int(value[:-1]) > 100):
-        return f"{value!r} must be a whole number or a percentage like '25%'"
-    return None
-
-
-# --------------------------------------------------------------------------- mesh, app config, volumes
-
-_DURATION = re.compile(r"^((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-
-# Envoy's x-envoy-retry-on and x-envoy-retry-grpc-on conditions, which Istio's retryOn takes
-# (plus bare HTTP status codes).
-RETRY_ON = (
-    "5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited",
-    "retriable-4xx", "refused-stream", "retriable-status-codes", "retriable-headers",
-    "http3-post-connect-failure", "cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
-)  # fmt: skip
-# Top-level keys that are settings, not secrets: `secretEnv` cannot point at them.
-CONFIG_MAP_MAX_BYTES = 1024 * 1024
-RESERVED_VOLUME_NAMES = ("config",)  # the ConfigMap volume of apps[].config
-
-
-def parse_duration(value: str) -> float | None:
-    """Seconds of a Go/Istio duration ('250ms', '5s', '1m30s'), None if malformed."""
-    if not _DURATION.fullmatch(value):
-        return None
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(value))
-
-
-def format_seconds(seconds: float) -> str:
-    if seconds >= 1 and float(seconds).is_integer():
-        return f"{int(seconds)}s"
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    return f"{seconds:g}s"
-
-
-def _duration_check(value: str) -> str | None:
-    if value.lstrip().startswith("-"):
-        return f"{value!r} is negative; durations must be positive, like '250ms', '5s' or '1m'"
-    seconds = parse_duration(value)
-    if seconds is None:
-        return f"{value!r} is not a duration like '250ms', '5s' or '1m' (a number and a unit: ms, s, m or h)"
-    if seconds < 1e-3:
-        return f"{value!r} must be at least 1ms: a zero duration disables or breaks the policy"
-    return None
-
-
-def _retry_on_check(value: str) -> str | None:
-    for part in value.split(","):
-        cond = part.strip()
-        if re.fullmatch(r"[1-5]\d\d", cond):
-            continue
-        if cond not in RETRY_ON:
-            return (
-                f"unknown retry condition {cond!r}{did_you_mean(cond, RETRY_ON)}; use a comma-separated list of "
-                f"{', '.join(RETRY_ON[:6])}, … or HTTP status codes like 503"
-            )
-    return None
-
-
-def _config_map_key_check(key: str) -> str | None:
-    if len(key) > 253 or not _CONFIG_MAP_KEY.fullmatch(key) or key in (".", "..") or key.startswith(".."):
-        return (
-            f"{key!r} is not a valid ConfigMap key: letters, digits, '-', '_' and '.', at most 253 characters, "
-            "not starting with '..'"
-        )
-    return None
-
-
-def _mount_path_check(value: str) -> str | None:
-    if not value.startswith("/") or value == "/":
-        return f"{value!r} must be an absolute directory in the container like '/etc/app' (not '/')"
-    if ".." in value.split("/") or any(c.isspace() for c in value) or ":" in value:
-        return f"{value!r} must not contain '..', ':' or whitespace"
-    return None
-
-
-def _labels(r: Reader, key: str) -> dict[str, str]:
-    labels = r.str_map(key, key_check=label_key_check)
-    for k, v in list(labels.items()):
-        if message := label_value_check(v):
-            r.error(f"{key}.{k}", message)
-            del labels[k]
-    return labels
-
-
-def _access_modes(r: Reader, key: str, default: tuple[str, ...] | None) -> tuple[str, ...]:
-    if not r.has(key) or r.raw(key) is None:
-        if default is None:
-            r.error(key, f"is required: one or more of {', '.join(s.ACCESS_MODES)}")
-            return ()
-        return default
-    modes = r.choices(key, s.ACCESS_MODES, "unknown access mode")
-    if r.raw(key) == []:
-        r.error(key, f"is empty; list one or more of {', '.join(s.ACCESS_MODES)}")
-    if "ReadWriteOncePod" in modes and len(modes) > 1:
-        r.error(key, "ReadWriteOncePod cannot be combined with other access modes")
-    return tuple(modes)
-
-
-def _parse_resilience(r: Reader) -> s.ResilienceSpec:
-    before = len(r.problems)
-    timeout = r.text("timeout", check=_duration_check)
-    timeout_ok = len(r.problems) == before
-    retries = None
-    if r.has("retries") and r.raw("retries") is not None:
-        rr = r.mapping("retries")
-        if not rr.has("attempts"):
-            rr.error("attempts", "is required: how many times a failed request is retried (0 turns retries off)")
-        attempts = rr.integer("attempts", 0, minimum=0, maximum=10)
-        mark = len(r.problems)
-        per_try = rr.text("perTryTimeout", check=_duration_check)
-        per_try_ok = len(r.problems) == mark
-        retries = s.RetrySpec(
-            attempts=attempts, per_try_timeout=per_try, retry_on=rr.text("retryOn", check=_retry_on_check)
-        )
-        rr.done()
-        if attempts > 0 and timeout_ok and per_try_ok:
-            tries = attempts + 1
-            if not timeout:
-                rr.error(
-                    "",
-                    f"need a timeout budget: set resilience.timeout to at least {tries} tries "
-                    f"(1 + {attempts} retries) × perTryTimeout, or callers may wait on retries forever",
-                )
-            elif not per_try:
-                rr.error(
-                    "perTryTimeout",
-                    f"is required with retries: without it every try may take the whole timeout ({timeout}) "
-                    "and no retry would ever run",
-                )
-            else:
-                total = tries * (parse_duration(per_try) or 0)
-                budget = parse_duration(timeout) or 0
-                if total > budget + 1e-9:
-                    rr.error(
-                        "",
-                        f"(1 try + {attempts} retries) × perTryTimeout {per_try} = {format_seconds(total)} exceeds "
-                        f"timeout {timeout}: the last retries could never run; lower attempts or perTryTimeout, "
-                        "or raise timeout",
-                    )
-    breaker = None
-    if r.has("circuitBreaker") and r.raw("circuitBreaker") is not None:
-        cb = r.mapping("circuitBreaker")
-        breaker = s.CircuitBreakerSpec(
-            consecutive_5xx_errors=cb.optional_int("consecutive5xxErrors", minimum=1, maximum=2**31 - 1),
-            interval=cb.text("interval", check=_duration_check),
-            base_ejection_time=cb.text("baseEjectionTime", check=_duration_check),
-            max_ejection_percent=cb.optional_int("maxEjectionPercent", minimum=1, maximum=100),
-        )
-        cb.done()
-    pool = None
-    if r.has("connectionPool") and r.raw("connectionPool") is not None:
-        cp = r.mapping("connectionPool")
-        pool = s.ConnectionPoolSpec(
-            max_connections=cp.optional_int("maxConnections", minimum=1, maximum=2**31 - 1),
-            http1_max_pending_requests=cp.optional_int("http1MaxPendingRequests", minimum=1, maximum=2**31 - 1),
-            max_requests_per_connection=cp.optional_int("maxRequestsPerConnection", minimum=1, maximum=2**31 - 1),
-        )
-        if pool == s.ConnectionPoolSpec() and not cp.data:
-            cp.error("", "is empty; set maxConnections, http1MaxPendingRequests or maxRequestsPerConnection")
-        cp.done()
-    spec = s.ResilienceSpec(timeout=timeout, retries=retries, circuit_breaker=breaker, connection_pool=pool)
-    if spec == s.ResilienceSpec() and len(r.problems) == before:
-        r.error("", "is empty; set timeout, retries, circuitBreaker or connectionPool (or remove it)")
-    r.done()
-    return spec
-
-
-def _parse_app_config(r: Reader) -> s.AppConfigSpec:
-    data = r.str_map("data", key_check=_config_map_key_check)
-    if not r.has("data") or r.raw("data") in (None, {}):
-        r.error("data", "is required: the ConfigMap's keys and values (KEY: value, or 'file.conf': contents)")
-    size = sum(len(f"{k}{v}".encode()) for k, v in data.items())
-    if size > CONFIG_MAP_MAX_BYTES:
-        r.error("data", f"is {size} bytes; a ConfigMap holds at most 1 MiB (use a volume for larger files)")
-    mount_path = r.text("mountPath", check=_mount_path_check)
-    env = r.flag("env", not mount_path)
-    if not env and not mount_path:
-        r.error("env", "is false and there is no mountPath: the app would never see the config; set one of them")
-    if env and not mount_path:
-        for k in sorted(data):
-            if not ENV_NAME.fullmatch(k):
-                r.error(
-                    f"data.{k}",
-                    f"{k!r} is not an environment variable name and the config is not mounted: "
-                    "set mountPath to get it as a file, or rename the key",
-                )
-    r.done()
-    return s.AppConfigSpec(data=data, mount_path=mount_path, env=env)
-
-
-def _parse_app_volumes(a: Reader, replicas: int, hpa: s.HpaSpec | None) -> tuple[s.AppVolumeSpec, ...]:
-    volumes: list[s.AppVolumeSpec] = []
-    names: dict[str, int] = {}
-    paths: dict[str, int] = {}
-    most_pods = max(replicas, hpa.max_replicas if hpa else 0)
-    for j, vr in enumerate(a.items("volumes")):
-        name = vr.text("name", required=True, check=label_check("volume name", 63))
-        if name in RESERVED_VOLUME_NAMES:
-            vr.error("name", f"{name!r} is reserved for the volume of apps[].config; choose another name")
-        cr = vr.mapping("claim")
-        selector_r = cr.mapping("selector")
-        claim = s.ClaimSpec(
-            size=cr.text("size", required=True, check=size_check),
-            storage_class=cr.text("storageClass", check=subdomain_check("StorageClass name")),
-            access_modes=_access_modes(cr, "accessModes", ("ReadWriteOnce",)),
-            selector=_labels(selector_r, "labels"),
-        )
-        selector_r.done()
-        cr.done()
-        mount_path = vr.text("mountPath", required=True, check=_mount_path_check)
-        read_only = vr.flag("readOnly", True)
-        vr.done()
-        if name:
-            if name in names:
-                vr.error("name", f"volume {name!r} is already declared (volumes[{names[name]}])")
-            names.setdefault(name, j)
-        if mount_path:
-            if mount_path in paths:
-                vr.error("mountPath", f"{mount_path!r} is already the mountPath of volumes[{paths[mount_path]}]")
-            paths.setdefault(mount_path, j)
-        if not read_only and claim.access_modes == ("ReadOnlyMany",):
-            vr.error("readOnly", "is false but the claim is ReadOnlyMany: it cannot be mounted read-write")
-        if single_attach(claim.access_modes) and most_pods > 1:
-            what = "one pod" if "ReadWriteOncePod" in claim.access_modes else "one node at a time"
-            pods = (
-                f"hpa.maxReplicas {hpa.max_replicas}" if hpa and hpa.max_replicas > replicas else f"{replicas} replicas"
-            )
-            vr.error(
-                "claim.accessModes",
-                f"{'/'.join(claim.access_modes)} lets only {what} mount the volume, but the app runs up to "
-                f"{pods}: pods on other nodes could not mount it and would never start; use ReadWriteMany "
-                "(e.g. an NFS volume), ReadOnlyMany with readOnly: true, or a single replica",
-            )
-        volumes.append(s.AppVolumeSpec(name=name, claim=claim, mount_path=mount_path, read_only=read_only))
-    return tuple(volumes)
-
-
-def _parse_app_extras(a: Reader, app: s.AppSpec, addons: s.AddonsSpec, strategy: Reader) -> s.AppSpec:
-    """The mesh, config, secretEnv and volumes keys of one app (added to `app`)."""
-    mesh = a.flag("mesh", False)
-    if mesh and not addons.mesh_enabled:
-        a.error("mesh", "needs addons.mesh.enabled: true; without the mesh no sidecar would be injected")
-    resilience = None
-    if a.has("resilience") and a.raw("resilience") is not None:
-        resilience = _parse_resilience(a.mapping("resilience"))
-        if not mesh:
-            a.error(
-                "resilience",
-                "needs mesh: true on this app: timeouts, retries and circuit breaking are enforced by the mesh's sidecars",
-            )
-        elif not addons.mesh_enabled:
-            a.error("resilience", "needs addons.mesh.enabled: true (Istio enforces it)")
-    config = None
-    if a.has("config") and a.raw("config") is not None:
-        config = _parse_app_config(a.mapping("config"))
-    secret_env = a.str_map(
-        "secretEnv",
-        key_check=lambda k: None if ENV_NAME.fullmatch(k) else f"{k!r} is not a valid environment variable name",
-    )
-    for env_name, key in list(secret_env.items()):
-        msg = secret_key_check(key)
-        if msg:
-            a.error(f"secretEnv.{env_name}", msg)
-            del secret_env[env_name]
-    config_env = set(config.data) if config and config.env else set()
-    for env_name in sorted(secret_env):
-        if env_name in app.env:
-            a.error(f"secretEnv.{env_name}", f"{env_name} is also set in env; an environment variable has one source")
-        elif env_name in config_env:
-            a.error(f"secretEnv.{env_name}", f"{env_name} is also a key of config.data (env: true); keep one")
-    for env_name in sorted(config_env & set(app.env)):
-        a.error(f"config.data.{env_name}", f"{env_name} is also set in env; an environment variable has one source")
-    volumes = _parse_app_volumes(a, app.replicas, app.hpa)
-    init_containers = _parse_init_containers(a, app)
-    rollout_timeout = a.integer("rolloutTimeout", s.DEFAULT_ROLLOUT_TIMEOUT, minimum=30, maximum=7200)
-    if config and config.mount_path and config.mount_path in {v.mount_path for v in volumes}:
-        a.error("config.mountPath", f"{config.mount_path!r} is also the mountPath of a volume")
-    strategy_spec = app.strategy
-    single = [j for j, v in enumerate(volumes) if single_attach(v.claim.access_modes)]
-    if single:
-        if not strategy.has("maxSurge") and not strategy.has("maxUnavailable"):
-            # The surge pod would wait for the volume the old pod holds: replace, don't surge.
-            strategy_spec = s.StrategySpec(max_surge="0", max_unavailable="1")
-        elif app.strategy.max_surge not in ("0", "0%"):
-            strategy.error(
-                "maxSurge",
-                f"must be 0 with the single-attach volume volumes[{single[0]}]: the new pod would wait for a volume "
-                "the old pod holds and the rollout would never finish; set maxSurge: 0, maxUnavailable: 1",
-            )
-    return dataclasses.replace(
-        app,
-        mesh=mesh,
-        resilience=resilience,
-        config=config,
-        secret_env=secret_env,
-        volumes=volumes,
-        strategy=strategy_spec,
-        init_containers=init_containers,
-        rollout_timeout=rollout_timeout,
-    )
-
-
-def _parse_init_containers(a: Reader, app: s.AppSpec) -> tuple[s.InitContainerSpec, ...]:
-    out: list[s.InitContainerSpec] = []
-    seen: dict[str, int] = {}
-    for j, r in enumerate(a.items("initContainers")):
-        name = r.text("name", required=True, check=label_check("container name"))
-        if name and name == app.name:
-            r.error("name", f"{name!r} is the app's own container; give the init container another name")
-        elif name in seen:
-            r.error("name", f"{name!r} is also initContainers[{seen[name]}]; names must be unique")
-        seen.setdefault(name, j)
-        command = r.str_list("command")
-        if not command and not r.problems_under("command"):
-            r.error("command", "is required: the program to run, e.g. ['/bin/sh', '-c', './migrate']")
-        image = r.text("image", app.image, check=image_problem)
-        r.done()
-        out.append(s.InitContainerSpec(name=name, command=command, image=image))
-    return tuple(out)
+        node_port = app.service.usable_node_port()
+        if node_port is not None:
+            if node_port in node_ports:
+                at.error("service.nodePort", f"{node_port} is already used by apps[{node_ports[node_port]}]")
+            node_ports.setdefault(node_port, i)
+        if app.ingress is not None and not app.ingress.class_name and not addons.ingress.enabled:
+            at.error("ingress.className", "is required when addons.ingress is disabled (no default IngressClass)")
+        if app.mesh and not addons.mesh_enabled:
+            at.error("mesh", "needs addons.mesh.enabled: true; without the mesh no sidecar would be injected")
+        if app.resilience is not None and app.mesh and not addons.mesh_enabled:
+            at.error("resilience", "needs addons.mesh.enabled: true (Istio enforces it)")
+    return tuple(app.args() for _, app in read)
 
 
 def _check_storage(storage: s.StorageSpec, cluster: s.ClusterSpec, addons: s.AddonsSpec) -> list[Problem]:
@@ -1645,7 +1215,7 @@ def parse_config(
         for key in (s.SECRET_MYSQL_ROOT_PASSWORD, s.SECRET_MYSQL_REPLICATION_PASSWORD):
             if key not in secrets:
                 top.missing_secret(key, f"is required when mysql.enabled is true (pulumi config set --secret {key})")
-    apps = _parse_apps(top, env, addons)
+    apps = _read_apps(top, found, context, addons)
     storage = (validate_section(StorageConfig, top.value("storage"), "storage", found) or StorageConfig()).args()
     problems.extend(_check_storage(storage, cluster, addons))
     problems.extend(_check_static_claims(storage, apps, mysql))

@@ -5,9 +5,10 @@ stack files name on their first line (`# yaml-language-server: $schema=stacks/st
 so that an editor completes keys and flags mistakes as you type. A test fails when the
 committed copy is stale: regenerate it with `python -m stacks schema --write`.
 
-The sections that have a config model (all but `cluster` and `apps` so far) are described
-key by key, with types, defaults and descriptions, and refuse unknown keys. `cluster` and `apps` are still
-read by the hand-written reader in `stacks/config.py`: the schema gives their type only, and `python -m stacks validate` checks them in full.
+The sections that have a config model (all but `cluster` so far) are described key by key,
+with types, defaults and descriptions, and refuse unknown keys. `cluster` is still read by
+the hand-written reader in `stacks/config.py`: the schema gives its type only, and
+`python -m stacks validate` checks it in full.
 """
 
 from __future__ import annotations
@@ -22,17 +23,18 @@ from components.config_model import ConfigModel
 from components.helm_config import HelmConfig
 from components.mysql_config import MySQLConfig
 from components.storage_config import StorageConfig
+from components.webapp_config import WebAppConfig
 from stacks.config import ENVIRONMENTS, NAMESPACE
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "stack.schema.json"
 
 # section key → its config model (a section without one yet maps to its JSON type)
-SECTIONS: dict[str, type[ConfigModel] | dict[str, Any]] = {
+SECTIONS: dict[str, Any] = {
     "cluster": {"type": "object", "description": "the cluster: kubespray on your machines, or an existing one"},
     "addons": AddonsConfig,
     "helm": HelmConfig,
     "mysql": MySQLConfig,
-    "apps": {"type": "array", "items": {"type": "object"}, "description": "stateless apps"},
+    "apps": {"type": "array", "items": WebAppConfig, "description": "stateless apps"},
     "storage": StorageConfig,
 }
 _NOT_YET = " (checked in full by `python -m stacks validate`; keys not yet in this schema)"
@@ -69,10 +71,12 @@ def stack_schema() -> dict[str, Any]:
         },
     }
     for key, section in SECTIONS.items():
-        if isinstance(section, dict):
-            settings[f"{NAMESPACE}:{key}"] = {**section, "description": section["description"] + _NOT_YET}
-        else:
+        if not isinstance(section, dict):
             settings[f"{NAMESPACE}:{key}"] = _model_schema(section, defs)
+        elif isinstance(item := section.get("items"), type):  # a list of one model
+            settings[f"{NAMESPACE}:{key}"] = {**section, "items": _model_schema(item, defs)}
+        else:
+            settings[f"{NAMESPACE}:{key}"] = {**section, "description": section["description"] + _NOT_YET}
     for key in s.SECRET_KEYS:
         settings[f"{NAMESPACE}:{key}"] = {"$ref": "#/$defs/Secret"}
     known = "|".join(key.split(":", 1)[1] for key in settings)

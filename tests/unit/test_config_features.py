@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from components.checks import format_seconds, parse_duration
 from components.spec import (
     AppConfigSpec,
     CircuitBreakerSpec,
@@ -20,7 +21,7 @@ from components.spec import (
     RetrySpec,
     StrategySpec,
 )
-from stacks.config import SECRET, ConfigError, format_seconds, parse_config, parse_duration
+from stacks.config import SECRET, ConfigError, parse_config
 from stacks.files import config_from_file
 from tests.support.mocks import PROJECT_ROOT, assert_problem, existing_config, kubespray_config
 
