@@ -220,10 +220,12 @@ def text_list(check: Callable[[str], str | None] | None = None) -> Any:
     return Annotated[tuple[item, ...], BeforeValidator(list_in)]
 
 
-def choice(*values: str) -> Any:
-    """One of `values` (a did-you-mean for anything else)."""
+def choice(*values: str, required: bool = False) -> Any:
+    """One of `values` (a did-you-mean for anything else); `required`: not empty either."""
 
     def check(value: str) -> str:
+        if required and value == "":
+            reject("is required")
         if value not in values:
             reject(f"{value!r} is not one of {', '.join(values)}{did_you_mean(value, values)}")
         return value

@@ -5,10 +5,10 @@ stack files name on their first line (`# yaml-language-server: $schema=stacks/st
 so that an editor completes keys and flags mistakes as you type. A test fails when the
 committed copy is stale: regenerate it with `python -m stacks schema --write`.
 
-The sections that have a config model (all but `cluster` so far) are described key by key,
-with types, defaults and descriptions, and refuse unknown keys. `cluster` is still read by
-the hand-written reader in `stacks/config.py`: the schema gives its type only, and
-`python -m stacks validate` checks it in full.
+Every section is described key by key from its component's config model (types, defaults,
+descriptions, unknown keys refused), the stack's own settings from `StackSettings`. A few
+rules only `python -m stacks validate` can check: those that span fields or sections (roles
+across nodes, tier rules, cross-references, secrets being set).
 """
 
 from __future__ import annotations
@@ -19,25 +19,25 @@ from typing import Any
 
 from components import spec as s
 from components.addons_config import AddonsConfig
+from components.cluster_config import ClusterConfig
 from components.config_model import ConfigModel
 from components.helm_config import HelmConfig
 from components.mysql_config import MySQLConfig
 from components.storage_config import StorageConfig
 from components.webapp_config import WebAppConfig
-from stacks.config import ENVIRONMENTS, NAMESPACE
+from stacks.config import NAMESPACE, StackSettings
 
 SCHEMA_FILE = Path(__file__).resolve().parent / "stack.schema.json"
 
-# section key → its config model (a section without one yet maps to its JSON type)
+# section key → its config model (apps: a list of them)
 SECTIONS: dict[str, Any] = {
-    "cluster": {"type": "object", "description": "the cluster: kubespray on your machines, or an existing one"},
+    "cluster": ClusterConfig,
     "addons": AddonsConfig,
     "helm": HelmConfig,
     "mysql": MySQLConfig,
     "apps": {"type": "array", "items": WebAppConfig, "description": "stateless apps"},
     "storage": StorageConfig,
 }
-_NOT_YET = " (checked in full by `python -m stacks validate`; keys not yet in this schema)"
 
 _SECRET = {
     "type": "object",
@@ -46,8 +46,6 @@ _SECRET = {
     "required": ["secure"],
     "additionalProperties": False,
 }
-_FLAG = {"anyOf": [{"type": "boolean"}, {"enum": ["true", "false"]}]}
-
 
 def _model_schema(model: type[ConfigModel], defs: dict[str, Any]) -> dict[str, Any]:
     schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
@@ -60,23 +58,13 @@ def _model_schema(model: type[ConfigModel], defs: dict[str, Any]) -> dict[str, A
 
 def stack_schema() -> dict[str, Any]:
     defs: dict[str, Any] = {"Secret": _SECRET}
-    settings: dict[str, Any] = {
-        f"{NAMESPACE}:environment": {
-            "enum": list(ENVIRONMENTS),
-            "description": "which guardrails apply: dev, staging or prod",
-        },
-        f"{NAMESPACE}:schedulableControlPlane": {
-            **_FLAG,
-            "description": "remove the control-plane taint so workloads run there too (default true)",
-        },
-    }
+    own = StackSettings.model_json_schema(by_alias=True)["properties"]
+    settings: dict[str, Any] = {f"{NAMESPACE}:{key}": value for key, value in own.items()}
     for key, section in SECTIONS.items():
-        if not isinstance(section, dict):
-            settings[f"{NAMESPACE}:{key}"] = _model_schema(section, defs)
-        elif isinstance(item := section.get("items"), type):  # a list of one model
-            settings[f"{NAMESPACE}:{key}"] = {**section, "items": _model_schema(item, defs)}
+        if isinstance(section, dict):  # a list of one model
+            settings[f"{NAMESPACE}:{key}"] = {**section, "items": _model_schema(section["items"], defs)}
         else:
-            settings[f"{NAMESPACE}:{key}"] = {**section, "description": section["description"] + _NOT_YET}
+            settings[f"{NAMESPACE}:{key}"] = _model_schema(section, defs)
     for key in s.SECRET_KEYS:
         settings[f"{NAMESPACE}:{key}"] = {"$ref": "#/$defs/Secret"}
     known = "|".join(key.split(":", 1)[1] for key in settings)

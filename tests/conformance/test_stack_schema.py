@@ -63,6 +63,9 @@ def test_the_test_stacks_satisfy_it_too(stack: Path) -> None:
         (("  k8s-platform:addons:\n", "  k8s-platform:adons: {}\n  k8s-platform:addons:\n"),
          "$.config['k8s-platform:adons']: 'secure' is a required property"),
         (("k8s-platform:environment: dev", "k8s-platform:environment: test"), "'test' is not one of"),
+        (("    mode: kubespray\n", "    mode: existing\n"), "should not be valid under"),  # controlHost & co.
+        (("roles: [control-plane, etcd, worker]", "roles: [master, etcd, worker]"), "'master' is not one of"),
+        (("      port: 22\n", "      port: '22x'\n"), "controlHost.port: '22x' is not of type 'integer'"),
     ],
 )  # fmt: skip
 def test_the_schema_rejects_unknown_keys_and_values(tmp_path: Path, edit: tuple[str, str], expected: str) -> None:

@@ -1,0 +1,931 @@
+"""The `cluster:` section of a stack: the machines kubespray turns into a cluster (and how it
+reaches them), or an existing cluster's kubeconfig. Builds `ClusterSpec`, the `Kubespray`
+component's args.
+
+Every string here reaches Ansible (inventory, group_vars, the remote scripts), so each is
+plain data: no template syntax, no control character (`DataText`); `extraVars` is the one
+escape hatch. Whether the stack's secrets are set (the SSH key, a kubeconfig) is the stack's
+rule, in `stacks/config.py`. Kept apart from `components/kubespray.py` so that reading a stack
+never imports the Pulumi SDK.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from components import kubespray_release
+from components import spec as s
+from components.checks import (
+    CREDENTIALS_IN_URL,
+    host_check,
+    image_problem,
+    ip_check,
+    is_host,
+    is_ip,
+    is_url,
+    label_check,
+    parse_duration,
+    subdomain_check,
+    url_check,
+    url_has_credentials,
+    url_has_password,
+)
+from components.config_model import (
+    AnyMap,
+    ConfigModel,
+    Findings,
+    Flag,
+    Required,
+    SecretMarker,
+    Text,
+    checked,
+    choice,
+    did_you_mean,
+    items,
+    list_in,
+    reject,
+    whole,
+)
+
+NETWORK_PLUGINS = ("calico", "cilium", "flannel", "kube-ovn", "kube-router", "macvlan", "custom_cni", "cni")
+# network plugins kubespray installs that do not enforce NetworkPolicy objects
+NO_NETWORK_POLICY_PLUGINS = ("flannel", "macvlan")
+CONTAINER_MANAGERS = ("containerd", "crio", "docker")
+MODES = ("kubespray", "existing")
+DEFAULT_ETCD_BACKUP_SCHEDULE = "17 */6 * * *"
+
+# group_vars the cluster component writes itself; extraVars may not override them.
+MANAGED_GROUP_VARS = {
+    "http_proxy": "cluster.proxy.http",
+    "https_proxy": "cluster.proxy.https",
+    "additional_no_proxy": "cluster.proxy.noProxy",
+    "kubeconfig_localhost": "(always true: the program reads admin.conf back)",
+    "kubectl_localhost": "(always true)",
+    "kube_version": "cluster.kubeVersion",
+    "kube_network_plugin": "cluster.networkPlugin",
+    "container_manager": "cluster.containerManager",
+    "kube_image_repo": "cluster.imageRepos.kube",
+    "docker_image_repo": "cluster.imageRepos.docker",
+    "quay_image_repo": "cluster.imageRepos.quay",
+    "github_image_repo": "cluster.imageRepos.github",
+    "files_repo": "cluster.imageRepos.files",
+    "download_run_once": "cluster.download.runOnce",
+    "download_localhost": "cluster.download.localhost",
+    "auto_renew_certificates": "cluster.certificates.autoRenew",
+    "auto_renew_certificates_systemd_calendar": "cluster.certificates.schedule",
+    "etcd_backup_prefix": "cluster.etcdBackup.directory",
+    "etcd_backup_retention_count": "cluster.etcdBackup.retention",
+    "loadbalancer_apiserver": "cluster.apiAccess (mode kubeVip or externalLB, address, port)",
+    "loadbalancer_apiserver_localhost": "cluster.apiAccess.mode (localProxy)",
+    "apiserver_loadbalancer_domain_name": "cluster.apiAccess.domainName",
+    "kube_vip_enabled": "cluster.apiAccess.mode: kubeVip",
+    "kube_vip_controlplane_enabled": "cluster.apiAccess.mode: kubeVip",
+    "kube_vip_address": "cluster.apiAccess.address",
+    "kube_vip_interface": "cluster.apiAccess.interface",
+}
+
+# keys of one mode only
+KUBESPRAY_KEYS = (
+    "kubespray", "controlHost", "ansibleUser", "ansibleKeyPath", "kubeVersion", "networkPlugin",
+    "containerManager", "apiServerEndpoint", "proxy", "imageRepos", "download", "extraVars", "resetOnDestroy",
+    "healthGate", "upgrade", "certificates", "nodeRemoval", "hostKeyChecking", "apiAccess", "etcdBackup",
+)  # fmt: skip
+EXISTING_KEYS = ("kubeconfig", "context")
+
+_KUBESPRAY_VERSION = re.compile(r"^v\d+\.\d+\.\d+(-(alpha|beta|rc)\.?\d+)?$|^[0-9a-f]{40}$")
+_KUBE_VERSION = re.compile(r"^v?(1\.\d{1,2}\.\d{1,3})$")
+_REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9._-]+)*$")
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+# systemd OnCalendar: a shorthand, or "[weekdays] [date] [time]" with *, ranges, lists, repeats
+_WEEKDAY = r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]{0,6}"
+_SYSTEMD_CALENDAR = re.compile(
+    r"(minutely|hourly|daily|weekly|monthly|yearly|quarterly|semiannually|annually)"
+    rf"|({_WEEKDAY}((,|\.\.){_WEEKDAY})*)( [0-9*][0-9*,./~-]*)?( [0-9*][0-9*,:./]*)?"
+    r"|[0-9*][0-9*,./~:-]*( [0-9*][0-9*,:./]*)?"
+)
+_SERIAL = re.compile(r"[1-9][0-9]{0,3}|([1-9][0-9]?|100)%")
+_CRON_FIELD = r"(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?(,(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?)*"
+_CRON = re.compile(rf"{_CRON_FIELD}( {_CRON_FIELD}){{4}}|@(hourly|daily|weekly|monthly)")
+
+
+# --------------------------------------------------------------------------- value checks
+
+
+def data_problem(value: str) -> str | None:
+    """Why a value that reaches Ansible is not plain data, or None.
+
+    Kubespray templates every variable it reads, so `{{ lookup('pipe', …) }}` in a proxy
+    URL would run on the control host; a newline would split a generated script line.
+    The value itself is never echoed: it may be hostile, and messages end up in CI logs.
+    """
+    if any(m in value for m in _TEMPLATE_MARKERS):
+        return (
+            "contains Ansible template syntax ('{{', '{%' or '{#'), which kubespray would evaluate on the "
+            "control host; write the plain value (cluster.extraVars is the one place for templates)"
+        )
+    if not value.isprintable():
+        return "contains a control character (newline, tab, …); write it on one line"
+    if value != value.strip():
+        return "has leading or trailing whitespace; remove it"
+    return None
+
+
+def _plain_data(value: str) -> str:
+    if message := data_problem(value):
+        reject(message)
+    return value
+
+
+# a string that reaches Ansible: plain data, checked before anything that would echo it
+DataText = Annotated[Text, AfterValidator(_plain_data)]
+
+
+def data_choice(*values: str) -> Any:
+    """One of `values`, and plain data (a template is named as one, not echoed)."""
+    return Annotated[choice(*values), BeforeValidator(_data_first)]
+
+
+def _data_first(value: Any) -> Any:
+    if isinstance(value, str) and (message := data_problem(value)):
+        reject(message)
+    return value
+
+
+def normalize_kube_version(value: str) -> str:
+    """kubespray ≥ 2.28 takes kube_version without the leading 'v'."""
+    return value[1:] if value.startswith("v") else value
+
+
+def is_cidr(value: str) -> bool:
+    if "/" not in value:
+        return False
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def _kubespray_version_check(value: str) -> str | None:
+    if _KUBESPRAY_VERSION.fullmatch(value):
+        return None
+    return f"{value!r} is not a kubespray release tag like 'v2.31.0' (or a full commit hash)"
+
+
+def _kubespray_source_check(value: str) -> str | None:
+    if url_has_credentials(value):
+        return CREDENTIALS_IN_URL
+    if is_url(value, ("https", "http", "ssh", "git", "file")) or value.startswith("/"):
+        return None
+    return f"{value!r} is not a git URL (https://, ssh://, git://, file://) or an absolute path on the control host"
+
+
+def _commit_check(value: str) -> str | None:
+    return None if re.fullmatch(r"[0-9a-f]{40}", value) else f"{value!r} is not a full 40-hex git commit"
+
+
+def path_check(value: str) -> str | None:
+    if "\n" in value or "'" in value or '"' in value or "$" in value or "`" in value:
+        return f"{value!r} contains characters a path on the control host may not have (quotes, $, `, newline)"
+    if not (value.startswith("/") or value.startswith("~/")):
+        return f"{value!r} must be absolute or start with '~/'"
+    return None
+
+
+def host_key_check(value: str) -> str | None:
+    parts = value.split()
+    if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-", "sk-")):
+        return "expected a public host key like 'ssh-ed25519 AAAAC3…' (from ssh-keyscan)"
+    return None
+
+
+def proxy_check(value: str) -> str | None:
+    # The password check comes first so that a malformed URL with a password is not echoed.
+    if url_has_password(value):
+        return (
+            "must not contain a password: stack files are not secret; use a proxy that needs none or an IP allow-list"
+        )
+    if not is_url(value):
+        return f"{value!r} is not a proxy URL like 'http://proxy.example.com:3128'"
+    return None
+
+
+def no_proxy_check(value: str) -> str | None:
+    """A comma-separated list of hosts, IPs, CIDRs and domain suffixes (.example.com)."""
+    bad = []
+    for entry in value.split(","):
+        item = entry.removeprefix("*.").removeprefix(".")
+        host = item.rsplit(":", 1)[0] if item.count(":") == 1 else item
+        if not (bool(item) and (is_host(host) or is_cidr(item))):
+            bad.append(entry)
+    if bad:
+        shown = ", ".join(repr(b) for b in bad[:3] if b.isprintable() and len(b) <= 64) or "an entry"
+        return (
+            f"{shown} is not a host, IP, CIDR or domain suffix; noProxy is a comma-separated list "
+            "like '10.4.17.0/24,localhost,.svc,.cluster.local' without spaces"
+        )
+    return None
+
+
+def _registry_check(value: str) -> str | None:
+    if not _REGISTRY.fullmatch(value):
+        return f"{value!r} is not a registry like 'registry.example.com:5000/mirror' (no scheme)"
+    return None
+
+
+def _endpoint_check(value: str) -> str | None:
+    if value.startswith("https://"):
+        return None if is_url(value, ("https",)) else f"{value!r} is not a valid https URL"
+    host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    return None if is_host(host) else f"{value!r} is not 'https://host:port', a hostname or an IP address"
+
+
+def drain_timeout_check(value: str) -> str | None:
+    # kubespray waits for the drain `drain_timeout | regex_replace('s$', '') | int + 120` seconds:
+    # '15m' would become a 2-minute wait that kills a drain still in progress
+    if re.fullmatch(r"[1-9][0-9]{0,5}s", value):
+        return None
+    sec = parse_duration(value)
+    if sec is not None and sec >= 1:
+        return (
+            f"{value!r}: write it in whole seconds, like '{int(sec)}s' — kubespray derives how long it waits "
+            "for the drain from the number before the 's'"
+        )
+    return f"{value!r} is not a drain timeout in seconds like '360s'"
+
+
+def _kube_version_check(value: str) -> str | None:
+    if _KUBE_VERSION.fullmatch(value):
+        return None
+    return f"{value!r} is not a Kubernetes version like '1.34.4' (empty = kubespray's default)"
+
+
+def _calendar_check(value: str) -> str | None:
+    if _SYSTEMD_CALENDAR.fullmatch(value):
+        return None
+    return f"{value!r} is not a systemd OnCalendar expression like 'Mon *-*-1..7 03:00:00' or 'monthly'"
+
+
+def _serial_check(value: str) -> str | None:
+    return None if _SERIAL.fullmatch(value) else f"{value!r} is not a node count like '1' or a percentage like '20%'"
+
+
+def _cron_check(value: str) -> str | None:
+    return (
+        None
+        if _CRON.fullmatch(value)
+        else f"{value!r} is not a cron schedule of five fields like '17 */6 * * *' (or @daily)"
+    )
+
+
+def _backup_directory_check(value: str) -> str | None:
+    if re.fullmatch(r"/[A-Za-z0-9._/-]*", value) and "/.." not in value and value != "/":
+        return None
+    return f"{value!r} is not an absolute directory on the etcd members (letters, digits, . _ - /)"
+
+
+def _subnet_check(value: str) -> str | None:
+    return None if is_cidr(value) else f"{value!r} is not a network like '10.4.17.0/24'"
+
+
+def _interface_check(value: str) -> str | None:
+    return None if re.fullmatch(r"[A-Za-z0-9_.:@-]{1,15}", value) else f"{value!r} is not a network interface name"
+
+
+def _trusted_host_check(value: str) -> str | None:
+    if is_host(value.rsplit(":", 1)[0] if value.count(":") == 1 else value):
+        return None
+    return f"{value!r} is not a host or host:port (pip's --trusted-host)"
+
+
+def _roles_in(value: Any) -> Any:
+    if isinstance(value, str):
+        reject(f"must be a list, e.g. [{value}] (one or more of {', '.join(s.ROLES)})")
+    return list_in(value)
+
+
+def contains_secret(value: Any) -> bool:
+    if isinstance(value, SecretMarker):
+        return True
+    if isinstance(value, Mapping):
+        return any(contains_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_secret(v) for v in value)
+    return False
+
+
+User = Annotated[DataText, checked(label_check("user name", 32))]
+Port = whole(1, 65535)
+
+
+# --------------------------------------------------------------------------- the parts
+
+
+class NodeConfig(ConfigModel):
+    """One machine of the cluster."""
+
+    name: Annotated[DataText, Required, checked(subdomain_check("node name"))] = Field(
+        description="node name (the Kubernetes Node's name)"
+    )
+    address: Annotated[DataText, checked(host_check)] = Field(
+        "", description="how the control host reaches it over SSH (required in kubespray mode)"
+    )
+    ip: Annotated[DataText, checked(ip_check)] = Field(
+        "", description="the address Kubernetes binds to; default: address when it is an IP"
+    )
+    roles: Annotated[
+        tuple[Text, ...],
+        BeforeValidator(_roles_in),
+        WithJsonSchema({"type": "array", "items": {"enum": list(s.ROLES)}, "minItems": 1, "uniqueItems": True}),
+    ] | None = Field(
+        None, description="control-plane, etcd and/or worker"
+    )
+    state: data_choice(*s.NODE_STATES) = Field(  # type: ignore[valid-type]
+        "present", description="unreachable: gone for good, removed from the cluster without being touched"
+    )
+    host_key: Annotated[DataText, checked(host_key_check)] = Field(
+        "", description="its SSH host key, pinned for ansible ('ssh-ed25519 AAAA…')"
+    )
+
+    def checks(self, found: Findings) -> None:
+        if not self.roles:
+            if not found.problems_under("roles"):
+                found.error("roles", f"is required: one or more of {', '.join(s.ROLES)}")
+            return
+        for j, role in enumerate(self.roles):
+            if role not in s.ROLES:
+                found.error(
+                    f"roles[{j}]", f"unknown role {role!r}; use {', '.join(s.ROLES)}{did_you_mean(role, s.ROLES)}"
+                )
+            elif role in self.roles[:j]:
+                found.error(f"roles[{j}]", f"{role!r} is listed twice")
+
+    def args(self) -> s.Node:
+        ip = self.ip or (self.address if self.address and is_ip(self.address) else "")
+        roles = tuple(dict.fromkeys(r for r in self.roles or () if r in s.ROLES))
+        return s.Node(
+            name=self.name, address=self.address, ip=ip, roles=roles, state=self.state, host_key=self.host_key
+        )
+
+
+class KubesprayRefConfig(ConfigModel):
+    """Which kubespray, from where, into which directory of the control host."""
+
+    version: Annotated[DataText, Required, checked(_kubespray_version_check)] = Field(
+        description="release tag (v2.31.0) or a full commit"
+    )
+    source: Annotated[DataText, checked(_kubespray_source_check)] = Field(
+        "https://github.com/kubernetes-sigs/kubespray.git", description="git URL or a mirror"
+    )
+    workdir: Annotated[DataText, checked(path_check)] = Field("~/kubespray", description="checkout on the control host")
+    commit: Annotated[DataText, checked(_commit_check)] = Field(
+        "", description="the commit the version must resolve to; default: the known release's"
+    )
+
+    def args(self) -> s.KubesprayRef:
+        ref = s.KubesprayRef(version=self.version, source=self.source, workdir=self.workdir, commit=self.commit)
+        known = kubespray_release.release(self.version)
+        if not self.commit and re.fullmatch(r"[0-9a-f]{40}", self.version):
+            return dataclasses.replace(ref, commit=self.version)
+        if known is not None:
+            # the commit upstream's tag points at (read from the release's own tree) unless set,
+            # and the hash-pinned lock of its requirements
+            return dataclasses.replace(
+                ref, commit=self.commit or known.commit, requirements_lock=known.requirements_lock
+            )
+        return ref
+
+
+class ProxyJumpConfig(ConfigModel):
+    """A bastion between you and the control host."""
+
+    host: Annotated[DataText, checked(host_check)] = ""
+    port: Port = 22  # type: ignore[valid-type]
+    user: User = ""
+
+    def checks(self, found: Findings) -> None:
+        if self.host and not self.user:
+            found.error("user", "is required when proxyJump.host is set")
+
+
+class ProxyConfig(ConfigModel):
+    """An HTTP proxy (no password: stack files are not secret)."""
+
+    http: Annotated[DataText, checked(proxy_check)] = ""
+    https: Annotated[DataText, checked(proxy_check)] = ""
+    no_proxy: Annotated[DataText, checked(no_proxy_check)] = ""
+
+
+class PipConfig(ConfigModel):
+    """The package index the control host installs kubespray's requirements from."""
+
+    index_url: Annotated[DataText, checked(url_check())] = Field("", description="a PyPI mirror")
+    trusted_host: Annotated[DataText, checked(_trusted_host_check)] = Field(
+        "", description="pip's --trusted-host, for a plain-HTTP index"
+    )
+
+    def checks(self, found: Findings) -> None:
+        if self.index_url.startswith("http://") and not self.trusted_host:
+            found.error(
+                "trustedHost",
+                "is required for a plain-HTTP indexUrl: pip refuses an http:// index unless its host is trusted "
+                "(set the index's host here, or serve the mirror over https)",
+            )
+        if self.trusted_host and not self.index_url:
+            found.error("trustedHost", "has no effect without indexUrl; set the mirror's indexUrl or remove it")
+
+
+class ControlHostConfig(ConfigModel):
+    """The machine that runs ansible (not part of the cluster)."""
+
+    host: Annotated[DataText, Required, checked(host_check)] = Field(description="IP or hostname")
+    port: Port = Field(22, description="SSH port")  # type: ignore[valid-type]
+    user: Annotated[User, Required] = Field(description="SSH user")
+    host_key: Annotated[DataText, checked(host_key_check)] = Field(
+        "", description="its SSH host key ('ssh-ed25519 AAAA…'); required in prod"
+    )
+    proxy_jump: ProxyJumpConfig = Field(default_factory=ProxyJumpConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    pip: PipConfig = Field(default_factory=PipConfig)
+
+    def checks(self, found: Findings) -> None:
+        if found.context.get("environment") == "prod" and not self.host_key:
+            found.error("hostKey", "prod requires the control host's SSH host key pinned (e.g. 'ssh-ed25519 AAAA…')")
+
+    def args(self) -> s.ControlHost:
+        jump = self.proxy_jump
+        return s.ControlHost(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            host_key=self.host_key,
+            proxy_jump=s.ProxyJump(host=jump.host, port=jump.port, user=jump.user) if jump.host else None,
+            proxy=s.ControlHostProxy(http=self.proxy.http, https=self.proxy.https, no_proxy=self.proxy.no_proxy),
+            pip=s.PipSource(index_url=self.pip.index_url, trusted_host=self.pip.trusted_host),
+        )
+
+
+Registry = Annotated[DataText, checked(_registry_check)]
+
+
+class ImageReposConfig(ConfigModel):
+    """Mirrors of the registries kubespray pulls from (no scheme), and of its file downloads."""
+
+    kube: Registry = Field("", description="mirror of registry.k8s.io")
+    gcr: Registry = Field("", description="unused by kubespray v2.31 (warned about)")
+    docker: Registry = Field("", description="mirror of docker.io")
+    quay: Registry = Field("", description="mirror of quay.io")
+    github: Registry = Field("", description="mirror of ghcr.io")
+    files: Annotated[DataText, checked(url_check())] = Field("", description="mirror of kubespray's file downloads")
+
+    def checks(self, found: Findings) -> None:
+        if self.gcr:
+            found.warn(
+                "gcr",
+                "feeds nothing: kubespray v2.31 pulls no image from gcr.io (no role reads gcr_image_repo); "
+                "remove it — mirrors go in kube (registry.k8s.io), docker, quay and github",
+            )
+
+
+class DownloadConfig(ConfigModel):
+    run_once: Flag = Field(False, description="download once and share (download_run_once)")
+    localhost: Flag = Field(False, description="download on the control host (needs runOnce)")
+
+    def checks(self, found: Findings) -> None:
+        if self.localhost and not self.run_once:
+            found.error("localhost", "needs download.runOnce: true (kubespray downloads once, on the control host)")
+
+
+class HealthGateConfig(ConfigModel):
+    """Wait until the cluster is up before add-ons and apps are deployed onto it."""
+
+    enabled: Flag = True
+    timeout: whole(30, 7200) = Field(900, description="seconds")  # type: ignore[valid-type]
+
+    def checks(self, found: Findings) -> None:
+        if not self.enabled and found.context.get("environment") == "prod":
+            found.error(
+                "enabled", "must be true in prod: add-ons and apps would be deployed onto a cluster not known to be up"
+            )
+
+
+class UpgradeConfig(ConfigModel):
+    """How upgrade-cluster.yml rolls a new Kubernetes version through the nodes."""
+
+    drain: Flag = Field(s.UpgradeControls.drain, description="drain each node first (must be true in prod)")
+    drain_timeout: Annotated[DataText, checked(drain_timeout_check)] = Field(
+        s.UpgradeControls.drain_timeout, description="whole seconds, like '360s'"
+    )
+    drain_grace_period: whole(-1, 86400) = Field(s.UpgradeControls.drain_grace_period, description="seconds")  # type: ignore[valid-type]
+    serial: Annotated[DataText, checked(_serial_check)] = Field(
+        s.UpgradeControls.serial, description="nodes at once: a count or a percentage"
+    )
+    pause_seconds: whole(0, 86400) = Field(s.UpgradeControls.pause_seconds, description="wait after each node")  # type: ignore[valid-type]
+
+    def checks(self, found: Findings) -> None:
+        if found.context.get("environment") == "prod" and not self.drain:
+            found.error(
+                "drain", "must be true in prod: upgrading a node without draining it kills its pods mid-request"
+            )
+
+    def args(self) -> s.UpgradeControls:
+        return s.UpgradeControls(
+            drain=self.drain,
+            drain_timeout=self.drain_timeout,
+            drain_grace_period=self.drain_grace_period,
+            serial=self.serial,
+            pause_seconds=self.pause_seconds,
+        )
+
+
+class CertificatesConfig(ConfigModel):
+    """Kubespray's automatic renewal of the control plane's certificates."""
+
+    auto_renew: Flag | None = Field(None, description="default: on in staging and prod")
+    schedule: Annotated[DataText, checked(_calendar_check)] = Field(
+        s.CertificateRenewal.schedule, description="systemd OnCalendar"
+    )
+
+    def auto(self, env: str) -> bool:
+        # on by default where a cluster outlives a year: staging and prod
+        return env != "dev" if self.auto_renew is None else self.auto_renew
+
+    def checks(self, found: Findings) -> None:
+        if found.context.get("environment") == "prod" and not self.auto("prod"):
+            found.warn("autoRenew", "is off in prod: renew the control plane's certificates yourself before they expire "
+                       "(kubeadm's last a year; `kubeadm certs check-expiration` on a control-plane node)")  # fmt: skip
+
+
+class NodeRemovalConfig(ConfigModel):
+    """How remove-node.yml drains a node that leaves the cluster."""
+
+    drain_timeout: Annotated[DataText, checked(drain_timeout_check)] = s.NodeRemoval.drain_timeout
+    drain_grace_period: whole(-1, 86400) = s.NodeRemoval.drain_grace_period  # type: ignore[valid-type]
+    drain_retries: whole(1, 100) = s.NodeRemoval.drain_retries  # type: ignore[valid-type]
+
+    def args(self) -> s.NodeRemoval:
+        return s.NodeRemoval(
+            drain_timeout=self.drain_timeout,
+            drain_grace_period=self.drain_grace_period,
+            drain_retries=self.drain_retries,
+        )
+
+
+class EtcdBackupConfig(ConfigModel):
+    """etcd snapshots on the etcd members: before the cluster changes, and on a schedule."""
+
+    before_changes: Flag = Field(s.EtcdBackup.before_changes, description="a snapshot before every change")
+    schedule: Annotated[DataText, checked(_cron_check)] | None = Field(
+        None,
+        description=f"cron of scheduled snapshots; default: '{DEFAULT_ETCD_BACKUP_SCHEDULE}' in prod, none elsewhere",
+    )
+    retention: whole(1, 1000) = Field(s.EtcdBackup.retention, description="snapshots kept per kind and member")  # type: ignore[valid-type]
+    directory: Annotated[DataText, checked(_backup_directory_check)] = Field(
+        s.EtcdBackup.directory, description="where snapshots go on the members"
+    )
+    image: Annotated[DataText, checked(image_problem)] = Field(s.EtcdBackup.image, description="the CronJob's shell")
+
+    def cron(self, env: str) -> str:
+        if self.schedule is None:
+            return DEFAULT_ETCD_BACKUP_SCHEDULE if env == "prod" else ""
+        return self.schedule
+
+    def checks(self, found: Findings) -> None:
+        if found.context.get("environment") != "prod":
+            return
+        if not self.before_changes:
+            found.warn("beforeChanges", "is off in prod: a failed upgrade or cluster.yml run leaves no etcd snapshot "
+                       "taken just before it (docs/operations.md, 'etcd backups')")  # fmt: skip
+        if self.schedule == "":
+            found.warn(
+                "schedule", "is empty in prod: no scheduled etcd snapshots; restore would go back to the last change"
+            )
+
+    def args(self, env: str) -> s.EtcdBackup:
+        return s.EtcdBackup(
+            before_changes=self.before_changes,
+            schedule=self.cron(env),
+            retention=self.retention,
+            directory=self.directory,
+            image=self.image,
+        )
+
+
+class ApiAccessConfig(ConfigModel):
+    """How clients and the nodes reach the control plane."""
+
+    mode: data_choice(*s.API_ACCESS_MODES) = Field(  # type: ignore[valid-type]
+        "localProxy", description="localProxy (kubespray's default), kubeVip (a VIP) or externalLB"
+    )
+    address: Annotated[DataText, checked(ip_check)] = Field("", description="kubeVip: the VIP; externalLB: its IP")
+    port: Port = Field(s.KUBE_APISERVER_PORT, description="externalLB: its port")  # type: ignore[valid-type]
+    domain_name: Annotated[DataText, checked(host_check)] = Field("", description="externalLB: its DNS name")
+    subnet: Annotated[DataText, checked(_subnet_check)] = Field(
+        "", description="kubeVip: the control-plane nodes' network"
+    )
+    interface: Annotated[DataText, checked(_interface_check)] = Field("", description="kubeVip: the interface")
+
+    def checks(self, found: Findings) -> None:
+        allowed = {"localProxy": (), "kubeVip": ("address", "subnet", "interface"),
+                   "externalLB": ("address", "port", "domainName")}[self.mode]  # fmt: skip
+        for name in sorted(self.model_fields_set, key=list(type(self).model_fields).index):
+            key = type(self).model_fields[name].alias or name
+            # written out empty (or the default port) is not set: a full reference may list them all
+            if key != "mode" and key not in allowed and getattr(self, name) not in ("", s.KUBE_APISERVER_PORT):
+                found.error(
+                    key,
+                    f"does not apply to mode {self.mode}" + (f" (it takes {', '.join(allowed)})" if allowed else ""),
+                )
+        if self.mode == "localProxy":
+            return
+        if not self.address and not found.problems_under("address"):
+            what = "the virtual IP kube-vip holds" if self.mode == "kubeVip" else "the load balancer's IP"
+            found.error("address", f"is required for mode {self.mode}: {what}")
+        if self.mode == "kubeVip" and not self.subnet and not found.problems_under("subnet"):
+            found.error("subnet", "is required for mode kubeVip: the control-plane nodes' network (e.g. 10.4.17.0/24), "
+                        "so the VIP can be checked against it")  # fmt: skip
+
+    def check_nodes(self, nodes: tuple[s.Node, ...], found: Findings) -> None:
+        """The VIP against the machines: no node's own address, inside the control plane's network."""
+        if self.mode != "kubeVip":
+            return
+        node_ips = {ip: n.name for n in nodes for ip in {n.address, n.ip} if ip and is_ip(ip)}
+        if self.address and self.address in node_ips:
+            found.error(
+                "address", f"is {node_ips[self.address]}'s own address: the VIP must be an address no machine uses"
+            )
+        if not (self.subnet and is_cidr(self.subnet)):
+            return
+        net = ipaddress.ip_network(self.subnet, strict=False)
+        if self.address and is_ip(self.address):
+            ip = ipaddress.ip_address(self.address)
+            if ip not in net:
+                found.error("address", f"{self.address} is not in subnet {self.subnet}: kube-vip announces the VIP "
+                            "by ARP, which only reaches the control-plane nodes' own network")  # fmt: skip
+            elif net.num_addresses > 2 and ip in (net.network_address, net.broadcast_address):
+                found.error("address", f"{self.address} is the network or broadcast address of {self.subnet}")
+        for node in nodes:
+            if (node.is_control_plane and node.present and node.ip and is_ip(node.ip)
+                    and ipaddress.ip_address(node.ip) not in net):  # fmt: skip
+                found.error("subnet", f"does not contain control-plane node {node.name}'s ip {node.ip}: every "
+                            "control-plane node must be able to hold the VIP")  # fmt: skip
+
+    def args(self) -> s.ApiAccess:
+        return s.ApiAccess(
+            mode=self.mode,
+            address=self.address,
+            port=self.port,
+            domain_name=self.domain_name,
+            subnet=self.subnet,
+            interface=self.interface,
+        )
+
+
+# --------------------------------------------------------------------------- the cluster
+
+
+def wrong_mode_keys(raw: Any) -> tuple[Any, list[tuple[str, str]]]:
+    """`raw` without the keys of the other mode, and a problem for each: (key, message)."""
+    if not isinstance(raw, Mapping):
+        return raw, []
+    mode = raw.get("mode") if raw.get("mode") in MODES else "kubespray"
+    wrong = EXISTING_KEYS if mode == "kubespray" else KUBESPRAY_KEYS
+    other = "existing" if mode == "kubespray" else "kubespray"
+    found = [(key, f"only applies to mode: {other}; remove it (mode is {mode})") for key in wrong if key in raw]
+    return {k: v for k, v in raw.items() if k not in wrong}, found
+
+
+def _mode_keys_schema(schema: dict[str, Any]) -> None:
+    # each mode's keys only with that mode, so that an editor flags the others too
+    schema["if"] = {"properties": {"mode": {"const": "existing"}}, "required": ["mode"]}
+    schema["then"] = {"not": {"anyOf": [{"required": [key]} for key in KUBESPRAY_KEYS]}}
+    schema["else"] = {"not": {"anyOf": [{"required": [key]} for key in EXISTING_KEYS]}}
+
+
+class ClusterConfig(ConfigModel):
+    """The cluster: kubespray on your machines, or an existing one (a kubeconfig)."""
+
+    model_config = ConfigDict(json_schema_extra=_mode_keys_schema)
+
+    mode: data_choice(*MODES) = Field("kubespray", description="kubespray (your machines) or existing")  # type: ignore[valid-type]
+    nodes: items(NodeConfig) = Field((), description="the machines (kubespray mode) or the nodes to untaint")  # type: ignore[valid-type]
+    # existing mode
+    kubeconfig: DataText = Field("", description="existing mode: a kubeconfig path (or the secret kubeconfig)")
+    context: DataText = Field("", description="existing mode: the kubeconfig's context")
+    # kubespray mode
+    kubespray: KubesprayRefConfig | None = None
+    control_host: ControlHostConfig | None = None
+    ansible_user: User = Field("", description="the user ansible logs in as on the nodes")
+    ansible_key_path: Annotated[DataText, checked(path_check)] = Field(
+        "", description="its key on the control host; default: the uploaded sshPrivateKey"
+    )
+    kube_version: Annotated[DataText, checked(_kube_version_check)] = Field(
+        "", description="Kubernetes version; empty: kubespray's default"
+    )
+    network_plugin: data_choice(*NETWORK_PLUGINS) = Field("calico", description="the CNI plugin")  # type: ignore[valid-type]
+    container_manager: data_choice(*CONTAINER_MANAGERS) = Field("containerd", description="the container runtime")  # type: ignore[valid-type]
+    api_server_endpoint: Annotated[DataText, checked(_endpoint_check)] = Field(
+        "", description="the API server the exported kubeconfig names (localProxy only)"
+    )
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    image_repos: ImageReposConfig = Field(default_factory=ImageReposConfig)
+    download: DownloadConfig = Field(default_factory=DownloadConfig)
+    extra_vars: AnyMap = Field(default_factory=dict, description="kubespray group_vars, as written (templates allowed)")
+    reset_on_destroy: Flag = Field(False, description="run reset.yml on destroy (never in prod)")
+    health_gate: HealthGateConfig = Field(default_factory=HealthGateConfig)
+    upgrade: UpgradeConfig = Field(default_factory=UpgradeConfig)
+    certificates: CertificatesConfig = Field(default_factory=CertificatesConfig)
+    node_removal: NodeRemovalConfig = Field(default_factory=NodeRemovalConfig)
+    host_key_checking: data_choice(*s.HOST_KEY_CHECKING) = Field(  # type: ignore[valid-type]
+        "acceptNew", description="pinned, acceptNew, or off (dev only)"
+    )
+    api_access: ApiAccessConfig = Field(default_factory=ApiAccessConfig)
+    etcd_backup: EtcdBackupConfig = Field(default_factory=EtcdBackupConfig)
+
+    def checks(self, found: Findings) -> None:
+        env = found.context.get("environment", "dev")
+        nodes = tuple(n.args() for n in self.nodes)
+        self._check_nodes(nodes, env, found)
+        if self.mode != "kubespray":
+            return
+        if self.kubespray is None and not found.problems_under("kubespray"):
+            found.error("kubespray.version", "is required")
+        if self.control_host is None and not found.problems_under("controlHost"):
+            found.error("controlHost.host", "is required")
+            found.error("controlHost.user", "is required")
+        if not self.ansible_user and not found.problems_under("ansibleUser"):
+            found.error("ansibleUser", "is required")
+        self._check_extra_vars(found)
+        if self.host_key_checking == "off" and env != "dev":
+            found.error(
+                "hostKeyChecking",
+                f"off is for dev only: in {env}, whoever answers on a node's address would get ansible's root session "
+                "and the cluster's secrets; use acceptNew (keys recorded on first contact) or pinned (nodes[].hostKey)",
+            )
+        if self.host_key_checking == "pinned":
+            for i, node in enumerate(nodes):
+                if node.present and not node.host_key:
+                    found.error(
+                        f"nodes[{i}].hostKey",
+                        f"is required with hostKeyChecking: pinned: {node.name}'s public host key, e.g. from "
+                        f"`ssh-keyscan -t ed25519 {node.address or node.name}` checked out of band",
+                    )
+        access = self.api_access
+        access.check_nodes(nodes, found.under("apiAccess"))
+        if access.mode == "kubeVip" and self.extra_vars.get("kube_proxy_strict_arp") is False:
+            found.error("extraVars.kube_proxy_strict_arp", "must stay true with apiAccess.mode kubeVip: kube-vip answers "
+                        "ARP for the VIP, and kube-proxy in IPVS mode must not (kubespray's kube-vip docs)")  # fmt: skip
+        if self.api_server_endpoint and access.mode != "localProxy":
+            found.error(
+                "apiServerEndpoint",
+                f"the kubeconfig follows apiAccess ({access.mode}: {access.args().url()}); remove apiServerEndpoint",
+            )
+        if env == "prod" and self.reset_on_destroy:
+            found.error("resetOnDestroy", "must be false in prod: reset.yml wipes every node")
+        if self.etcd_backup.cron(env):
+            outside = [n.name for n in nodes if n.is_etcd and n.present and not (n.is_control_plane or n.is_worker)]
+            if outside:
+                found.error(
+                    "etcdBackup.schedule",
+                    f"runs as a CronJob on every etcd member, but {', '.join(outside)} is not a Kubernetes node (etcd "
+                    'role only): give it the control-plane role too, or set schedule: "" and snapshot those members '
+                    "yourself",
+                )
+        self._check_release(found)
+
+    def _check_nodes(self, nodes: tuple[s.Node, ...], env: str, found: Findings) -> None:
+        kubespray = self.mode == "kubespray"
+        names: dict[str, int] = {}
+        addresses: dict[str, int] = {}
+        for i, node in enumerate(nodes):
+            at = found.under("nodes").under(i)
+            if kubespray and not node.address and not at.problems_under("address"):
+                at.error("address", "is required")
+            if node.state != "present" and not kubespray:
+                at.error("state", "only applies to mode: kubespray (the program removes kubespray's nodes); remove it")
+            if node.host_key and not kubespray:
+                at.error("hostKey", "only applies to mode: kubespray (ansible's SSH to the nodes); remove it")
+            if node.name in names:
+                at.error("name", f"duplicate node name {node.name!r} (also nodes[{names[node.name]}])")
+            names.setdefault(node.name, i)
+            if node.address:
+                if node.address in addresses:
+                    at.error("address", f"duplicate address {node.address!r} (also nodes[{addresses[node.address]}])")
+                addresses.setdefault(node.address, i)
+            if kubespray and node.address and not node.ip and not at.problems_under("ip"):
+                at.error(
+                    "ip", f"is required when address {node.address!r} is a hostname (the address Kubernetes binds to)"
+                )
+        if not kubespray:
+            return
+        if not self.nodes and not found.problems_under("nodes"):
+            found.error("nodes", "at least one node is required in kubespray mode")
+            return
+        # the layout the cluster keeps: nodes marked unreachable are on their way out
+        cp = [n for n in nodes if n.is_control_plane and n.present]
+        etcd = [n for n in nodes if n.is_etcd and n.present]
+        if not cp:
+            found.error("nodes", "no node has the 'control-plane' role; at least one is required")
+        if not etcd:
+            found.error("nodes", "no node has the 'etcd' role; etcd needs an odd number of members (1, 3 or 5)")
+        elif len(etcd) % 2 == 0:
+            found.error(
+                "nodes",
+                f"{len(etcd)} etcd members is an even number: etcd needs a majority, so use 1, 3 or 5 "
+                f"(an even count tolerates no more failures than one fewer)",
+            )
+        if env == "prod" and 0 < len(etcd) < 3:
+            found.error("nodes", f"prod needs at least 3 etcd members to survive a node failure, has {len(etcd)}")
+        if env == "prod" and 0 < len(cp) < 2:
+            found.error("nodes", f"prod needs at least 2 control-plane nodes, has {len(cp)}")
+        if not any(n.is_worker and n.present for n in nodes):
+            found.error("nodes", "no node has the 'worker' role; workloads would have nowhere to run")
+
+    def _check_extra_vars(self, found: Findings) -> None:
+        # extraVars is the escape hatch: its values go to group_vars as written (templates
+        # included, which kubespray evaluates on the control host — only the stack file's
+        # reviewers stand between a value here and a command run there; docs/security.md)
+        for key, value in self.extra_vars.items():
+            where = f"extraVars.{key}"
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                found.error(where, "is not an Ansible variable name (letters, digits, underscores)")
+            elif key.startswith("ansible_"):
+                found.error(
+                    where,
+                    "sets how Ansible connects or escalates (ansible_* variables); that is the program's job: "
+                    "use cluster.ansibleUser / ansibleKeyPath / nodes[].address",
+                )
+            elif key in MANAGED_GROUP_VARS:
+                found.error(where, f"is managed by the program; set {MANAGED_GROUP_VARS[key]} instead")
+            if contains_secret(value):
+                found.error(
+                    where,
+                    "is a secret (secure:); group_vars are plain files on the control host and in the "
+                    "program's state, so secrets cannot go through extraVars",
+                )
+
+    def _check_release(self, found: Findings) -> None:
+        """kubeVersion and extraVars against what the pinned kubespray release really supports."""
+        version = self.kubespray.version if self.kubespray else ""
+        if not version:
+            return
+        rel = kubespray_release.release(version)
+        if rel is None:
+            known = ", ".join(kubespray_release.known_releases()) or "none"
+            found.warn(
+                "kubespray.version",
+                f"{version} is not a kubespray release this program knows (known: {known}); "
+                "kubeVersion and extraVars are not checked against it",
+            )
+            return
+        kube_version = normalize_kube_version(self.kube_version)
+        if kube_version and kube_version not in rel.kube_versions:
+            found.error(
+                "kubeVersion",
+                f"{kube_version} is not installable by kubespray {version} ({rel.kube_version_range}); "
+                f"pick one of those (empty = its default, {rel.default_kube_version}) or another kubespray release",
+            )
+        for key in sorted(self.extra_vars):
+            if key not in rel.variables:
+                found.warn(
+                    f"extraVars.{key}",
+                    f"is not a variable kubespray {version} reads, so it has no effect"
+                    f"{did_you_mean(key, sorted(rel.variables))}",
+                )
+
+    def args(self, env: str) -> s.ClusterSpec:
+        nodes = tuple(n.args() for n in self.nodes)
+        if self.mode == "existing":
+            return s.ClusterSpec(mode="existing", kubeconfig=self.kubeconfig, context=self.context, nodes=nodes)
+        return s.ClusterSpec(
+            mode="kubespray",
+            kubespray=self.kubespray.args() if self.kubespray else s.KubesprayRef(version="", source="", workdir=""),
+            control_host=self.control_host.args() if self.control_host else s.ControlHost(host="", port=22, user=""),
+            ansible_user=self.ansible_user,
+            ansible_key_path=self.ansible_key_path,
+            nodes=nodes,
+            kube_version=normalize_kube_version(self.kube_version),
+            network_plugin=self.network_plugin,
+            container_manager=self.container_manager,
+            api_server_endpoint=self.api_server_endpoint,
+            proxy=s.Proxy(http=self.proxy.http, https=self.proxy.https, no_proxy=self.proxy.no_proxy),
+            image_repos=s.ImageRepos(**self.image_repos.model_dump()),
+            download=s.Download(run_once=self.download.run_once, localhost=self.download.localhost),
+            extra_vars={k: v for k, v in self.extra_vars.items() if not contains_secret(v)},
+            reset_on_destroy=self.reset_on_destroy,
+            health_gate=s.HealthGate(enabled=self.health_gate.enabled, timeout=self.health_gate.timeout),
+            upgrade=self.upgrade.args(),
+            certificates=s.CertificateRenewal(
+                auto_renew=self.certificates.auto(env), schedule=self.certificates.schedule
+            ),
+            removal=self.node_removal.args(),
+            host_key_checking=self.host_key_checking,
+            api_access=self.api_access.args(),
+            etcd_backup=self.etcd_backup.args(env),
+        )
