@@ -16,6 +16,7 @@ from typing import Any
 
 import pulumi
 
+from components.spec import AppSpec
 from stacks.render import mock_outputs
 
 FAKE_ADMIN_CONF = """apiVersion: v1
@@ -177,3 +178,10 @@ def assert_problem(problems: list[Any], path: str, words: str) -> None:
     matching = [p for p in problems if p.path == path]
     assert matching, f"expected a problem at {path!r}, got: {[str(p) for p in problems]}"
     assert any(words in p.message for p in matching), f"{path}: expected {words!r} in {[p.message for p in matching]}"
+
+
+def app_spec(**kw: Any) -> AppSpec:
+    """An app's args as the config would build them: `api` in `shop` on port 8080, with `kw` over it."""
+    base: dict[str, Any] = dict(name="api", namespace="shop", image="nginx:1.27", port=8080)
+    base.update(kw)
+    return AppSpec(**base)

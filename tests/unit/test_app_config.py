@@ -17,19 +17,13 @@ from stacks.config import ConfigError, parse_config
 from stacks.files import config_from_file
 from stacks.program import ProgramSecrets, build
 from stacks.render import render_objects
-from tests.support.mocks import PROJECT_ROOT, OptsRecorder, PlatformMocks, run_program
+from tests.support.mocks import PROJECT_ROOT, OptsRecorder, PlatformMocks, app_spec, run_program
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 SECRET = "kubernetes:core/v1:Secret"
 SHOWCASE = PROJECT_ROOT / "tests" / "unit" / "fixtures" / "Pulumi.showcase.yaml"
 PLAINTEXT = "s3cr3t-value-under-test"
-
-
-def _app(**kw: Any) -> AppSpec:
-    base: dict[str, Any] = dict(name="api", namespace="shop", image="nginx:1.27", port=8080)
-    base.update(kw)
-    return AppSpec(**base)
 
 
 CONFIG = AppConfigSpec(data={"LOG_LEVEL": "info", "app.conf": "a=1\n"}, mount_path="/etc/api", env=True)
@@ -51,7 +45,7 @@ def _pod(mocks: PlatformMocks) -> dict[str, Any]:
 
 
 def test_config_map_as_env_and_files(mocks: PlatformMocks) -> None:
-    _run(_app(config=CONFIG, env={"A": "1"}))
+    _run(app_spec(config=CONFIG, env={"A": "1"}))
     cm = _one(mocks, CONFIG_MAP)
     assert cm["metadata"]["name"] == "api-config" and cm["metadata"]["namespace"] == "shop"
     assert cm["data"] == {"LOG_LEVEL": "info", "app.conf": "a=1\n"}
@@ -66,20 +60,20 @@ def test_config_map_as_env_and_files(mocks: PlatformMocks) -> None:
 
 
 def test_config_files_only(mocks: PlatformMocks) -> None:
-    _run(_app(config=dataclasses.replace(CONFIG, env=False)))
+    _run(app_spec(config=dataclasses.replace(CONFIG, env=False)))
     (c,) = _pod(mocks)["spec"]["containers"]
     assert "env" not in c and c["volumeMounts"][0]["mountPath"] == "/etc/api"
 
 
 def test_config_env_only(mocks: PlatformMocks) -> None:
-    _run(_app(config=AppConfigSpec(data={"B": "2"}, env=True)))
+    _run(app_spec(config=AppConfigSpec(data={"B": "2"}, env=True)))
     pod = _pod(mocks)
     assert "volumes" not in pod["spec"] and "volumeMounts" not in pod["spec"]["containers"][0]
 
 
 def test_secret_env_via_secret_key_ref(mocks: PlatformMocks, opts_recorder: OptsRecorder) -> None:
     _run(
-        _app(secret_env={"API_TOKEN": "apiToken"}),
+        app_spec(secret_env={"API_TOKEN": "apiToken"}),
         {"apiToken": PLAINTEXT},
         opts=pulumi.ResourceOptions(transformations=[opts_recorder.transformation]),
     )
@@ -106,7 +100,7 @@ def test_secret_values_stay_pulumi_secrets() -> None:
     def program() -> pulumi.Output[None]:
         made["w"] = w = WebApp(
             "app",
-            WebAppArgs(spec=_app(secret_env={"T": "k"}), secret_values={"k": pulumi.Output.secret(PLAINTEXT)}),
+            WebAppArgs(spec=app_spec(secret_env={"T": "k"}), secret_values={"k": pulumi.Output.secret(PLAINTEXT)}),
         )
         assert w.secret is not None
 
@@ -123,7 +117,7 @@ def test_secret_values_stay_pulumi_secrets() -> None:
 
 def test_missing_secret_value_is_an_error(mocks: PlatformMocks) -> None:
     with pytest.raises(ValueError, match="apiToken"):
-        _run(_app(secret_env={"T": "apiToken"}), {})
+        _run(app_spec(secret_env={"T": "apiToken"}), {})
 
 
 def _hash(mocks: PlatformMocks, app: AppSpec, secrets: dict[str, str] | None = None) -> str | None:
@@ -133,14 +127,14 @@ def _hash(mocks: PlatformMocks, app: AppSpec, secrets: dict[str, str] | None = N
 
 
 def test_config_hash_changes_exactly_with_content(mocks: PlatformMocks) -> None:
-    assert _hash(mocks, _app()) is None, "apps without config keep their pod template (no roll on upgrade)"
-    base = _hash(mocks, _app(config=CONFIG, secret_env={"T": "k"}), {"k": PLAINTEXT})
+    assert _hash(mocks, app_spec()) is None, "apps without config keep their pod template (no roll on upgrade)"
+    base = _hash(mocks, app_spec(config=CONFIG, secret_env={"T": "k"}), {"k": PLAINTEXT})
     assert base and len(base) == 64
-    assert _hash(mocks, _app(config=CONFIG, secret_env={"T": "k"}), {"k": PLAINTEXT}) == base, "deterministic"
+    assert _hash(mocks, app_spec(config=CONFIG, secret_env={"T": "k"}), {"k": PLAINTEXT}) == base, "deterministic"
     changed_cm = dataclasses.replace(CONFIG, data={**CONFIG.data, "LOG_LEVEL": "debug"})
-    assert _hash(mocks, _app(config=changed_cm, secret_env={"T": "k"}), {"k": PLAINTEXT}) != base
-    assert _hash(mocks, _app(config=CONFIG, secret_env={"T": "k"}), {"k": PLAINTEXT + "2"}) != base
-    assert _hash(mocks, _app(config=CONFIG)) not in (None, base)
+    assert _hash(mocks, app_spec(config=changed_cm, secret_env={"T": "k"}), {"k": PLAINTEXT}) != base
+    assert _hash(mocks, app_spec(config=CONFIG, secret_env={"T": "k"}), {"k": PLAINTEXT + "2"}) != base
+    assert _hash(mocks, app_spec(config=CONFIG)) not in (None, base)
 
 
 def test_config_hash_leaks_nothing_and_is_not_secret() -> None:
@@ -149,7 +143,7 @@ def test_config_hash_leaks_nothing_and_is_not_secret() -> None:
     def program() -> pulumi.Output[None]:
         from components.webapp import config_hash
 
-        out = config_hash(_app(secret_env={"T": "k"}), {"k": pulumi.Output.secret(PLAINTEXT)})
+        out = config_hash(app_spec(secret_env={"T": "k"}), {"k": pulumi.Output.secret(PLAINTEXT)})
         assert out is not None
 
         def check(args: list[Any]) -> None:
@@ -224,7 +218,7 @@ def test_init_containers_share_the_apps_env_mounts_and_restrictions(mocks: Platf
     from components.spec import InitContainerSpec
 
     init = InitContainerSpec(name="migrate", command=("./migrate", "--up"), image="nginx:1.27")
-    _run(_app(config=CONFIG, secret_env={"DB_PASSWORD": "dbPassword"}, init_containers=(init,)), {"dbPassword": PLAINTEXT})
+    _run(app_spec(config=CONFIG, secret_env={"DB_PASSWORD": "dbPassword"}, init_containers=(init,)), {"dbPassword": PLAINTEXT})
     spec = _pod(mocks)["spec"]
     (ic,) = spec["initContainers"]
     (c,) = spec["containers"]
@@ -235,12 +229,12 @@ def test_init_containers_share_the_apps_env_mounts_and_restrictions(mocks: Platf
 
 
 def test_no_init_containers_key_without_init_containers(mocks: PlatformMocks) -> None:
-    _run(_app())
+    _run(app_spec())
     assert "initContainers" not in _pod(mocks)["spec"]
 
 
 def test_rollout_timeout_bounds_the_deployment_and_service_waits(opts_recorder: OptsRecorder) -> None:
-    _run(_app(rollout_timeout=90), opts=pulumi.ResourceOptions(transformations=[opts_recorder.transformation]))
+    _run(app_spec(rollout_timeout=90), opts=pulumi.ResourceOptions(transformations=[opts_recorder.transformation]))
     for child in ("app-deployment", "app-service"):
         timeouts = opts_recorder.opts[child].custom_timeouts
         assert timeouts is not None and (timeouts.create, timeouts.update) == ("90s", "90s"), child
@@ -255,7 +249,7 @@ def test_rollout_timeout_bounds_the_deployment_and_service_waits(opts_recorder: 
 def test_a_port_below_1024_is_bindable_without_capabilities(
     mocks: PlatformMocks, port: int, sysctls: list[dict[str, str]] | None
 ) -> None:
-    _run(_app(port=port))
+    _run(app_spec(port=port))
     pod_sc = _pod(mocks)["spec"]["securityContext"]
     assert pod_sc.get("sysctls") == sysctls
     assert _pod(mocks)["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}

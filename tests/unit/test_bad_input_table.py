@@ -35,12 +35,9 @@ from hypothesis import strategies as st
 from stacks import cli
 from stacks.config import SECRET, TOP_LEVEL_KEYS, ConfigError, parse_config
 from stacks.files import config_from_file, load_spec_file, stack_file
-from stacks.program import ProgramSecrets, deploy
+from stacks.program import deploy
 from tests.support.mocks import PROJECT_ROOT, PlatformMocks, run_program
-
-NS = "k8s-platform:"
-_DELETE = object()
-SECURE = {"secure": "v1:AAAAAAAAAAAAAAAA:placeholder"}
+from tests.support.rejections import DELETE, NS, SECRETS, SECURE, all_of, set_path
 
 Doc = dict[str, Any]
 Mutation = Callable[[Doc], None]
@@ -59,42 +56,22 @@ BASES = {name: _base(name) for name in ("dev", "staging", "prod", "existing")}
 
 def _set(path: str, value: Any) -> Mutation:
     """Set `a.b.0.c` in the stack file's config (`a` is the key after `k8s-platform:`)."""
-
-    def mutate(doc: Doc) -> None:
-        keys = path.split(".")
-        node: Any = doc["config"]
-        keys[0] = NS + keys[0]
-        for key in keys[:-1]:
-            node = node[int(key)] if key.isdigit() else node.setdefault(key, {})
-        last: Any = int(keys[-1]) if keys[-1].isdigit() else keys[-1]
-        if value is _DELETE:
-            del node[last]
-        else:
-            node[last] = copy.deepcopy(value)
-
-    return mutate
-
-
-def _all(*mutations: Mutation) -> Mutation:
-    def mutate(doc: Doc) -> None:
-        for m in mutations:
-            m(doc)
-
-    return mutate
+    mutate = set_path(NS + path, value)
+    return lambda doc: mutate(doc["config"])
 
 
 def _app(**kw: Any) -> Mutation:
-    return _all(*(_set(f"apps.0.{k}", v) for k, v in kw.items()))
+    return all_of(*(_set(f"apps.0.{k}", v) for k, v in kw.items()))
 
 
 def _release(**kw: Any) -> Mutation:
-    return _all(*(_set(f"helm.releases.0.{k}", v) for k, v in kw.items()))
+    return all_of(*(_set(f"helm.releases.0.{k}", v) for k, v in kw.items()))
 
 
 def _user(**kw: Any) -> Mutation:
     """One mysql.users entry (orders on its database), with `kw` overriding its keys."""
     user = {"name": "orders", "databases": ["orders"], "passwordSecret": "ordersDbPassword", **kw}
-    return _all(_set("mysql.users", [user]), _set("ordersDbPassword", SECURE))
+    return all_of(_set("mysql.users", [user]), _set("ordersDbPassword", SECURE))
 
 
 _N = "cluster.nodes"
@@ -106,7 +83,7 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("env-typo", "staging", _set("environment", "stagin"), "environment", "did you mean 'staging'"),
     ("env-number", "staging", _set("environment", 3), "environment", "not one of dev, staging, prod"),
     ("env-list", "staging", _set("environment", ["prod"]), "environment", "must be a string, not a list"),
-    ("env-missing", "staging", _set("environment", _DELETE), "environment", "is required"),
+    ("env-missing", "staging", _set("environment", DELETE), "environment", "is required"),
     ("top-key-typo", "staging", _set("schedulableControlPlan", True), "schedulableControlPlan", "did you mean 'schedulableControlPlane'"),
     ("schedulable-word", "staging", _set("schedulableControlPlane", "yes"), "schedulableControlPlane", "true or false"),
     # cluster: shape and mode
@@ -114,7 +91,7 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("mode-unknown", "staging", _set("cluster.mode", "kubeadm"), "cluster.mode", "not one of kubespray, existing"),
     ("mode-existing-with-kubespray-keys", "staging", _set("cluster.mode", "existing"), "cluster.controlHost", "only applies to mode: kubespray"),
     ("kubeconfig-in-kubespray-mode", "staging", _set("cluster.kubeconfig", "~/.kube/config"), "cluster.kubeconfig", "only applies to mode: existing"),
-    ("existing-without-kubeconfig", "existing", _set("cluster.kubeconfig", _DELETE), "cluster.kubeconfig", "needs a kubeconfig"),
+    ("existing-without-kubeconfig", "existing", _set("cluster.kubeconfig", DELETE), "cluster.kubeconfig", "needs a kubeconfig"),
     ("existing-two-kubeconfigs", "existing", _set("kubeconfig", SECURE), "cluster.kubeconfig", "not both"),
     # kubespray source
     ("kubespray-version-no-v", "staging", _set("cluster.kubespray.version", "2.31.0"), "cluster.kubespray.version", "release tag like 'v2.31.0'"),
@@ -130,12 +107,12 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("control-host-key-bare", "staging", _set("cluster.controlHost.hostKey", "AAAAC3NzaC1lZDI1NTE5"), "cluster.controlHost.hostKey", "public host key"),
     ("proxy-jump-port", "staging", _set("cluster.controlHost.proxyJump", {"host": "bastion.example.com", "user": "jump", "port": 0}), "cluster.controlHost.proxyJump.port", "at least 1"),
     ("proxy-jump-no-user", "staging", _set("cluster.controlHost.proxyJump", {"host": "bastion.example.com"}), "cluster.controlHost.proxyJump.user", "required when proxyJump.host"),
-    ("ansible-user-missing", "staging", _set("cluster.ansibleUser", _DELETE), "cluster.ansibleUser", "is required"),
+    ("ansible-user-missing", "staging", _set("cluster.ansibleUser", DELETE), "cluster.ansibleUser", "is required"),
     ("ansible-key-relative", "staging", _set("cluster.ansibleKeyPath", "id_ed25519"), "cluster.ansibleKeyPath", "absolute"),
     # nodes, addresses, roles
     ("nodes-mapping", "staging", _set(_N, {"node1": {"address": "10.4.17.167"}}), _N, "must be a list"),
     ("node-scalar", "staging", _set(f"{_N}.0", "node1"), f"{_N}[0]", "must be a mapping"),
-    ("node-name-missing", "staging", _set(f"{_N}.0.name", _DELETE), f"{_N}[0].name", "is required"),
+    ("node-name-missing", "staging", _set(f"{_N}.0.name", DELETE), f"{_N}[0].name", "is required"),
     ("node-name-underscore", "staging", _set(f"{_N}.0.name", "node_1"), f"{_N}[0].name", "RFC 1123"),
     ("node-address-cidr", "staging", _set(f"{_N}.0.address", "10.4.17.0/24"), f"{_N}[0].address", "not a valid IP address or hostname"),
     ("node-address-octet", "staging", _set(f"{_N}.1.address", "10.4.17.268"), f"{_N}[1].address", "not a valid IP address or hostname"),
@@ -146,7 +123,7 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("role-twice", "staging", _set(f"{_N}.2.roles", ["etcd", "etcd", "worker"]), f"{_N}[2].roles[1]", "listed twice"),
     ("roles-string", "staging", _set(f"{_N}.2.roles", "etcd"), f"{_N}[2].roles", "must be a list"),
     ("etcd-even", "staging", _set(f"{_N}.2.roles", ["worker"]), _N, "even number"),
-    ("no-worker", "staging", _all(*(_set(f"{_N}.{i}.roles", r) for i, r in enumerate([["control-plane", "etcd"], ["control-plane", "etcd"], ["etcd"]]))), _N, "'worker' role"),
+    ("no-worker", "staging", all_of(*(_set(f"{_N}.{i}.roles", r) for i, r in enumerate([["control-plane", "etcd"], ["control-plane", "etcd"], ["etcd"]]))), _N, "'worker' role"),
     # versions, plugins, endpoint
     ("kube-version-major", "staging", _set("cluster.kubeVersion", "2.0.0"), "cluster.kubeVersion", "Kubernetes version"),
     ("kube-version-float", "staging", _set("cluster.kubeVersion", 1.34), "cluster.kubeVersion", "Kubernetes version"),
@@ -224,9 +201,9 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("api-access-vip-port", "staging", _set("cluster.apiAccess", {"mode": "kubeVip", "address": "10.4.17.5", "subnet": "10.4.17.0/24", "port": 8443}), "cluster.apiAccess.port", "does not apply to mode kubeVip"),
     ("api-access-local-address", "staging", _set("cluster.apiAccess", {"address": "10.4.17.5"}), "cluster.apiAccess.address", "does not apply to mode localProxy"),
     ("api-access-lb-hostname", "staging", _set("cluster.apiAccess", {"mode": "externalLB", "address": "lb.example.com"}), "cluster.apiAccess.address", "valid IP"),
-    ("api-access-with-endpoint", "staging", _all(_set("cluster.apiAccess", {"mode": "externalLB", "address": "10.4.17.6"}), _set("cluster.apiServerEndpoint", "https://k8s.example.com:6443")), "cluster.apiServerEndpoint", "follows apiAccess"),
-    ("api-access-vip-in-pool", "staging", _all(_set("cluster.apiAccess", {"mode": "kubeVip", "address": "10.4.17.240", "subnet": "10.4.17.0/24"}), _set("addons.loadBalancer", {"enabled": True, "addresses": ["10.4.17.240-10.4.17.250"]})), "addons.loadBalancer.addresses[0]", "API server's address 10.4.17.240"),
-    ("api-access-strict-arp", "staging", _all(_set("cluster.apiAccess", {"mode": "kubeVip", "address": "10.4.17.5", "subnet": "10.4.17.0/24"}), _set("cluster.extraVars", {"kube_proxy_strict_arp": False})), "cluster.extraVars.kube_proxy_strict_arp", "must stay true"),
+    ("api-access-with-endpoint", "staging", all_of(_set("cluster.apiAccess", {"mode": "externalLB", "address": "10.4.17.6"}), _set("cluster.apiServerEndpoint", "https://k8s.example.com:6443")), "cluster.apiServerEndpoint", "follows apiAccess"),
+    ("api-access-vip-in-pool", "staging", all_of(_set("cluster.apiAccess", {"mode": "kubeVip", "address": "10.4.17.240", "subnet": "10.4.17.0/24"}), _set("addons.loadBalancer", {"enabled": True, "addresses": ["10.4.17.240-10.4.17.250"]})), "addons.loadBalancer.addresses[0]", "API server's address 10.4.17.240"),
+    ("api-access-strict-arp", "staging", all_of(_set("cluster.apiAccess", {"mode": "kubeVip", "address": "10.4.17.5", "subnet": "10.4.17.0/24"}), _set("cluster.extraVars", {"kube_proxy_strict_arp": False})), "cluster.extraVars.kube_proxy_strict_arp", "must stay true"),
     ("api-access-managed-var", "staging", _set("cluster.extraVars", {"kube_vip_address": "10.4.17.5"}), "cluster.extraVars.kube_vip_address", "cluster.apiAccess.address"),
     ("etcd-backup-schedule", "staging", _set("cluster.etcdBackup", {"schedule": "every 6 hours"}), "cluster.etcdBackup.schedule", "five fields"),
     ("etcd-backup-schedule-template", "staging", _set("cluster.etcdBackup", {"schedule": "{{ lookup('pipe','id') }}"}), "cluster.etcdBackup.schedule", ""),
@@ -234,7 +211,7 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("etcd-backup-directory", "staging", _set("cluster.etcdBackup", {"directory": "backups"}), "cluster.etcdBackup.directory", "absolute directory"),
     ("etcd-backup-directory-dotdot", "staging", _set("cluster.etcdBackup", {"directory": "/var/../etc"}), "cluster.etcdBackup.directory", "absolute directory"),
     ("etcd-backup-image", "staging", _set("cluster.etcdBackup", {"image": "busybox latest"}), "cluster.etcdBackup.image", ""),
-    ("etcd-backup-etcd-only-member", "staging", _all(_set("cluster.etcdBackup", {"schedule": "@daily"}), _set("cluster.nodes.2.roles", ["etcd"])), "cluster.etcdBackup.schedule", "node3 is not a Kubernetes node"),
+    ("etcd-backup-etcd-only-member", "staging", all_of(_set("cluster.etcdBackup", {"schedule": "@daily"}), _set("cluster.nodes.2.roles", ["etcd"])), "cluster.etcdBackup.schedule", "node3 is not a Kubernetes node"),
     ("etcd-backup-managed-var", "staging", _set("cluster.extraVars", {"etcd_backup_retention_count": 3}), "cluster.extraVars.etcd_backup_retention_count", "cluster.etcdBackup.retention"),
     ("control-host-no-proxy", "staging", _set("cluster.controlHost.proxy", {"noProxy": "a b"}), "cluster.controlHost.proxy.noProxy", "comma-separated"),
     ("node-state-unknown", "staging", _set("cluster.nodes.2.state", "gone"), "cluster.nodes[2].state", "unreachable"),
@@ -270,14 +247,14 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("mysql-user-root-pw", "staging", _user(passwordSecret="mysqlRootPassword"), "mysql.users[0].passwordSecret", "infrastructure credential"),
     ("mysql-user-ssh-pw", "staging", _user(passwordSecret="sshPrivateKey"), "mysql.users[0].passwordSecret", "infrastructure credential"),
     ("mysql-user-setting-pw", "staging", _user(passwordSecret="apps"), "mysql.users[0].passwordSecret", "platform setting"),
-    ("mysql-user-pw-plain", "staging", _all(_user(), _set("ordersDbPassword", "hunter2")), "ordersDbPassword", "plain text"),
+    ("mysql-user-pw-plain", "staging", all_of(_user(), _set("ordersDbPassword", "hunter2")), "ordersDbPassword", "plain text"),
     ("mysql-user-access", "staging", _user(access="admin"), "mysql.users[0].access", "not one of readWrite, readOnly"),
     ("mysql-user-access-case", "staging", _user(access="readwrite"), "mysql.users[0].access", "did you mean 'readWrite'"),
     ("mysql-user-unknown-key", "staging", _user(privileges="ALL"), "mysql.users[0].privileges", "unknown key"),
-    ("mysql-user-twice", "staging", _all(_user(), _set("mysql.users", [{"name": "orders", "databases": [d], "passwordSecret": "ordersDbPassword"} for d in ("a", "b")])), "mysql.users[1].name", "already defined"),
-    ("mysql-user-disabled", "staging", _all(_user(), _set("mysql.enabled", False)), "mysql.users", "needs mysql.enabled: true"),
+    ("mysql-user-twice", "staging", all_of(_user(), _set("mysql.users", [{"name": "orders", "databases": [d], "passwordSecret": "ordersDbPassword"} for d in ("a", "b")])), "mysql.users[1].name", "already defined"),
+    ("mysql-user-disabled", "staging", all_of(_user(), _set("mysql.enabled", False)), "mysql.users", "needs mysql.enabled: true"),
     # apps: names, images, ports, services
-    ("app-name-missing", "staging", _set("apps.0.name", _DELETE), "apps[0].name", "is required"),
+    ("app-name-missing", "staging", _set("apps.0.name", DELETE), "apps[0].name", "is required"),
     ("app-image-tagless", "staging", _app(image="nginx"), "apps[0].image", "no tag"),
     ("app-port-zero", "staging", _app(port=0), "apps[0].port", "at least 1"),
     ("app-port-name", "staging", _app(port="http"), "apps[0].port", "whole number"),
@@ -305,11 +282,11 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("apps-mapping", "staging", _set("apps", {"my-nginx": {"image": "nginx:1.27.5"}}), "apps", "must be a list"),
     # prod tier rules
     ("prod-reset-on-destroy", "prod", _set("cluster.resetOnDestroy", True), "cluster.resetOnDestroy", "must be false in prod"),
-    ("prod-host-key-missing", "prod", _set("cluster.controlHost.hostKey", _DELETE), "cluster.controlHost.hostKey", "prod requires"),
-    ("prod-one-etcd", "prod", _all(_set(f"{_N}.1.roles", ["control-plane"]), _set(f"{_N}.2.roles", ["control-plane"])), _N, "at least 3 etcd"),
-    ("prod-one-control-plane", "prod", _all(_set(f"{_N}.1.roles", ["etcd"]), _set(f"{_N}.2.roles", ["etcd"])), _N, "at least 2 control-plane"),
+    ("prod-host-key-missing", "prod", _set("cluster.controlHost.hostKey", DELETE), "cluster.controlHost.hostKey", "prod requires"),
+    ("prod-one-etcd", "prod", all_of(_set(f"{_N}.1.roles", ["control-plane"]), _set(f"{_N}.2.roles", ["control-plane"])), _N, "at least 3 etcd"),
+    ("prod-one-control-plane", "prod", all_of(_set(f"{_N}.1.roles", ["etcd"]), _set(f"{_N}.2.roles", ["etcd"])), _N, "at least 2 control-plane"),
     ("prod-mysql-two", "prod", _set("mysql.replicas", 2), "mysql.replicas", "at least 3"),
-    ("prod-release-unpinned", "prod", _release(version=_DELETE), "helm.releases[0].version", "required in prod"),
+    ("prod-release-unpinned", "prod", _release(version=DELETE), "helm.releases[0].version", "required in prod"),
 ]  # fmt: skip
 
 # Broken files rather than broken settings: only the CLI path applies (no config to deploy).
@@ -332,9 +309,9 @@ FILE_CASES: list[tuple[str, str | bytes, str]] = [
 
 # Secrets not set yet: the program refuses to deploy; validate/inventory/render (planning) warn.
 MISSING_SECRET_CASES: list[tuple[str, str, Mutation, str, str]] = [
-    ("ssh-key-missing", "staging", _set("sshPrivateKey", _DELETE), "sshPrivateKey", "required in kubespray mode"),
-    ("mysql-password-missing", "staging", _set("mysqlRootPassword", _DELETE), "mysqlRootPassword", "required when mysql.enabled"),
-    ("mysql-user-password-missing", "staging", _all(_user(), _set("ordersDbPassword", _DELETE)), "mysql.users[0].passwordSecret", "which is not set"),
+    ("ssh-key-missing", "staging", _set("sshPrivateKey", DELETE), "sshPrivateKey", "required in kubespray mode"),
+    ("mysql-password-missing", "staging", _set("mysqlRootPassword", DELETE), "mysqlRootPassword", "required when mysql.enabled"),
+    ("mysql-user-password-missing", "staging", all_of(_user(), _set("ordersDbPassword", DELETE)), "mysql.users[0].passwordSecret", "which is not set"),
 ]  # fmt: skip
 
 
@@ -457,13 +434,6 @@ def test_real_validate_config_file(case_root: Path, case_id: str) -> None:
     )  # fmt: skip
     assert res.returncode == 1, res
     assert "Traceback" not in res.stderr and res.stderr.count("problem(s)") == 1
-
-
-SECRETS = ProgramSecrets(
-    ssh_private_key=__import__("pulumi").Output.secret("ssh-key-under-test"),
-    mysql_root_password=__import__("pulumi").Output.secret("root-pw-under-test"),
-    mysql_replication_password=__import__("pulumi").Output.secret("repl-pw-under-test"),
-)
 
 
 @pytest.mark.parametrize(("case_id", "path", "words"), [pytest.param(c, p, w, id=c) for c, _, _, p, w in CASES])

@@ -4,7 +4,7 @@ the typed spec, and every rejection names its key path and says what would be ri
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,11 +23,11 @@ from components.spec import (
 )
 from stacks.config import SECRET, ConfigError, parse_config
 from stacks.files import config_from_file
-from tests.support.mocks import PROJECT_ROOT, assert_problem, existing_config, kubespray_config
+from tests.support.mocks import PROJECT_ROOT, existing_config, kubespray_config
+from tests.support.rejections import ENTRY_POINTS, Mutator, assert_refused
 
 SHOWCASE = PROJECT_ROOT / "tests" / "unit" / "fixtures" / "Pulumi.showcase.yaml"
 
-Mutator = Callable[[dict[str, Any]], None]
 
 _MESH_APP: dict[str, Any] = {"name": "api", "namespace": "shop", "image": "nginx:1.27.5", "mesh": True}
 _NFS = {
@@ -628,13 +628,12 @@ REJECTED: list[tuple[str, Mutator, str, str]] = [
 ]
 
 
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
 @pytest.mark.parametrize(("mutate", "path", "words"), [pytest.param(m, p, w, id=i) for i, m, p, w in REJECTED])
-def test_rejected_with_key_path_and_hint(mutate: Mutator, path: str, words: str) -> None:
+def test_rejected_with_key_path_and_hint(entry: str, mutate: Mutator, path: str, words: str, tmp_path: Path) -> None:
     cfg = base()
     mutate(cfg)
-    with pytest.raises(ConfigError) as err:
-        parse(cfg)
-    assert_problem(err.value.problems, path, words)
+    assert_refused(ENTRY_POINTS[entry](cfg, tmp_path), path, words)
 
 
 def test_plaintext_secret_is_never_echoed() -> None:

@@ -28,7 +28,7 @@ from components.spec import (
     StorageAddon,
 )
 from components.webapp import WebApp, WebAppArgs
-from tests.support.mocks import OptsRecorder, PlatformMocks, run_program
+from tests.support.mocks import OptsRecorder, PlatformMocks, app_spec, run_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CR_VS = "kubernetes:networking.istio.io/v1:VirtualService"
@@ -54,9 +54,7 @@ def _addons(mesh: MeshAddon | None) -> AddonsSpec:
 
 
 def _app(**kw: Any) -> AppSpec:
-    base: dict[str, Any] = dict(name="api", namespace="shop", image="nginx:1.27", port=8080, mesh=True)
-    base.update(kw)
-    return AppSpec(**base)
+    return app_spec(**{"mesh": True, **kw})
 
 
 def _run_app(app: AppSpec, domain: str = "cluster.local") -> None:

@@ -7,11 +7,11 @@ from typing import Any
 
 import pulumi
 
-from components.spec import AppSpec, AppVolumeSpec, ClaimSpec, LocalSource, NfsSource, StaticVolumeSpec
+from components.spec import AppVolumeSpec, ClaimSpec, LocalSource, NfsSource, StaticVolumeSpec
 from components.volumes import StaticVolumes, StaticVolumesArgs
 from components.webapp import WebApp, WebAppArgs
 from stacks.program import ProgramSecrets, deploy
-from tests.support.mocks import PROJECT_ROOT, OptsRecorder, PlatformMocks, kubespray_config, run_program
+from tests.support.mocks import PROJECT_ROOT, OptsRecorder, PlatformMocks, app_spec, kubespray_config, run_program
 
 PV = "kubernetes:core/v1:PersistentVolume"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
@@ -58,12 +58,6 @@ def test_static_volumes(mocks: PlatformMocks, opts_recorder: OptsRecorder) -> No
         assert opts_recorder.opts[name].protect is True, name
 
 
-def _app(**kw: Any) -> AppSpec:
-    base: dict[str, Any] = dict(name="api", namespace="shop", image="nginx:1.27", port=8080)
-    base.update(kw)
-    return AppSpec(**base)
-
-
 VOLS = (
     AppVolumeSpec("assets", ClaimSpec("5Gi", "manual", ("ReadOnlyMany",), {"tier": "shared"}), "/srv/assets"),
     AppVolumeSpec("scratch", ClaimSpec("2Gi"), "/var/scratch", read_only=False),
@@ -74,7 +68,7 @@ def test_app_claims_and_mounts(mocks: PlatformMocks, opts_recorder: OptsRecorder
     run_program(
         lambda: WebApp(
             "app",
-            WebAppArgs(spec=_app(volumes=VOLS), protect=True),
+            WebAppArgs(spec=app_spec(volumes=VOLS), protect=True),
             opts=pulumi.ResourceOptions(transformations=[opts_recorder.transformation]),
         )
     )
@@ -107,7 +101,7 @@ def test_claims_unprotected_outside_prod(mocks: PlatformMocks, opts_recorder: Op
     run_program(
         lambda: WebApp(
             "app",
-            WebAppArgs(spec=_app(volumes=VOLS[:1])),
+            WebAppArgs(spec=app_spec(volumes=VOLS[:1])),
             opts=pulumi.ResourceOptions(transformations=[opts_recorder.transformation]),
         )
     )

@@ -30,7 +30,7 @@ from components.spec import (
 )
 from components.webapp import WebApp, WebAppArgs
 from stacks.render import render_objects
-from tests.support.mocks import PlatformMocks, run_program
+from tests.support.mocks import PlatformMocks, app_spec, run_program
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
@@ -39,9 +39,7 @@ HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 
 
 def _app(**kw: Any) -> AppSpec:
-    base: dict[str, Any] = dict(name="my-nginx", namespace="web", image="nginxinc/nginx-unprivileged:1.27", port=8080)
-    base.update(kw)
-    return AppSpec(**base)
+    return app_spec(**{"name": "my-nginx", "namespace": "web", "image": "nginxinc/nginx-unprivileged:1.27", **kw})
 
 
 def _run(app: AppSpec, ingress_class: str = "traefik", lb: bool = False) -> WebApp:
