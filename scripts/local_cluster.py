@@ -28,17 +28,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT)]  # the e2e helpers (`lib`) and `tests.support`
 
 import yaml  # noqa: E402
 from lib import engine, kwok_node  # noqa: E402
 from lib.chartrepo import ChartRepo  # noqa: E402
 from lib.cluster import LocalCluster  # noqa: E402
 from lib.kube import Kube  # noqa: E402
-from lib.sshd import ControlHost, ensure_wheelhouse  # noqa: E402
+from lib.sshd import ControlHost  # noqa: E402
 from lib.stack import existing_config, kubespray_config  # noqa: E402
-from lib.standin import KubesprayStandIn  # noqa: E402
+from lib.standin import KubesprayUnderTest  # noqa: E402
 from lib.util import CACHE_ROOT, Proc, pid_matches  # noqa: E402
+
+from tests.support.kubespray_tree import ensure_wheelhouse  # noqa: E402
 
 DEFAULT_DIR = CACHE_ROOT / "local-cluster"
 
@@ -77,10 +79,10 @@ def start(d: Path, everything: bool) -> int:
             assert charts.proc is not None
             extras.append(charts.proc.describe())
             info["charts"] = charts.url
-            standin = KubesprayStandIn(d / "kubespray-standin", admin_conf=Path(str(cluster.kubeconfig))).build()
+            standin = KubesprayUnderTest(d / "kubespray-standin", admin_conf=Path(str(cluster.kubeconfig))).build()
             info["kubespray_standin"] = standin.source
             if os.geteuid() == 0:
-                wh = ensure_wheelhouse()
+                wh = ensure_wheelhouse(ROOT / "components" / "kubespray_releases" / "v2.31.0.requirements.txt")
                 ch = ControlHost(d / "control-host", env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wh)}).start()
                 assert ch.proc is not None
                 extras.append(ch.proc.describe())
