@@ -4,7 +4,7 @@ import dataclasses
 
 import pulumi
 
-from components.spec import (
+from components.vocabulary import (
     SECRET_KUBECONFIG,
     SECRET_MYSQL_REPLICATION_PASSWORD,
     SECRET_MYSQL_ROOT_PASSWORD,

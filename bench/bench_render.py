@@ -19,23 +19,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from components.addons_config import Addon, AddonsSpec, IngressAddon, LoadBalancerAddon, StorageAddon  # noqa: E402
 from components.catalog import DEFAULT_ADDON_CHARTS as CHARTS  # noqa: E402
+from components.cluster_config import ClusterSpec  # noqa: E402
+from components.helm_config import HelmSpec  # noqa: E402
+from components.mysql_config import MySQLSpec  # noqa: E402
 from components.namespaces import NamespacesArgs, PlatformNamespaces  # noqa: E402
-from components.spec import (  # noqa: E402
-    Addon,
-    AddonsSpec,
-    AppSpec,
-    ClusterSpec,
-    HelmSpec,
-    HpaSpec,
-    IngressAddon,
-    IngressSpec,
-    LoadBalancerAddon,
-    MySQLSpec,
-    PlatformSpec,
-    StorageAddon,
-)
 from components.webapp import WebApp, WebAppArgs  # noqa: E402
+from components.webapp_config import AppSpec, HpaSpec, IngressSpec  # noqa: E402
+from stacks.config import PlatformSpec  # noqa: E402
 from stacks.render import render_stack  # noqa: E402
 
 

@@ -19,8 +19,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import mesh
+from components.addons_config import AddonsSpec
+from components.catalog import ChartSource
+from components.helm_config import HelmReleaseSpec
 from components.helm_release import HelmRelease, HelmReleaseArgs, deep_merge
-from components.spec import AddonsSpec, ChartSource, HelmReleaseSpec
 
 # Taints kubeadm (and so kubespray) puts on control-plane nodes; `master` is the
 # pre-1.24 key that clusters upgraded from old releases may still carry.

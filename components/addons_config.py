@@ -7,11 +7,13 @@ PR checks) never imports the Pulumi SDK.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 from pydantic import Field
 
-from components.catalog import DEFAULT_ADDON_CHARTS, MESH_BASE_CHART
+from components.catalog import DEFAULT_ADDON_CHARTS, MESH_BASE_CHART, ChartSource
 from components.checks import (
     CHART_REPO_SCHEMES,
     chart_name_check,
@@ -22,7 +24,59 @@ from components.checks import (
     url_check,
 )
 from components.config_model import AnyMap, ConfigModel, Findings, Flag, Text, checked, text_list
-from components.spec import Addon, AddonsSpec, ChartSource, IngressAddon, LoadBalancerAddon, MeshAddon, StorageAddon
+
+# --------------------------------------------------------------------------- args: what the component receives
+
+@dataclass(frozen=True)
+class Addon:
+    enabled: bool
+    chart: ChartSource
+
+
+@dataclass(frozen=True)
+class IngressAddon(Addon):
+    class_name: str = "traefik"
+
+
+@dataclass(frozen=True)
+class StorageAddon(Addon):
+    default_class: str = "local-path"
+
+
+@dataclass(frozen=True)
+class LoadBalancerAddon(Addon):
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MeshAddon(Addon):
+    """The service mesh (Istio): `chart` is the control plane (istiod); `base_chart` (CRDs,
+    cluster roles) comes from the same repo at the same version into the same namespace,
+    because Istio supports base and istiod only in lockstep."""
+
+    base_chart: str = "base"
+    base_values: Mapping[str, Any] = field(default_factory=dict)
+    cluster_domain: str = "cluster.local"  # Service FQDNs in VirtualService/DestinationRule hosts
+
+    @property
+    def base(self) -> ChartSource:
+        c = self.chart
+        return ChartSource(
+            repo=c.repo, chart=self.base_chart, version=c.version, namespace=c.namespace, values=self.base_values
+        )
+
+
+@dataclass(frozen=True)
+class AddonsSpec:
+    ingress: IngressAddon
+    storage: StorageAddon
+    metrics_server: Addon
+    load_balancer: LoadBalancerAddon
+    mesh: MeshAddon | None = None  # None: no mesh (as `enabled: false`)
+
+    @property
+    def mesh_enabled(self) -> bool:
+        return self.mesh is not None and self.mesh.enabled
 
 
 class AddonConfig(ConfigModel):

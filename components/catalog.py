@@ -9,7 +9,22 @@ Each entry says why this chart, and where its version was checked to exist.
 
 from __future__ import annotations
 
-from components.spec import ChartSource
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# --------------------------------------------------------------------------- args: what the component receives
+
+@dataclass(frozen=True)
+class ChartSource:
+    """Where an add-on's chart comes from; every field is overridable per stack."""
+
+    repo: str
+    chart: str
+    version: str
+    namespace: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
 
 DEFAULT_ADDON_CHARTS: dict[str, ChartSource] = {
     # Traefik instead of ingress-nginx, which Kubernetes SIG Network retired

@@ -11,13 +11,15 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-from components.spec import (
+from components.vocabulary import (
+    CONFIG_NAMESPACE,
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
     SECRET_KUBECONFIG,
     SECRET_MYSQL_REPLICATION_PASSWORD,
     SECRET_MYSQL_ROOT_PASSWORD,
     SECRET_SSH_PRIVATE_KEY,
 )
-from components.vocabulary import CONFIG_NAMESPACE, DNS_LABEL, DNS_SUBDOMAIN
 
 HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$"

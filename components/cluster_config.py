@@ -15,12 +15,12 @@ import dataclasses
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from components import kubespray_release
-from components import spec as s
 from components.checks import (
     CREDENTIALS_IN_URL,
     host_check,
@@ -52,6 +52,318 @@ from components.config_model import (
     reject,
     whole,
 )
+
+# --------------------------------------------------------------------------- args: what the component receives
+
+ClusterMode = Literal["kubespray", "existing"]
+
+
+ROLE_CONTROL_PLANE = "control-plane"
+
+
+ROLE_ETCD = "etcd"
+
+
+ROLE_WORKER = "worker"
+
+
+ROLES = (ROLE_CONTROL_PLANE, ROLE_ETCD, ROLE_WORKER)
+
+
+NodeState = Literal["present", "unreachable"]
+
+
+NODE_STATES: tuple[NodeState, ...] = ("present", "unreachable")
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    address: str  # ansible_host: how the control host reaches the node
+    ip: str  # the address Kubernetes binds to
+    roles: tuple[str, ...]
+    # unreachable: the machine is gone for good; the program removes it from the cluster
+    # without touching it (remove-node.yml with reset_nodes=false allow_ungraceful_removal=true)
+    state: NodeState = "present"
+    host_key: str = ""  # the node's SSH host key, pinned for ansible (`ssh-ed25519 AAAA…`)
+
+    @property
+    def present(self) -> bool:
+        return self.state == "present"
+
+    @property
+    def is_control_plane(self) -> bool:
+        return ROLE_CONTROL_PLANE in self.roles
+
+    @property
+    def is_etcd(self) -> bool:
+        return ROLE_ETCD in self.roles
+
+    @property
+    def is_worker(self) -> bool:
+        return ROLE_WORKER in self.roles
+
+    @property
+    def worker_only(self) -> bool:
+        """Nodes kubespray adds with scale.yml and removes with remove-node.yml."""
+        return self.is_worker and not self.is_control_plane and not self.is_etcd
+
+
+@dataclass(frozen=True)
+class ProxyJump:
+    host: str
+    port: int
+    user: str
+
+
+@dataclass(frozen=True)
+class ControlHostProxy:
+    """The HTTP proxy the control host itself goes through (git fetch of kubespray, pip)."""
+
+    http: str = ""
+    https: str = ""
+    no_proxy: str = ""
+
+    def env(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for var, value in (("http_proxy", self.http), ("https_proxy", self.https), ("no_proxy", self.no_proxy)):
+            if value:
+                out[var] = value
+                out[var.upper()] = value
+        return out
+
+
+@dataclass(frozen=True)
+class PipSource:
+    """Where the control host's pip installs kubespray's requirements from (a PyPI mirror)."""
+
+    index_url: str = ""
+    trusted_host: str = ""
+
+    def env(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.index_url:
+            out["PIP_INDEX_URL"] = self.index_url
+        if self.trusted_host:
+            out["PIP_TRUSTED_HOST"] = self.trusted_host
+        return out
+
+
+@dataclass(frozen=True)
+class ControlHost:
+    host: str
+    port: int
+    user: str
+    host_key: str = ""
+    proxy_jump: ProxyJump | None = None
+    proxy: ControlHostProxy = field(default_factory=ControlHostProxy)
+    pip: PipSource = field(default_factory=PipSource)
+
+
+ApiAccessMode = Literal["localProxy", "kubeVip", "externalLB"]
+
+
+API_ACCESS_MODES: tuple[ApiAccessMode, ...] = ("localProxy", "kubeVip", "externalLB")
+
+
+KUBE_APISERVER_PORT = 6443
+
+
+@dataclass(frozen=True)
+class ApiAccess:
+    """How clients and the nodes reach the control plane (kubespray's HA modes).
+
+    localProxy: kubespray's default, a local proxy on every node to all API servers; the
+                exported kubeconfig names the first control-plane node (or apiServerEndpoint)
+    kubeVip:    a virtual IP held by one control-plane node at a time (kube-vip, ARP)
+    externalLB: a load balancer the team runs in front of the API servers
+    """
+
+    mode: ApiAccessMode = "localProxy"
+    address: str = ""  # kubeVip: the VIP; externalLB: the load balancer's IP
+    port: int = KUBE_APISERVER_PORT  # externalLB: the port it listens on
+    domain_name: str = ""  # externalLB: its DNS name (apiserver_loadbalancer_domain_name)
+    subnet: str = ""  # kubeVip: the control-plane nodes' network the VIP belongs to
+    interface: str = ""  # kubeVip: kube_vip_interface (empty: kube-vip's own choice)
+
+    def group_vars(self) -> dict[str, object]:
+        if self.mode == "localProxy":
+            return {}
+        out: dict[str, object] = {"loadbalancer_apiserver": {"address": self.address, "port": self.port}}
+        if self.mode == "kubeVip":
+            out.update(
+                kube_vip_enabled=True,
+                kube_vip_controlplane_enabled=True,
+                kube_vip_arp_enabled=True,
+                kube_vip_address=self.address,
+                # kube-vip's ARP needs strict ARP when kube-proxy runs in IPVS mode (kubespray's docs)
+                kube_proxy_strict_arp=True,
+            )
+            if self.interface:
+                out["kube_vip_interface"] = self.interface
+        elif self.domain_name:
+            out["apiserver_loadbalancer_domain_name"] = self.domain_name
+        return out
+
+    def url(self) -> str:
+        """The API server URL clients use, or "" for localProxy."""
+        if self.mode == "localProxy":
+            return ""
+        host = self.domain_name or self.address
+        host = f"[{host}]" if ":" in host else host
+        return f"https://{host}:{self.port}"
+
+
+# How ansible checks the nodes' SSH host keys: pinned (every node's `hostKey`, nothing else
+# accepted), acceptNew (recorded on first contact on the control host, a changed key fails the
+# run; `hostKey` pins a node up front), off (no checking: dev only, an explicit choice)
+HostKeyChecking = Literal["pinned", "acceptNew", "off"]
+
+
+HOST_KEY_CHECKING: tuple[HostKeyChecking, ...] = ("pinned", "acceptNew", "off")
+
+
+@dataclass(frozen=True)
+class KubesprayRef:
+    version: str
+    source: str
+    workdir: str
+    # the commit `version` must resolve to after the fetch ("" = not checked): tags move,
+    # and a mirror can serve anything under a tag name
+    commit: str = ""
+    # hash-pinned lock of the release's requirements.txt, installed with --require-hashes
+    # ("" = the release's requirements.txt as it is)
+    requirements_lock: str = ""
+
+
+@dataclass(frozen=True)
+class Proxy:
+    http: str = ""
+    https: str = ""
+    no_proxy: str = ""
+
+
+@dataclass(frozen=True)
+class ImageRepos:
+    kube: str = ""
+    gcr: str = ""
+    docker: str = ""
+    quay: str = ""
+    github: str = ""
+    files: str = ""
+
+
+@dataclass(frozen=True)
+class Download:
+    run_once: bool = False
+    localhost: bool = False
+
+
+@dataclass(frozen=True)
+class HealthGate:
+    """Kubespray mode: after the cluster is installed or changed, and before any add-on, wait
+    until the API server is ready, every node of the stack is Ready and kube-system's
+    workloads are available; fail naming what is not."""
+
+    enabled: bool = True
+    timeout: int = 900  # seconds
+
+
+@dataclass(frozen=True)
+class UpgradeControls:
+    """How `upgrade-cluster.yml` rolls a new Kubernetes version through the nodes (kubespray's
+    own variables, passed with -e: `serial` is a play keyword, which inventory vars cannot set)."""
+
+    drain: bool = True  # drain_nodes
+    drain_timeout: str = "360s"  # drain_timeout
+    drain_grace_period: int = 300  # drain_grace_period (seconds; kubespray's default)
+    serial: str = "20%"  # serial: nodes upgraded at once, a count or a percentage
+    pause_seconds: int = 0  # upgrade_node_pause_seconds: wait after each node
+
+    def extra_vars(self) -> dict[str, object]:
+        return {
+            "drain_nodes": self.drain,
+            "drain_timeout": self.drain_timeout,
+            "drain_grace_period": self.drain_grace_period,
+            "serial": self.serial,
+            "upgrade_node_pause_seconds": self.pause_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class NodeRemoval:
+    """How `remove-node.yml` drains a node before it leaves (kubespray's remove-node variables)."""
+
+    drain_timeout: str = "360s"  # drain_timeout
+    drain_grace_period: int = 300  # drain_grace_period (seconds)
+    drain_retries: int = 3  # drain_retries
+
+    def extra_vars(self) -> dict[str, object]:
+        return {
+            "drain_timeout": self.drain_timeout,
+            "drain_grace_period": self.drain_grace_period,
+            "drain_retries": self.drain_retries,
+        }
+
+
+@dataclass(frozen=True)
+class EtcdBackup:
+    """etcd snapshots on the etcd members: before the cluster changes, and on a schedule."""
+
+    before_changes: bool = True  # the program's playbook before cluster.yml / upgrade / member removal
+    schedule: str = ""  # cron for a CronJob per etcd member; empty: none (default in prod: every 6 hours)
+    retention: int = 10  # snapshots kept per kind and member; also kubespray's etcd_backup_retention_count
+    directory: str = "/var/backups"  # etcd_backup_prefix; ours go under <directory>/k8s-platform-etcd/
+    image: str = "busybox:1.37"  # the CronJob's shell (it runs the node's own etcdctl)
+
+
+@dataclass(frozen=True)
+class CertificateRenewal:
+    """Kubespray's automatic renewal of the control plane's certificates (a systemd timer on
+    each control-plane node); kubeadm's certificates otherwise expire after a year."""
+
+    auto_renew: bool = False  # auto_renew_certificates
+    schedule: str = "Mon *-*-1,2,3,4,5,6,7 03:00:00"  # auto_renew_certificates_systemd_calendar
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    mode: ClusterMode
+    # existing mode
+    kubeconfig: str = ""
+    context: str = ""
+    # kubespray mode
+    kubespray: KubesprayRef | None = None
+    control_host: ControlHost | None = None
+    ansible_user: str = ""
+    ansible_key_path: str = ""
+    nodes: tuple[Node, ...] = ()
+    kube_version: str = ""
+    network_plugin: str = "calico"
+    container_manager: str = "containerd"
+    api_server_endpoint: str = ""
+    proxy: Proxy = field(default_factory=Proxy)
+    image_repos: ImageRepos = field(default_factory=ImageRepos)
+    download: Download = field(default_factory=Download)
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    reset_on_destroy: bool = False
+    health_gate: HealthGate = field(default_factory=HealthGate)
+    upgrade: UpgradeControls = field(default_factory=UpgradeControls)
+    certificates: CertificateRenewal = field(default_factory=CertificateRenewal)
+    removal: NodeRemoval = field(default_factory=NodeRemoval)
+    host_key_checking: HostKeyChecking = "acceptNew"
+    api_access: ApiAccess = field(default_factory=ApiAccess)
+    etcd_backup: EtcdBackup = field(default_factory=EtcdBackup)
+
+    @property
+    def control_plane(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.members if n.is_control_plane)
+
+    @property
+    def members(self) -> tuple[Node, ...]:
+        """The nodes the cluster is made of: every node not marked `unreachable`."""
+        return tuple(n for n in self.nodes if n.present)
+
 
 NETWORK_PLUGINS = ("calico", "cilium", "flannel", "kube-ovn", "kube-router", "macvlan", "custom_cni", "cni")
 # network plugins kubespray installs that do not enforce NetworkPolicy objects
@@ -306,7 +618,7 @@ def _trusted_host_check(value: str) -> str | None:
 
 def _roles_in(value: Any) -> Any:
     if isinstance(value, str):
-        reject(f"must be a list, e.g. [{value}] (one or more of {', '.join(s.ROLES)})")
+        reject(f"must be a list, e.g. [{value}] (one or more of {', '.join(ROLES)})")
     return list_in(value)
 
 
@@ -342,11 +654,11 @@ class NodeConfig(ConfigModel):
     roles: Annotated[
         tuple[Text, ...],
         BeforeValidator(_roles_in),
-        WithJsonSchema({"type": "array", "items": {"enum": list(s.ROLES)}, "minItems": 1, "uniqueItems": True}),
+        WithJsonSchema({"type": "array", "items": {"enum": list(ROLES)}, "minItems": 1, "uniqueItems": True}),
     ] | None = Field(
         None, description="control-plane, etcd and/or worker"
     )
-    state: data_choice(*s.NODE_STATES) = Field(  # type: ignore[valid-type]
+    state: data_choice(*NODE_STATES) = Field(  # type: ignore[valid-type]
         "present", description="unreachable: gone for good, removed from the cluster without being touched"
     )
     host_key: Annotated[DataText, checked(host_key_check)] = Field(
@@ -356,20 +668,20 @@ class NodeConfig(ConfigModel):
     def checks(self, found: Findings) -> None:
         if not self.roles:
             if not found.problems_under("roles"):
-                found.error("roles", f"is required: one or more of {', '.join(s.ROLES)}")
+                found.error("roles", f"is required: one or more of {', '.join(ROLES)}")
             return
         for j, role in enumerate(self.roles):
-            if role not in s.ROLES:
+            if role not in ROLES:
                 found.error(
-                    f"roles[{j}]", f"unknown role {role!r}; use {', '.join(s.ROLES)}{did_you_mean(role, s.ROLES)}"
+                    f"roles[{j}]", f"unknown role {role!r}; use {', '.join(ROLES)}{did_you_mean(role, ROLES)}"
                 )
             elif role in self.roles[:j]:
                 found.error(f"roles[{j}]", f"{role!r} is listed twice")
 
-    def args(self) -> s.Node:
+    def args(self) -> Node:
         ip = self.ip or (self.address if self.address and is_ip(self.address) else "")
-        roles = tuple(dict.fromkeys(r for r in self.roles or () if r in s.ROLES))
-        return s.Node(
+        roles = tuple(dict.fromkeys(r for r in self.roles or () if r in ROLES))
+        return Node(
             name=self.name, address=self.address, ip=ip, roles=roles, state=self.state, host_key=self.host_key
         )
 
@@ -388,8 +700,8 @@ class KubesprayRefConfig(ConfigModel):
         "", description="the commit the version must resolve to; default: the known release's"
     )
 
-    def args(self) -> s.KubesprayRef:
-        ref = s.KubesprayRef(version=self.version, source=self.source, workdir=self.workdir, commit=self.commit)
+    def args(self) -> KubesprayRef:
+        ref = KubesprayRef(version=self.version, source=self.source, workdir=self.workdir, commit=self.commit)
         known = kubespray_release.release(self.version)
         if not self.commit and re.fullmatch(r"[0-9a-f]{40}", self.version):
             return dataclasses.replace(ref, commit=self.version)
@@ -458,16 +770,16 @@ class ControlHostConfig(ConfigModel):
         if found.context.get("environment") == "prod" and not self.host_key:
             found.error("hostKey", "prod requires the control host's SSH host key pinned (e.g. 'ssh-ed25519 AAAA…')")
 
-    def args(self) -> s.ControlHost:
+    def args(self) -> ControlHost:
         jump = self.proxy_jump
-        return s.ControlHost(
+        return ControlHost(
             host=self.host,
             port=self.port,
             user=self.user,
             host_key=self.host_key,
-            proxy_jump=s.ProxyJump(host=jump.host, port=jump.port, user=jump.user) if jump.host else None,
-            proxy=s.ControlHostProxy(http=self.proxy.http, https=self.proxy.https, no_proxy=self.proxy.no_proxy),
-            pip=s.PipSource(index_url=self.pip.index_url, trusted_host=self.pip.trusted_host),
+            proxy_jump=ProxyJump(host=jump.host, port=jump.port, user=jump.user) if jump.host else None,
+            proxy=ControlHostProxy(http=self.proxy.http, https=self.proxy.https, no_proxy=self.proxy.no_proxy),
+            pip=PipSource(index_url=self.pip.index_url, trusted_host=self.pip.trusted_host),
         )
 
 
@@ -518,15 +830,15 @@ class HealthGateConfig(ConfigModel):
 class UpgradeConfig(ConfigModel):
     """How upgrade-cluster.yml rolls a new Kubernetes version through the nodes."""
 
-    drain: Flag = Field(s.UpgradeControls.drain, description="drain each node first (must be true in prod)")
+    drain: Flag = Field(UpgradeControls.drain, description="drain each node first (must be true in prod)")
     drain_timeout: Annotated[DataText, checked(drain_timeout_check)] = Field(
-        s.UpgradeControls.drain_timeout, description="whole seconds, like '360s'"
+        UpgradeControls.drain_timeout, description="whole seconds, like '360s'"
     )
-    drain_grace_period: whole(-1, 86400) = Field(s.UpgradeControls.drain_grace_period, description="seconds")  # type: ignore[valid-type]
+    drain_grace_period: whole(-1, 86400) = Field(UpgradeControls.drain_grace_period, description="seconds")  # type: ignore[valid-type]
     serial: Annotated[DataText, checked(_serial_check)] = Field(
-        s.UpgradeControls.serial, description="nodes at once: a count or a percentage"
+        UpgradeControls.serial, description="nodes at once: a count or a percentage"
     )
-    pause_seconds: whole(0, 86400) = Field(s.UpgradeControls.pause_seconds, description="wait after each node")  # type: ignore[valid-type]
+    pause_seconds: whole(0, 86400) = Field(UpgradeControls.pause_seconds, description="wait after each node")  # type: ignore[valid-type]
 
     def checks(self, found: Findings) -> None:
         if found.context.get("environment") == "prod" and not self.drain:
@@ -534,8 +846,8 @@ class UpgradeConfig(ConfigModel):
                 "drain", "must be true in prod: upgrading a node without draining it kills its pods mid-request"
             )
 
-    def args(self) -> s.UpgradeControls:
-        return s.UpgradeControls(
+    def args(self) -> UpgradeControls:
+        return UpgradeControls(
             drain=self.drain,
             drain_timeout=self.drain_timeout,
             drain_grace_period=self.drain_grace_period,
@@ -549,7 +861,7 @@ class CertificatesConfig(ConfigModel):
 
     auto_renew: Flag | None = Field(None, description="default: on in staging and prod")
     schedule: Annotated[DataText, checked(_calendar_check)] = Field(
-        s.CertificateRenewal.schedule, description="systemd OnCalendar"
+        CertificateRenewal.schedule, description="systemd OnCalendar"
     )
 
     def auto(self, env: str) -> bool:
@@ -565,12 +877,12 @@ class CertificatesConfig(ConfigModel):
 class NodeRemovalConfig(ConfigModel):
     """How remove-node.yml drains a node that leaves the cluster."""
 
-    drain_timeout: Annotated[DataText, checked(drain_timeout_check)] = s.NodeRemoval.drain_timeout
-    drain_grace_period: whole(-1, 86400) = s.NodeRemoval.drain_grace_period  # type: ignore[valid-type]
-    drain_retries: whole(1, 100) = s.NodeRemoval.drain_retries  # type: ignore[valid-type]
+    drain_timeout: Annotated[DataText, checked(drain_timeout_check)] = NodeRemoval.drain_timeout
+    drain_grace_period: whole(-1, 86400) = NodeRemoval.drain_grace_period  # type: ignore[valid-type]
+    drain_retries: whole(1, 100) = NodeRemoval.drain_retries  # type: ignore[valid-type]
 
-    def args(self) -> s.NodeRemoval:
-        return s.NodeRemoval(
+    def args(self) -> NodeRemoval:
+        return NodeRemoval(
             drain_timeout=self.drain_timeout,
             drain_grace_period=self.drain_grace_period,
             drain_retries=self.drain_retries,
@@ -580,16 +892,16 @@ class NodeRemovalConfig(ConfigModel):
 class EtcdBackupConfig(ConfigModel):
     """etcd snapshots on the etcd members: before the cluster changes, and on a schedule."""
 
-    before_changes: Flag = Field(s.EtcdBackup.before_changes, description="a snapshot before every change")
+    before_changes: Flag = Field(EtcdBackup.before_changes, description="a snapshot before every change")
     schedule: Annotated[DataText, checked(_cron_check)] | None = Field(
         None,
         description=f"cron of scheduled snapshots; default: '{DEFAULT_ETCD_BACKUP_SCHEDULE}' in prod, none elsewhere",
     )
-    retention: whole(1, 1000) = Field(s.EtcdBackup.retention, description="snapshots kept per kind and member")  # type: ignore[valid-type]
+    retention: whole(1, 1000) = Field(EtcdBackup.retention, description="snapshots kept per kind and member")  # type: ignore[valid-type]
     directory: Annotated[DataText, checked(_backup_directory_check)] = Field(
-        s.EtcdBackup.directory, description="where snapshots go on the members"
+        EtcdBackup.directory, description="where snapshots go on the members"
     )
-    image: Annotated[DataText, checked(image_problem)] = Field(s.EtcdBackup.image, description="the CronJob's shell")
+    image: Annotated[DataText, checked(image_problem)] = Field(EtcdBackup.image, description="the CronJob's shell")
 
     def cron(self, env: str) -> str:
         if self.schedule is None:
@@ -607,8 +919,8 @@ class EtcdBackupConfig(ConfigModel):
                 "schedule", "is empty in prod: no scheduled etcd snapshots; restore would go back to the last change"
             )
 
-    def args(self, env: str) -> s.EtcdBackup:
-        return s.EtcdBackup(
+    def args(self, env: str) -> EtcdBackup:
+        return EtcdBackup(
             before_changes=self.before_changes,
             schedule=self.cron(env),
             retention=self.retention,
@@ -620,11 +932,11 @@ class EtcdBackupConfig(ConfigModel):
 class ApiAccessConfig(ConfigModel):
     """How clients and the nodes reach the control plane."""
 
-    mode: data_choice(*s.API_ACCESS_MODES) = Field(  # type: ignore[valid-type]
+    mode: data_choice(*API_ACCESS_MODES) = Field(  # type: ignore[valid-type]
         "localProxy", description="localProxy (kubespray's default), kubeVip (a VIP) or externalLB"
     )
     address: Annotated[DataText, checked(ip_check)] = Field("", description="kubeVip: the VIP; externalLB: its IP")
-    port: Port = Field(s.KUBE_APISERVER_PORT, description="externalLB: its port")  # type: ignore[valid-type]
+    port: Port = Field(KUBE_APISERVER_PORT, description="externalLB: its port")  # type: ignore[valid-type]
     domain_name: Annotated[DataText, checked(host_check)] = Field("", description="externalLB: its DNS name")
     subnet: Annotated[DataText, checked(_subnet_check)] = Field(
         "", description="kubeVip: the control-plane nodes' network"
@@ -637,7 +949,7 @@ class ApiAccessConfig(ConfigModel):
         for name in sorted(self.model_fields_set, key=list(type(self).model_fields).index):
             key = type(self).model_fields[name].alias or name
             # written out empty (or the default port) is not set: a full reference may list them all
-            if key != "mode" and key not in allowed and getattr(self, name) not in ("", s.KUBE_APISERVER_PORT):
+            if key != "mode" and key not in allowed and getattr(self, name) not in ("", KUBE_APISERVER_PORT):
                 found.error(
                     key,
                     f"does not apply to mode {self.mode}" + (f" (it takes {', '.join(allowed)})" if allowed else ""),
@@ -651,7 +963,7 @@ class ApiAccessConfig(ConfigModel):
             found.error("subnet", "is required for mode kubeVip: the control-plane nodes' network (e.g. 10.4.17.0/24), "
                         "so the VIP can be checked against it")  # fmt: skip
 
-    def check_nodes(self, nodes: tuple[s.Node, ...], found: Findings) -> None:
+    def check_nodes(self, nodes: tuple[Node, ...], found: Findings) -> None:
         """The VIP against the machines: no node's own address, inside the control plane's network."""
         if self.mode != "kubeVip":
             return
@@ -676,8 +988,8 @@ class ApiAccessConfig(ConfigModel):
                 found.error("subnet", f"does not contain control-plane node {node.name}'s ip {node.ip}: every "
                             "control-plane node must be able to hold the VIP")  # fmt: skip
 
-    def args(self) -> s.ApiAccess:
-        return s.ApiAccess(
+    def args(self) -> ApiAccess:
+        return ApiAccess(
             mode=self.mode,
             address=self.address,
             port=self.port,
@@ -742,7 +1054,7 @@ class ClusterConfig(ConfigModel):
     upgrade: UpgradeConfig = Field(default_factory=UpgradeConfig)
     certificates: CertificatesConfig = Field(default_factory=CertificatesConfig)
     node_removal: NodeRemovalConfig = Field(default_factory=NodeRemovalConfig)
-    host_key_checking: data_choice(*s.HOST_KEY_CHECKING) = Field(  # type: ignore[valid-type]
+    host_key_checking: data_choice(*HOST_KEY_CHECKING) = Field(  # type: ignore[valid-type]
         "acceptNew", description="pinned, acceptNew, or off (dev only)"
     )
     api_access: ApiAccessConfig = Field(default_factory=ApiAccessConfig)
@@ -799,7 +1111,7 @@ class ClusterConfig(ConfigModel):
                 )
         self._check_release(found)
 
-    def _check_nodes(self, nodes: tuple[s.Node, ...], env: str, found: Findings) -> None:
+    def _check_nodes(self, nodes: tuple[Node, ...], env: str, found: Findings) -> None:
         kubespray = self.mode == "kubespray"
         names: dict[str, int] = {}
         addresses: dict[str, int] = {}
@@ -899,14 +1211,14 @@ class ClusterConfig(ConfigModel):
                     f"{did_you_mean(key, sorted(rel.variables))}",
                 )
 
-    def args(self, env: str) -> s.ClusterSpec:
+    def args(self, env: str) -> ClusterSpec:
         nodes = tuple(n.args() for n in self.nodes)
         if self.mode == "existing":
-            return s.ClusterSpec(mode="existing", kubeconfig=self.kubeconfig, context=self.context, nodes=nodes)
-        return s.ClusterSpec(
+            return ClusterSpec(mode="existing", kubeconfig=self.kubeconfig, context=self.context, nodes=nodes)
+        return ClusterSpec(
             mode="kubespray",
-            kubespray=self.kubespray.args() if self.kubespray else s.KubesprayRef(version="", source="", workdir=""),
-            control_host=self.control_host.args() if self.control_host else s.ControlHost(host="", port=22, user=""),
+            kubespray=self.kubespray.args() if self.kubespray else KubesprayRef(version="", source="", workdir=""),
+            control_host=self.control_host.args() if self.control_host else ControlHost(host="", port=22, user=""),
             ansible_user=self.ansible_user,
             ansible_key_path=self.ansible_key_path,
             nodes=nodes,
@@ -914,14 +1226,14 @@ class ClusterConfig(ConfigModel):
             network_plugin=self.network_plugin,
             container_manager=self.container_manager,
             api_server_endpoint=self.api_server_endpoint,
-            proxy=s.Proxy(http=self.proxy.http, https=self.proxy.https, no_proxy=self.proxy.no_proxy),
-            image_repos=s.ImageRepos(**self.image_repos.model_dump()),
-            download=s.Download(run_once=self.download.run_once, localhost=self.download.localhost),
+            proxy=Proxy(http=self.proxy.http, https=self.proxy.https, no_proxy=self.proxy.no_proxy),
+            image_repos=ImageRepos(**self.image_repos.model_dump()),
+            download=Download(run_once=self.download.run_once, localhost=self.download.localhost),
             extra_vars={k: v for k, v in self.extra_vars.items() if not contains_secret(v)},
             reset_on_destroy=self.reset_on_destroy,
-            health_gate=s.HealthGate(enabled=self.health_gate.enabled, timeout=self.health_gate.timeout),
+            health_gate=HealthGate(enabled=self.health_gate.enabled, timeout=self.health_gate.timeout),
             upgrade=self.upgrade.args(),
-            certificates=s.CertificateRenewal(
+            certificates=CertificateRenewal(
                 auto_renew=self.certificates.auto(env), schedule=self.certificates.schedule
             ),
             removal=self.node_removal.args(),

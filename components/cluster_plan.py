@@ -20,7 +20,7 @@ from typing import Any
 
 from components import kubespray_inventory as inv
 from components import kubespray_release
-from components.spec import ROLE_CONTROL_PLANE, ROLE_ETCD, ClusterSpec
+from components.cluster_config import ROLE_CONTROL_PLANE, ROLE_ETCD, ClusterSpec
 
 
 def layout(cluster: ClusterSpec, schedulable_control_plane: bool) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.cluster_config import EtcdBackup
 from components.kubespray import ETCD_SNAPSHOT_SCRIPT
-from components.spec import EtcdBackup
 from components.vocabulary import HOSTNAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
 
 NAMESPACE = "kube-system"

@@ -7,8 +7,10 @@ Pulumi SDK.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -35,7 +37,29 @@ from components.config_model import (
     text_list,
     whole,
 )
-from components.spec import HelmReleaseSpec, HelmSpec
+
+# --------------------------------------------------------------------------- args: what the component receives
+
+@dataclass(frozen=True)
+class HelmReleaseSpec:
+    name: str
+    namespace: str
+    repo: str  # after helm.repoMirrors is applied
+    chart: str
+    version: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+    values_files: tuple[str, ...] = ()
+    atomic: bool = True
+    cleanup_on_fail: bool = True
+    timeout: int = 600
+    max_history: int = 10
+    upstream_repo: str = ""  # the repo as written in config, before mirroring
+
+
+@dataclass(frozen=True)
+class HelmSpec:
+    repo_mirrors: Mapping[str, str] = field(default_factory=dict)
+    releases: tuple[HelmReleaseSpec, ...] = ()
 
 
 def values_file_check(path: str, root: Path | None) -> str | None:

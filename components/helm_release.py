@@ -19,7 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.spec import HelmReleaseSpec
+from components.helm_config import HelmReleaseSpec
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

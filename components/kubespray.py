@@ -48,8 +48,8 @@ from cryptography import x509
 
 from components import cluster_plan
 from components import kubespray_inventory as inv
+from components.cluster_config import ClusterSpec, Node
 from components.cluster_plan import check_kube_version_change
-from components.spec import ClusterSpec, Node
 
 __all__ = ["KubesprayCluster", "KubesprayClusterArgs", "check_kube_version_change", "rewrite_server"]
 

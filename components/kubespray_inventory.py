@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from components.spec import ClusterSpec, Node
+from components.cluster_config import ClusterSpec, Node
 
 GROUP_VARS_PATH = "group_vars/all/k8s-platform.yml"
 

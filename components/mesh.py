@@ -28,7 +28,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.helm_release import deep_merge
-from components.spec import AppSpec, ResilienceSpec
+from components.webapp_config import AppSpec, ResilienceSpec
 
 ISTIO_NETWORKING_API = "networking.istio.io/v1"
 INJECT_LABEL = "sidecar.istio.io/inject"

@@ -40,8 +40,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.mysql_config import MYSQL_REPLICATION_USER, MySQLSpec, MySQLStorage, MySQLUserSpec
 from components.namespaces import RETAINED_FIELD_MANAGER
-from components.spec import MYSQL_REPLICATION_USER, MySQLSpec, MySQLStorage, MySQLUserSpec
 from components.vocabulary import HOSTNAME_LABEL, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
 
 MYSQL_PORT = 3306

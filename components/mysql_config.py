@@ -9,7 +9,8 @@ Kept apart from `components/mysql.py` so that reading a stack never imports the 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -26,8 +27,48 @@ from components.config_model import (
     text_list,
     whole,
 )
-from components.pod_config import PeerConfig, ResourcesConfig
-from components.spec import MYSQL_ACCESS, MYSQL_REPLICATION_USER, MySQLSpec, MySQLStorage, MySQLUserSpec
+from components.pod_config import PeerConfig, PeerSelector, Resources, ResourcesConfig
+
+# --------------------------------------------------------------------------- args: what the component receives
+
+@dataclass(frozen=True)
+class MySQLStorage:
+    size: str = "10Gi"
+    storage_class: str = ""
+
+
+# The account replicas replicate and clone with; no app user may take its name.
+MYSQL_REPLICATION_USER = "repl"
+
+
+MySQLAccess = Literal["readWrite", "readOnly"]
+
+
+MYSQL_ACCESS: tuple[MySQLAccess, ...] = ("readWrite", "readOnly")
+
+
+@dataclass(frozen=True)
+class MySQLUserSpec:
+    """An application's own MySQL account: privileges on its databases only, never global ones."""
+
+    name: str
+    databases: tuple[str, ...]
+    password_secret: str  # the secret config key holding its password (apps read it through secretEnv)
+    access: MySQLAccess = "readWrite"
+
+
+@dataclass(frozen=True)
+class MySQLSpec:
+    enabled: bool = False
+    name: str = "mysql"
+    namespace: str = "data"
+    replicas: int = 3
+    image: str = "mysql:8.4"
+    storage: MySQLStorage = field(default_factory=MySQLStorage)
+    resources: Resources = field(default_factory=Resources)
+    allow_from: tuple[PeerSelector, ...] = ()
+    users: tuple[MySQLUserSpec, ...] = ()
+
 
 # MySQL identifiers the app users and their databases may use: plain names, no quoting needed.
 _USER_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")

@@ -5,13 +5,35 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from components.checks import label_check, parse_quantity
 from components.config_model import ConfigModel, Findings, Required, Text, TextMap, checked, did_you_mean, list_in
-from components.spec import ACCESS_MODES, PeerSelector, Resources
+
+# --------------------------------------------------------------------------- args: what the component receives
+
+@dataclass(frozen=True)
+class Resources:
+    requests: Mapping[str, str] = field(default_factory=dict)
+    limits: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PeerSelector:
+    """Pods allowed to reach a service: a namespace plus pod labels."""
+
+    namespace: str
+    pod_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+
+
+# Modes that attach a volume to one node (or one pod): only one replica can use the claim.
+SINGLE_ATTACH_MODES = frozenset({"ReadWriteOnce", "ReadWriteOncePod"})
 
 
 def quantity_check(value: str) -> str | None:

@@ -7,6 +7,8 @@ default, span sections: the stack's rules check them (stacks/config.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from pydantic import Field
@@ -14,8 +16,46 @@ from pydantic import Field
 from components.checks import host_check, subdomain_check
 from components.config_model import ConfigModel, Findings, Required, Text, TextMap, checked, choice, items
 from components.pod_config import AccessModes, abs_path_check, check_access_modes, check_labels, size_check
-from components.spec import RECLAIM_POLICIES, LocalSource, NfsSource, StaticVolumeSpec, StorageSpec
 from policy.guardrails import is_system_path
+
+# --------------------------------------------------------------------------- args: what the component receives
+
+RECLAIM_POLICIES = ("Retain", "Delete")
+
+
+@dataclass(frozen=True)
+class NfsSource:
+    server: str
+    path: str
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    path: str
+    node: str  # kubernetes.io/hostname of the node holding the disk
+
+
+@dataclass(frozen=True)
+class StaticVolumeSpec:
+    """A statically provisioned PersistentVolume (exactly one of nfs/local)."""
+
+    name: str
+    capacity: str
+    access_modes: tuple[str, ...]
+    reclaim_policy: str = "Retain"
+    storage_class: str = "manual"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    nfs: NfsSource | None = None
+    local: LocalSource | None = None
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    volumes: tuple[StaticVolumeSpec, ...] = ()
+
+    @property
+    def static_classes(self) -> frozenset[str]:
+        return frozenset(v.storage_class for v in self.volumes)
 
 
 def local_path_check(value: str) -> str | None:

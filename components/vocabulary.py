@@ -8,6 +8,33 @@ the project's.
 from __future__ import annotations
 
 import re
+from typing import Literal
+
+# --------------------------------------------------------------------------- args: what the component receives
+
+Environment = Literal["dev", "staging", "prod"]
+
+
+# Secret config keys (namespace `k8s-platform:`), always set with `pulumi config set --secret`.
+SECRET_SSH_PRIVATE_KEY = "sshPrivateKey"
+
+
+SECRET_KUBECONFIG = "kubeconfig"
+
+
+SECRET_MYSQL_ROOT_PASSWORD = "mysqlRootPassword"
+
+
+SECRET_MYSQL_REPLICATION_PASSWORD = "mysqlReplicationPassword"
+
+
+SECRET_KEYS = (
+    SECRET_SSH_PRIVATE_KEY,
+    SECRET_KUBECONFIG,
+    SECRET_MYSQL_ROOT_PASSWORD,
+    SECRET_MYSQL_REPLICATION_PASSWORD,
+)
+
 
 # the stack config's namespace (`k8s-platform:cluster`): the Pulumi project's name
 CONFIG_NAMESPACE = "k8s-platform"

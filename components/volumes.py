@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.spec import ClaimSpec, StaticVolumeSpec
+from components.storage_config import StaticVolumeSpec
 from components.vocabulary import HOSTNAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from components.webapp_config import ClaimSpec
 
 
 def volume_spec(volume: StaticVolumeSpec) -> k8s.core.v1.PersistentVolumeSpecArgs:

@@ -25,9 +25,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import mesh
-from components.spec import AppSpec, ProbeSpec
 from components.vocabulary import ENV_NAME, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
 from components.volumes import claim_spec
+from components.webapp_config import AppSpec, ProbeSpec
 
 PORT_NAME = "http"
 CONFIG_HASH_ANNOTATION = "k8s-platform/config-hash"

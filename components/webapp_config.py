@@ -9,7 +9,9 @@ NodePorts, static volumes, secrets) are the stack's, in `stacks/config.py`. Kept
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -39,30 +41,154 @@ from components.config_model import (
 )
 from components.pod_config import (
     AccessModes,
+    Resources,
     ResourcesConfig,
     check_access_modes,
     check_labels,
     single_attach,
     size_check,
 )
-from components.spec import (
-    DEFAULT_ROLLOUT_TIMEOUT,
-    AppConfigSpec,
-    AppSpec,
-    AppVolumeSpec,
-    CircuitBreakerSpec,
-    ClaimSpec,
-    ConnectionPoolSpec,
-    HpaSpec,
-    IngressSpec,
-    InitContainerSpec,
-    ProbeSpec,
-    ResilienceSpec,
-    RetrySpec,
-    ServiceSpec,
-    StrategySpec,
-)
 from components.vocabulary import DNS_SUBDOMAIN, ENV_NAME
+
+# --------------------------------------------------------------------------- args: what the component receives
+
+ServiceType = Literal["ClusterIP", "NodePort", "LoadBalancer"]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    type: ServiceType = "ClusterIP"
+    port: int = 80
+    node_port: int | None = None
+
+
+@dataclass(frozen=True)
+class IngressSpec:
+    host: str
+    path: str = "/"
+    class_name: str = ""  # empty: the ingress add-on's class
+    tls_secret: str = ""
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    max_surge: str = "25%"
+    max_unavailable: str = "0"
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    path: str = ""  # HTTP GET path; empty = TCP check on the container port
+    initial_delay_seconds: int = 0
+    period_seconds: int = 10
+
+
+@dataclass(frozen=True)
+class InitContainerSpec:
+    """Runs to completion, in order, before the app's container starts (migrations, waits)."""
+
+    name: str
+    command: tuple[str, ...]
+    image: str  # the app's image unless set
+
+
+@dataclass(frozen=True)
+class HpaSpec:
+    min_replicas: int
+    max_replicas: int
+    cpu_utilization: int = 80
+
+
+DEFAULT_ROLLOUT_TIMEOUT = 600  # seconds: the kubernetes provider's own wait for a Deployment
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    name: str
+    namespace: str
+    image: str
+    replicas: int = 1
+    port: int = 80
+    service: ServiceSpec = field(default_factory=ServiceSpec)
+    ingress: IngressSpec | None = None
+    resources: Resources = field(default_factory=Resources)
+    env: Mapping[str, str] = field(default_factory=dict)
+    revision_history_limit: int = 10
+    strategy: StrategySpec = field(default_factory=StrategySpec)
+    readiness: ProbeSpec = field(default_factory=ProbeSpec)
+    liveness: ProbeSpec = field(default_factory=ProbeSpec)
+    hpa: HpaSpec | None = None
+    run_as_user: int | None = None  # None: image's user, still runAsNonRoot unless root_allowed
+    run_as_non_root: bool = True
+    read_only_root_filesystem: bool = False
+    # mount the ServiceAccount token into the pods (only apps that call the Kubernetes API need it)
+    service_account_token: bool = False
+    mesh: bool = False  # sidecar-injected into addons.mesh
+    resilience: ResilienceSpec | None = None  # needs mesh
+    config: AppConfigSpec | None = None  # ConfigMap `<name>-config`
+    secret_env: Mapping[str, str] = field(default_factory=dict)  # ENV_NAME -> secret config key
+    volumes: tuple[AppVolumeSpec, ...] = ()  # one PVC `<name>-<volume>` each
+    init_containers: tuple[InitContainerSpec, ...] = ()
+    # how long `pulumi up` waits for a rollout (all replicas Ready) before it fails
+    rollout_timeout: int = DEFAULT_ROLLOUT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class RetrySpec:
+    attempts: int  # retries after the first try (Istio/Envoy semantics)
+    per_try_timeout: str = ""  # Go/Istio duration, e.g. "1s"
+    retry_on: str = ""  # Envoy retry conditions, comma-separated; empty = Istio's default
+
+
+@dataclass(frozen=True)
+class CircuitBreakerSpec:
+    """Istio outlier detection; unset fields take Istio's defaults."""
+
+    consecutive_5xx_errors: int | None = None
+    interval: str = ""
+    base_ejection_time: str = ""
+    max_ejection_percent: int | None = None
+
+
+@dataclass(frozen=True)
+class ConnectionPoolSpec:
+    max_connections: int | None = None
+    http1_max_pending_requests: int | None = None
+    max_requests_per_connection: int | None = None
+
+
+@dataclass(frozen=True)
+class ResilienceSpec:
+    """Timeouts, retries and circuit breaking enforced by the mesh sidecars of the callers."""
+
+    timeout: str = ""
+    retries: RetrySpec | None = None
+    circuit_breaker: CircuitBreakerSpec | None = None
+    connection_pool: ConnectionPoolSpec | None = None
+
+
+@dataclass(frozen=True)
+class AppConfigSpec:
+    data: Mapping[str, str]
+    mount_path: str = ""  # files under this directory, one per key; empty = not mounted
+    env: bool = False  # keys that are environment variable names become env vars
+
+
+@dataclass(frozen=True)
+class ClaimSpec:
+    size: str
+    storage_class: str = ""  # empty: the cluster's default (dynamic) class
+    access_modes: tuple[str, ...] = ("ReadWriteOnce",)
+    selector: Mapping[str, str] = field(default_factory=dict)  # labels of a static volume
+
+
+@dataclass(frozen=True)
+class AppVolumeSpec:
+    name: str
+    claim: ClaimSpec
+    mount_path: str
+    read_only: bool = True
+
 
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 NODE_PORT_RANGE = (30000, 32767)

@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from components import kubespray_inventory as inv
-from components.spec import PlatformSpec
 from stacks import drift, newstack, recover, rollback_runner, schema
 from stacks import promotion as pr
-from stacks.config import ConfigError
+from stacks.config import ConfigError, PlatformSpec
 from stacks.files import PROJECT_ROOT, load_spec_file, stack_file
 from stacks.plumbing import SubprocessRunner, UsageError, validate_text, write_atomic
 

@@ -25,14 +25,13 @@ from typing import Any
 
 from pydantic import Field
 
-from components import spec as s
-from components.addons_config import AddonsConfig
+from components.addons_config import AddonsConfig, AddonsSpec
 from components.checks import (
     AUTHENTICATED_SCHEMES,
     is_ip,
     parse_quantity,
 )
-from components.cluster_config import NO_NETWORK_POLICY_PLUGINS, ClusterConfig, wrong_mode_keys
+from components.cluster_config import NO_NETWORK_POLICY_PLUGINS, ClusterConfig, ClusterSpec, wrong_mode_keys
 from components.config_model import SECRET as SECRET  # re-exported: callers mark secret keys with it
 from components.config_model import (
     ConfigModel,
@@ -45,12 +44,55 @@ from components.config_model import (
     type_name,
     validate_section,
 )
-from components.helm_config import HelmConfig
+from components.helm_config import HelmConfig, HelmSpec
 from components.kubespray_inventory import api_server_host
-from components.mysql_config import MySQLConfig
-from components.storage_config import StorageConfig
-from components.vocabulary import CONFIG_NAMESPACE
-from components.webapp_config import WebAppConfig
+from components.mysql_config import MySQLConfig, MySQLSpec
+from components.storage_config import StaticVolumeSpec, StorageConfig, StorageSpec
+from components.vocabulary import (
+    CONFIG_NAMESPACE,
+    SECRET_KEYS,
+    SECRET_KUBECONFIG,
+    SECRET_MYSQL_REPLICATION_PASSWORD,
+    SECRET_MYSQL_ROOT_PASSWORD,
+    SECRET_SSH_PRIVATE_KEY,
+    Environment,
+)
+from components.webapp_config import AppSpec, WebAppConfig
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    environment: Environment
+    cluster: ClusterSpec
+    schedulable_control_plane: bool
+    addons: AddonsSpec
+    helm: HelmSpec
+    mysql: MySQLSpec
+    apps: tuple[AppSpec, ...]
+    secrets_set: frozenset[str] = frozenset()
+    storage: StorageSpec = field(default_factory=StorageSpec)
+    # `<key.path>: <message>` lines that do not stop a deployment; `validate` and the
+    # program print them
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def named_secret_keys(self) -> tuple[str, ...]:
+        """Secret config keys the stack's settings name (apps' `secretEnv`, `mysql.users[].passwordSecret`),
+        sorted, once each; the program reads exactly these besides the fixed `SECRET_KEYS`."""
+        keys = {key for a in self.apps for key in a.secret_env.values()}
+        if self.mysql.enabled:
+            keys.update(u.password_secret for u in self.mysql.users)
+        return tuple(sorted(keys))
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """Every namespace the stack deploys into (add-ons excluded), sorted, once each."""
+        names = {a.namespace for a in self.apps}
+        names.update(r.namespace for r in self.helm.releases)
+        if self.mysql.enabled:
+            names.add(self.mysql.namespace)
+        return tuple(sorted(names))
+
 
 NAMESPACE = CONFIG_NAMESPACE
 
@@ -115,28 +157,28 @@ class _Keys:
                 self.error(str(key), f"unknown key{did_you_mean(str(key), sorted(self.read))}")
 
 
-def _check_cluster_secrets(top: _Keys, cluster: s.ClusterSpec, secrets: Mapping[str, Any]) -> None:
+def _check_cluster_secrets(top: _Keys, cluster: ClusterSpec, secrets: Mapping[str, Any]) -> None:
     """The secrets each cluster mode needs: a kubeconfig (path or secret, one of them), or the SSH key."""
     if cluster.mode == "existing":
-        if not cluster.kubeconfig and s.SECRET_KUBECONFIG not in secrets:
+        if not cluster.kubeconfig and SECRET_KUBECONFIG not in secrets:
             top.error(
                 "cluster.kubeconfig",
-                f"mode: existing needs a kubeconfig: a path here, or the secret {NAMESPACE}:{s.SECRET_KUBECONFIG} "
-                f"(pulumi config set --secret {s.SECRET_KUBECONFIG} < kubeconfig)",
+                f"mode: existing needs a kubeconfig: a path here, or the secret {NAMESPACE}:{SECRET_KUBECONFIG} "
+                f"(pulumi config set --secret {SECRET_KUBECONFIG} < kubeconfig)",
             )
-        if cluster.kubeconfig and s.SECRET_KUBECONFIG in secrets:
+        if cluster.kubeconfig and SECRET_KUBECONFIG in secrets:
             top.error(
-                "cluster.kubeconfig", f"set either this path or the secret {NAMESPACE}:{s.SECRET_KUBECONFIG}, not both"
+                "cluster.kubeconfig", f"set either this path or the secret {NAMESPACE}:{SECRET_KUBECONFIG}, not both"
             )
-    elif s.SECRET_SSH_PRIVATE_KEY not in secrets:
+    elif SECRET_SSH_PRIVATE_KEY not in secrets:
         top.missing_secret(
-            s.SECRET_SSH_PRIVATE_KEY,
+            SECRET_SSH_PRIVATE_KEY,
             "is required in kubespray mode: the key that reaches the control host "
-            f"(pulumi config set --secret {s.SECRET_SSH_PRIVATE_KEY} < ~/.ssh/id_ed25519)",
+            f"(pulumi config set --secret {SECRET_SSH_PRIVATE_KEY} < ~/.ssh/id_ed25519)",
         )
 
 
-def _read_apps(top: _Keys, context: Mapping[str, Any], addons: s.AddonsSpec) -> tuple[tuple[int, s.AppSpec], ...]:
+def _read_apps(top: _Keys, context: Mapping[str, Any], addons: AddonsSpec) -> tuple[tuple[int, AppSpec], ...]:
     """Each app through its model (an app that cannot be read is left out, the others keep
     their index), then the rules across apps and against the add-ons."""
     raw = top.value("apps")
@@ -170,7 +212,7 @@ def _read_apps(top: _Keys, context: Mapping[str, Any], addons: s.AddonsSpec) -> 
     return tuple((i, app.args()) for i, app in read)
 
 
-def _check_storage(storage: s.StorageSpec, cluster: s.ClusterSpec, addons: s.AddonsSpec) -> list[Problem]:
+def _check_storage(storage: StorageSpec, cluster: ClusterSpec, addons: AddonsSpec) -> list[Problem]:
     """Static volumes against the rest of the stack: local disks on nodes of the cluster, and
     classes of their own (a claim on the dynamic default class would get a new volume instead)."""
     problems: list[Problem] = []
@@ -191,7 +233,7 @@ def _check_storage(storage: s.StorageSpec, cluster: s.ClusterSpec, addons: s.Add
 
 
 def _check_static_claims(
-    storage: s.StorageSpec, apps: tuple[tuple[int, s.AppSpec], ...], mysql: s.MySQLSpec
+    storage: StorageSpec, apps: tuple[tuple[int, AppSpec], ...], mysql: MySQLSpec
 ) -> list[Problem]:
     """Claims on static classes must each find their own volume; selectors need a static class."""
     problems: list[Problem] = []
@@ -220,7 +262,7 @@ def _check_static_claims(
                 ("mysql.storage.storageClass", mysql.storage.storage_class, size, frozenset({"ReadWriteOnce"}), {})
             )
 
-    def fits(claim: tuple[str, str, float, frozenset[str], Mapping[str, str]], vol: s.StaticVolumeSpec) -> bool:
+    def fits(claim: tuple[str, str, float, frozenset[str], Mapping[str, str]], vol: StaticVolumeSpec) -> bool:
         _, cls, size, modes, selector = claim
         return (
             vol.storage_class == cls
@@ -277,7 +319,7 @@ def format_quantity(value: float) -> str:
 
 TOP_LEVEL_KEYS = (
     "environment", "cluster", "schedulableControlPlane", "addons", "helm", "mysql", "apps", "storage",
-    *s.SECRET_KEYS,
+    *SECRET_KEYS,
 )  # fmt: skip
 
 
@@ -287,7 +329,7 @@ def parse_config(
     project_root: Path | None = None,
     source: str = "",
     secrets_required: bool = True,
-) -> s.PlatformSpec:
+) -> PlatformSpec:
     """Build the typed spec from the `k8s-platform:` keys (namespace stripped).
 
     Secret keys must be given as `SECRET`; a plain value for one is an error. A secret
@@ -304,7 +346,7 @@ def parse_config(
 
     secrets: dict[str, Any] = {}
     plain_secrets: set[str] = set()
-    for key in s.SECRET_KEYS:
+    for key in SECRET_KEYS:
         if not top.has(key):
             continue
         if isinstance(top.value(key), SecretMarker):
@@ -330,7 +372,7 @@ def parse_config(
     helm = (validate_section(HelmConfig, top.value("helm"), "helm", found, context=context) or HelmConfig()).args()
     mysql = (validate_section(MySQLConfig, top.value("mysql"), "mysql", found, context=context) or MySQLConfig()).args()
     if mysql.enabled:
-        for key in (s.SECRET_MYSQL_ROOT_PASSWORD, s.SECRET_MYSQL_REPLICATION_PASSWORD):
+        for key in (SECRET_MYSQL_ROOT_PASSWORD, SECRET_MYSQL_REPLICATION_PASSWORD):
             if key not in secrets:
                 top.missing_secret(key, f"is required when mysql.enabled is true (pulumi config set --secret {key})")
     indexed_apps = _read_apps(top, context, addons)
@@ -374,7 +416,7 @@ def parse_config(
         # a plain-text secret is one problem, not also "is required"
         problems = [p for p in problems if not (p.path in plain_secrets and "is required" in p.message)]
         raise ConfigError(problems, source)
-    return s.PlatformSpec(
+    return PlatformSpec(
         environment=env,  # type: ignore[arg-type]
         cluster=cluster,
         schedulable_control_plane=schedulable,
@@ -392,9 +434,9 @@ def _check_transports(
     problems: list[Problem],
     warnings: list[Problem],
     env: str,
-    cluster: s.ClusterSpec,
-    addons: s.AddonsSpec,
-    helm: s.HelmSpec,
+    cluster: ClusterSpec,
+    addons: AddonsSpec,
+    helm: HelmSpec,
 ) -> None:
     """Code and charts are fetched over transports that authenticate the server outside dev.
 
@@ -442,7 +484,7 @@ def _pool_range(entry: str) -> tuple[Any, Any] | None:
 
 
 def _check_addresses(
-    problems: list[Problem], warnings: list[Problem], cluster: s.ClusterSpec, addons: s.AddonsSpec
+    problems: list[Problem], warnings: list[Problem], cluster: ClusterSpec, addons: AddonsSpec
 ) -> None:
     """Addresses that must not collide with the nodes', and an API endpoint the nodes can reach."""
     node_ips: dict[Any, str] = {}
@@ -499,7 +541,7 @@ def _is_loopback_url(url: str) -> bool:
 
 
 def _check_named_secrets(
-    top: _Keys, apps: tuple[tuple[int, s.AppSpec], ...], mysql: s.MySQLSpec, secrets: dict[str, Any]
+    top: _Keys, apps: tuple[tuple[int, AppSpec], ...], mysql: MySQLSpec, secrets: dict[str, Any]
 ) -> None:
     """Secret keys the settings name (`apps[].secretEnv`, `mysql.users[].passwordSecret`) become legal
     top-level keys; each must be a secret."""
@@ -511,7 +553,7 @@ def _check_named_secrets(
         referenced.setdefault(user.password_secret, f"mysql.users[{i}].passwordSecret")
     for key, where in sorted(referenced.items()):
         hint = f"pulumi config set --secret {key}"
-        if key in s.SECRET_KEYS:
+        if key in SECRET_KEYS:
             if key not in secrets and not top.has(key):
                 top.missing_secret(where, f"references the secret {NAMESPACE}:{key}, which is not set: {hint}")
             continue

@@ -14,8 +14,7 @@ from typing import Any
 
 import yaml
 
-from components.spec import PlatformSpec
-from stacks.config import NAMESPACE, SECRET, ConfigError, Problem, parse_config, strip_namespace
+from stacks.config import NAMESPACE, SECRET, ConfigError, PlatformSpec, Problem, parse_config, strip_namespace
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

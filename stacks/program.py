@@ -32,10 +32,9 @@ from components.helm_release import HelmRelease, HelmReleaseArgs
 from components.kubespray import KubesprayCluster, KubesprayClusterArgs, client_cert_not_after
 from components.mysql import MySQLCluster, MySQLClusterArgs
 from components.namespaces import NamespacesArgs, PlatformNamespaces
-from components.spec import PlatformSpec
 from components.volumes import StaticVolumes, StaticVolumesArgs
 from components.webapp import WebApp, WebAppArgs
-from stacks.config import ConfigError, Problem, parse_config
+from stacks.config import ConfigError, PlatformSpec, Problem, parse_config
 
 # what stands for a secret wherever its value is not available or must not appear
 # (`python -m stacks render`, the rendered manifests)

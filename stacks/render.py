@@ -31,8 +31,8 @@ from typing import Any
 import pulumi
 import yaml
 
-from components.spec import PlatformSpec
 from stacks import program
+from stacks.config import PlatformSpec
 from stacks.program import REDACTED
 
 

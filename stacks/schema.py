@@ -17,13 +17,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from components import spec as s
 from components.addons_config import AddonsConfig
 from components.cluster_config import ClusterConfig
 from components.config_model import ConfigModel
 from components.helm_config import HelmConfig
 from components.mysql_config import MySQLConfig
 from components.storage_config import StorageConfig
+from components.vocabulary import SECRET_KEYS
 from components.webapp_config import WebAppConfig
 from stacks.config import NAMESPACE, StackSettings
 
@@ -65,7 +65,7 @@ def stack_schema() -> dict[str, Any]:
             settings[f"{NAMESPACE}:{key}"] = {**section, "items": _model_schema(section["items"], defs)}
         else:
             settings[f"{NAMESPACE}:{key}"] = _model_schema(section, defs)
-    for key in s.SECRET_KEYS:
+    for key in SECRET_KEYS:
         settings[f"{NAMESPACE}:{key}"] = {"$ref": "#/$defs/Secret"}
     known = "|".join(key.split(":", 1)[1] for key in settings)
     return {

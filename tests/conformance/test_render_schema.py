@@ -29,28 +29,17 @@ import pytest
 import yaml
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.addons_config import Addon, AddonsSpec, IngressAddon, LoadBalancerAddon, StorageAddon
 from components.catalog import DEFAULT_ADDON_CHARTS as CHARTS
+from components.cluster_config import ClusterSpec
+from components.helm_config import HelmReleaseSpec, HelmSpec
 from components.helm_release import HelmRelease, HelmReleaseArgs
+from components.mysql_config import MySQLSpec
 from components.namespaces import NamespacesArgs, PlatformNamespaces
-from components.spec import (
-    Addon,
-    AddonsSpec,
-    AppSpec,
-    ClusterSpec,
-    HelmReleaseSpec,
-    HelmSpec,
-    HpaSpec,
-    IngressAddon,
-    IngressSpec,
-    LoadBalancerAddon,
-    MySQLSpec,
-    PlatformSpec,
-    ProbeSpec,
-    Resources,
-    ServiceSpec,
-    StorageAddon,
-)
+from components.pod_config import Resources
 from components.webapp import WebApp, WebAppArgs
+from components.webapp_config import AppSpec, HpaSpec, IngressSpec, ProbeSpec, ServiceSpec
+from stacks.config import PlatformSpec
 from stacks.render import render_stack
 
 K8S_VERSION = "1.34"

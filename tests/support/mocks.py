@@ -16,7 +16,7 @@ from typing import Any
 
 import pulumi
 
-from components.spec import AppSpec
+from components.webapp_config import AppSpec
 from stacks.render import mock_outputs
 
 FAKE_ADMIN_CONF = """apiVersion: v1

@@ -10,8 +10,9 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components.addons import CONTROL_PLANE_TAINT_KEYS, ClusterAddons, ClusterAddonsArgs
+from components.addons_config import Addon, AddonsSpec, IngressAddon, LoadBalancerAddon, StorageAddon
 from components.catalog import DEFAULT_ADDON_CHARTS as CHARTS
-from components.spec import Addon, AddonsSpec, ChartSource, IngressAddon, LoadBalancerAddon, StorageAddon
+from components.catalog import ChartSource
 from tests.support.mocks import OptsRecorder, PlatformMocks, run_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -11,8 +11,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.spec import AppConfigSpec, AppSpec
 from components.webapp import CONFIG_HASH_ANNOTATION, WebApp, WebAppArgs
+from components.webapp_config import AppConfigSpec, AppSpec, InitContainerSpec
 from stacks.config import ConfigError, parse_config
 from stacks.files import config_from_file
 from stacks.program import ProgramSecrets, build
@@ -215,7 +215,6 @@ def test_render_uses_placeholders_for_app_secrets() -> None:
 
 # ---------------------------------------------------------------------- init containers, rollout, low ports
 def test_init_containers_share_the_apps_env_mounts_and_restrictions(mocks: PlatformMocks) -> None:
-    from components.spec import InitContainerSpec
 
     init = InitContainerSpec(name="migrate", command=("./migrate", "--up"), image="nginx:1.27")
     _run(app_spec(config=CONFIG, secret_env={"DB_PASSWORD": "dbPassword"}, init_containers=(init,)), {"dbPassword": PLAINTEXT})

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components import cluster_plan
-from components.spec import ClusterSpec
+from components.cluster_config import ClusterSpec
 from stacks.config import parse_config
 from tests.support.mocks import PROJECT_ROOT, kubespray_config
 

@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 
 from components.checks import format_seconds, parse_duration
-from components.spec import (
+from components.mysql_config import MySQLUserSpec
+from components.storage_config import LocalSource, NfsSource
+from components.webapp_config import (
     AppConfigSpec,
     CircuitBreakerSpec,
     ClaimSpec,
     ConnectionPoolSpec,
-    LocalSource,
-    MySQLUserSpec,
-    NfsSource,
     RetrySpec,
     StrategySpec,
 )

@@ -9,8 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
+from components.helm_config import HelmReleaseSpec
 from components.helm_release import HelmRelease, HelmReleaseArgs, deep_merge, load_values
-from components.spec import HelmReleaseSpec
 from tests.support.mocks import OptsRecorder, PlatformMocks, run_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

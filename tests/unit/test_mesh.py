@@ -10,24 +10,19 @@ import pulumi
 import pytest
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.addons_config import Addon, AddonsSpec, IngressAddon, LoadBalancerAddon, MeshAddon, StorageAddon
 from components.catalog import DEFAULT_ADDON_CHARTS as CHARTS
+from components.catalog import ChartSource
 from components.mesh import INJECT_LABEL, destination_rule_spec, virtual_service_spec
-from components.spec import (
-    Addon,
-    AddonsSpec,
+from components.webapp import WebApp, WebAppArgs
+from components.webapp_config import (
     AppSpec,
-    ChartSource,
     CircuitBreakerSpec,
     ConnectionPoolSpec,
-    IngressAddon,
-    LoadBalancerAddon,
-    MeshAddon,
     ResilienceSpec,
     RetrySpec,
     ServiceSpec,
-    StorageAddon,
 )
-from components.webapp import WebApp, WebAppArgs
 from tests.support.mocks import OptsRecorder, PlatformMocks, app_spec, run_program
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

@@ -20,7 +20,8 @@ from components.mysql import (
     storage_from_output,
     storage_output,
 )
-from components.spec import MySQLSpec, MySQLStorage, MySQLUserSpec, PeerSelector, Resources
+from components.mysql_config import MySQLSpec, MySQLStorage, MySQLUserSpec
+from components.pod_config import PeerSelector, Resources
 from tests.support.mocks import OptsRecorder, PlatformMocks, Registered, resolve, run_program
 
 # How the SDK marks a secret value on the wire (pulumi.runtime.rpc).

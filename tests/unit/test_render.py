@@ -12,23 +12,15 @@ import pytest
 import yaml
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.addons_config import Addon, AddonsSpec, IngressAddon, LoadBalancerAddon, StorageAddon
 from components.catalog import DEFAULT_ADDON_CHARTS as CHARTS
+from components.cluster_config import ClusterSpec
+from components.helm_config import HelmSpec
+from components.mysql_config import MySQLSpec
 from components.namespaces import NamespacesArgs, PlatformNamespaces
-from components.spec import (
-    Addon,
-    AddonsSpec,
-    AppSpec,
-    ClusterSpec,
-    HelmSpec,
-    IngressAddon,
-    IngressSpec,
-    LoadBalancerAddon,
-    MySQLSpec,
-    PlatformSpec,
-    ServiceSpec,
-    StorageAddon,
-)
 from components.webapp import WebApp, WebAppArgs
+from components.webapp_config import AppSpec, IngressSpec, ServiceSpec
+from stacks.config import PlatformSpec
 from stacks.render import MARKER, REDACTED, render_objects, render_stack, to_manifest
 
 APP = AppSpec(

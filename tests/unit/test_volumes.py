@@ -7,9 +7,10 @@ from typing import Any
 
 import pulumi
 
-from components.spec import AppVolumeSpec, ClaimSpec, LocalSource, NfsSource, StaticVolumeSpec
+from components.storage_config import LocalSource, NfsSource, StaticVolumeSpec
 from components.volumes import StaticVolumes, StaticVolumesArgs
 from components.webapp import WebApp, WebAppArgs
+from components.webapp_config import AppVolumeSpec, ClaimSpec
 from stacks.program import ProgramSecrets, deploy
 from tests.support.mocks import PROJECT_ROOT, OptsRecorder, PlatformMocks, app_spec, kubespray_config, run_program
 

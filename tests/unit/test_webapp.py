@@ -9,26 +9,15 @@ from typing import Any
 import pulumi
 import pytest
 
+from components.addons_config import Addon, AddonsSpec, IngressAddon, LoadBalancerAddon, StorageAddon
 from components.catalog import DEFAULT_ADDON_CHARTS as CHARTS
-from components.spec import (
-    Addon,
-    AddonsSpec,
-    AppSpec,
-    ClusterSpec,
-    HelmSpec,
-    HpaSpec,
-    IngressAddon,
-    IngressSpec,
-    LoadBalancerAddon,
-    MySQLSpec,
-    PlatformSpec,
-    ProbeSpec,
-    Resources,
-    ServiceSpec,
-    StorageAddon,
-    StrategySpec,
-)
+from components.cluster_config import ClusterSpec
+from components.helm_config import HelmSpec
+from components.mysql_config import MySQLSpec
+from components.pod_config import Resources
 from components.webapp import WebApp, WebAppArgs
+from components.webapp_config import AppSpec, HpaSpec, IngressSpec, ProbeSpec, ServiceSpec, StrategySpec
+from stacks.config import PlatformSpec
 from stacks.render import render_objects
 from tests.support.mocks import PlatformMocks, app_spec, run_program
 
