@@ -44,6 +44,7 @@ from components.config_model import (
     Required,
     SecretMarker,
     Text,
+    build,
     checked,
     choice,
     did_you_mean,
@@ -680,10 +681,7 @@ class NodeConfig(ConfigModel):
 
     def args(self) -> Node:
         ip = self.ip or (self.address if self.address and is_ip(self.address) else "")
-        roles = tuple(dict.fromkeys(r for r in self.roles or () if r in ROLES))
-        return Node(
-            name=self.name, address=self.address, ip=ip, roles=roles, state=self.state, host_key=self.host_key
-        )
+        return build(Node, self, ip=ip, roles=tuple(dict.fromkeys(r for r in self.roles or () if r in ROLES)))
 
 
 class KubesprayRefConfig(ConfigModel):
@@ -772,14 +770,12 @@ class ControlHostConfig(ConfigModel):
 
     def args(self) -> ControlHost:
         jump = self.proxy_jump
-        return ControlHost(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            host_key=self.host_key,
-            proxy_jump=ProxyJump(host=jump.host, port=jump.port, user=jump.user) if jump.host else None,
-            proxy=ControlHostProxy(http=self.proxy.http, https=self.proxy.https, no_proxy=self.proxy.no_proxy),
-            pip=PipSource(index_url=self.pip.index_url, trusted_host=self.pip.trusted_host),
+        return build(
+            ControlHost,
+            self,
+            proxy_jump=build(ProxyJump, jump) if jump.host else None,
+            proxy=build(ControlHostProxy, self.proxy),
+            pip=build(PipSource, self.pip),
         )
 
 
@@ -847,13 +843,7 @@ class UpgradeConfig(ConfigModel):
             )
 
     def args(self) -> UpgradeControls:
-        return UpgradeControls(
-            drain=self.drain,
-            drain_timeout=self.drain_timeout,
-            drain_grace_period=self.drain_grace_period,
-            serial=self.serial,
-            pause_seconds=self.pause_seconds,
-        )
+        return build(UpgradeControls, self)
 
 
 class CertificatesConfig(ConfigModel):
@@ -882,11 +872,7 @@ class NodeRemovalConfig(ConfigModel):
     drain_retries: whole(1, 100) = NodeRemoval.drain_retries  # type: ignore[valid-type]
 
     def args(self) -> NodeRemoval:
-        return NodeRemoval(
-            drain_timeout=self.drain_timeout,
-            drain_grace_period=self.drain_grace_period,
-            drain_retries=self.drain_retries,
-        )
+        return build(NodeRemoval, self)
 
 
 class EtcdBackupConfig(ConfigModel):
@@ -920,13 +906,7 @@ class EtcdBackupConfig(ConfigModel):
             )
 
     def args(self, env: str) -> EtcdBackup:
-        return EtcdBackup(
-            before_changes=self.before_changes,
-            schedule=self.cron(env),
-            retention=self.retention,
-            directory=self.directory,
-            image=self.image,
-        )
+        return build(EtcdBackup, self, schedule=self.cron(env))
 
 
 class ApiAccessConfig(ConfigModel):
@@ -989,14 +969,7 @@ class ApiAccessConfig(ConfigModel):
                             "control-plane node must be able to hold the VIP")  # fmt: skip
 
     def args(self) -> ApiAccess:
-        return ApiAccess(
-            mode=self.mode,
-            address=self.address,
-            port=self.port,
-            domain_name=self.domain_name,
-            subnet=self.subnet,
-            interface=self.interface,
-        )
+        return build(ApiAccess, self)
 
 
 # --------------------------------------------------------------------------- the cluster
@@ -1136,7 +1109,7 @@ class ClusterConfig(ConfigModel):
                 )
         if not kubespray:
             return
-        if not self.nodes and not found.problems_under("nodes"):
+        if not self.nodes:
             found.error("nodes", "at least one node is required in kubespray mode")
             return
         # the layout the cluster keeps: nodes marked unreachable are on their way out
@@ -1215,29 +1188,21 @@ class ClusterConfig(ConfigModel):
         nodes = tuple(n.args() for n in self.nodes)
         if self.mode == "existing":
             return ClusterSpec(mode="existing", kubeconfig=self.kubeconfig, context=self.context, nodes=nodes)
-        return ClusterSpec(
-            mode="kubespray",
+        return build(
+            ClusterSpec,
+            self,
             kubespray=self.kubespray.args() if self.kubespray else KubesprayRef(version="", source="", workdir=""),
             control_host=self.control_host.args() if self.control_host else ControlHost(host="", port=22, user=""),
-            ansible_user=self.ansible_user,
-            ansible_key_path=self.ansible_key_path,
             nodes=nodes,
             kube_version=normalize_kube_version(self.kube_version),
-            network_plugin=self.network_plugin,
-            container_manager=self.container_manager,
-            api_server_endpoint=self.api_server_endpoint,
-            proxy=Proxy(http=self.proxy.http, https=self.proxy.https, no_proxy=self.proxy.no_proxy),
-            image_repos=ImageRepos(**self.image_repos.model_dump()),
-            download=Download(run_once=self.download.run_once, localhost=self.download.localhost),
+            proxy=build(Proxy, self.proxy),
+            image_repos=build(ImageRepos, self.image_repos),
+            download=build(Download, self.download),
             extra_vars={k: v for k, v in self.extra_vars.items() if not contains_secret(v)},
-            reset_on_destroy=self.reset_on_destroy,
-            health_gate=HealthGate(enabled=self.health_gate.enabled, timeout=self.health_gate.timeout),
+            health_gate=build(HealthGate, self.health_gate),
             upgrade=self.upgrade.args(),
-            certificates=CertificateRenewal(
-                auto_renew=self.certificates.auto(env), schedule=self.certificates.schedule
-            ),
+            certificates=CertificateRenewal(auto_renew=self.certificates.auto(env), schedule=self.certificates.schedule),
             removal=self.node_removal.args(),
-            host_key_checking=self.host_key_checking,
             api_access=self.api_access.args(),
             etcd_backup=self.etcd_backup.args(env),
         )

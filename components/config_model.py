@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from types import UnionType
 from typing import Annotated, Any, ClassVar, NoReturn, TypeVar, Union, get_args, get_origin
 
@@ -303,6 +304,19 @@ class ConfigModel(BaseModel):
 
 
 M = TypeVar("M", bound=ConfigModel)
+A = TypeVar("A")
+
+
+def build(args_type: type[A], model: BaseModel, **overrides: Any) -> A:
+    """The component's args (a dataclass) from the model's fields of the same names; what the
+    model holds differently (nested parts, defaults that depend on the stack) is in `overrides`."""
+    fields = type(model).model_fields
+    values = {
+        f.name: getattr(model, f.name)
+        for f in dataclass_fields(args_type)  # type: ignore[arg-type]
+        if f.name in fields and f.name not in overrides
+    }
+    return args_type(**values, **overrides)
 
 
 def _model_in(annotation: Any) -> type[ConfigModel] | None:
@@ -377,13 +391,15 @@ def _without(data: Any, locs: Iterator[tuple[str | int, ...]]) -> tuple[Any, boo
     list item was, which shifts the indices of the items after it)."""
     import copy  # only on the error path
 
+    # a value that is not a mapping at all: its defaults stand in for the whole of it
+    replaced = not isinstance(data, Mapping)
     data = copy.deepcopy(dict(data)) if isinstance(data, Mapping) else {}
-    removed = shifted = False
+    removed, shifted = replaced, False
     # deepest first, and the last index of a list first, so earlier removals move nothing
     order = sorted(set(locs), key=lambda loc: [(0, p) if isinstance(p, int) else (1, p) for p in loc], reverse=True)
     for loc in order:
         if not loc:
-            return {}, bool(data), False
+            return {}, replaced or bool(data), False
         parent: Any = data
         for part in loc[:-1]:
             try:

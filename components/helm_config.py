@@ -32,6 +32,7 @@ from components.config_model import (
     Required,
     Text,
     TextMap,
+    build,
     checked,
     items,
     text_list,
@@ -141,20 +142,7 @@ class HelmConfig(ConfigModel):
         return HelmSpec(
             repo_mirrors=mirrors,
             releases=tuple(
-                HelmReleaseSpec(
-                    name=r.name,
-                    namespace=r.namespace,
-                    repo=mirrors.get(r.repo.rstrip("/"), r.repo),
-                    upstream_repo=r.repo,
-                    chart=r.chart,
-                    version=r.version,
-                    values=r.values,
-                    values_files=tuple(r.values_files),
-                    atomic=r.atomic,
-                    cleanup_on_fail=r.cleanup_on_fail,
-                    timeout=r.timeout,
-                    max_history=r.max_history,
-                )
+                build(HelmReleaseSpec, r, repo=mirrors.get(r.repo.rstrip("/"), r.repo), upstream_repo=r.repo)
                 for r in self.releases
             ),
         )

@@ -21,6 +21,7 @@ from components.config_model import (
     Flag,
     Required,
     Text,
+    build,
     checked,
     choice,
     items,
@@ -127,12 +128,7 @@ class MySQLUserConfig(ConfigModel):
                 found.error(f"databases[{j}]", f"{database!r} is listed twice")
 
     def args(self) -> MySQLUserSpec:
-        return MySQLUserSpec(
-            name=self.name,
-            databases=tuple(dict.fromkeys(self.databases)),
-            password_secret=self.password_secret,
-            access=self.access,
-        )
+        return build(MySQLUserSpec, self, databases=tuple(dict.fromkeys(self.databases)))
 
 
 class MySQLConfig(ConfigModel):
@@ -169,13 +165,10 @@ class MySQLConfig(ConfigModel):
             seen.setdefault(user.name, i)
 
     def args(self) -> MySQLSpec:
-        return MySQLSpec(
-            enabled=self.enabled,
-            name=self.name,
-            namespace=self.namespace,
-            replicas=self.replicas,
-            image=self.image,
-            storage=MySQLStorage(size=self.storage.size, storage_class=self.storage.storage_class),
+        return build(
+            MySQLSpec,
+            self,
+            storage=build(MySQLStorage, self.storage),
             resources=self.resources.args(),
             allow_from=tuple(peer.args() for peer in self.allow_from),
             users=tuple(user.args() for user in self.users),

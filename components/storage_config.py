@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field
 
 from components.checks import host_check, subdomain_check
-from components.config_model import ConfigModel, Findings, Required, Text, TextMap, checked, choice, items
+from components.config_model import ConfigModel, Findings, Required, Text, TextMap, build, checked, choice, items
 from components.pod_config import AccessModes, abs_path_check, check_access_modes, check_labels, size_check
 from policy.guardrails import is_system_path
 
@@ -112,15 +112,12 @@ class StaticVolumeConfig(ConfigModel):
             found.error("", "needs a source: nfs {server, path} or local {path, node}")
 
     def args(self) -> StaticVolumeSpec:
-        return StaticVolumeSpec(
-            name=self.name,
-            capacity=self.capacity,
+        return build(
+            StaticVolumeSpec,
+            self,
             access_modes=tuple(dict.fromkeys(self.access_modes or ())),
-            reclaim_policy=self.reclaim_policy,
-            storage_class=self.storage_class,
-            labels=dict(self.labels),
-            nfs=NfsSource(server=self.nfs.server, path=self.nfs.path) if self.nfs else None,
-            local=LocalSource(path=self.local.path, node=self.local.node) if self.local else None,
+            nfs=build(NfsSource, self.nfs) if self.nfs else None,
+            local=build(LocalSource, self.local) if self.local else None,
         )
 
 

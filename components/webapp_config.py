@@ -32,6 +32,7 @@ from components.config_model import (
     Required,
     Text,
     TextMap,
+    build,
     checked,
     choice,
     did_you_mean,
@@ -348,9 +349,7 @@ class ProbeConfig(ConfigModel):
     period_seconds: whole(1, 3600) = Field(10, description="seconds between probes")  # type: ignore[valid-type]
 
     def args(self) -> ProbeSpec:
-        return ProbeSpec(
-            path=self.path, initial_delay_seconds=self.initial_delay_seconds, period_seconds=self.period_seconds
-        )
+        return build(ProbeSpec, self)
 
 
 class HpaConfig(ConfigModel):
@@ -447,26 +446,12 @@ class ResilienceConfig(ConfigModel):
 
     def args(self) -> ResilienceSpec:
         r, cb, cp = self.retries, self.circuit_breaker, self.connection_pool
-        return ResilienceSpec(
-            timeout=self.timeout,
-            retries=RetrySpec(attempts=r.attempts or 0, per_try_timeout=r.per_try_timeout, retry_on=r.retry_on)
-            if r
-            else None,
-            circuit_breaker=CircuitBreakerSpec(
-                consecutive_5xx_errors=cb.consecutive_5xx_errors,
-                interval=cb.interval,
-                base_ejection_time=cb.base_ejection_time,
-                max_ejection_percent=cb.max_ejection_percent,
-            )
-            if cb
-            else None,
-            connection_pool=ConnectionPoolSpec(
-                max_connections=cp.max_connections,
-                http1_max_pending_requests=cp.http1_max_pending_requests,
-                max_requests_per_connection=cp.max_requests_per_connection,
-            )
-            if cp
-            else None,
+        return build(
+            ResilienceSpec,
+            self,
+            retries=build(RetrySpec, r, attempts=r.attempts or 0) if r else None,
+            circuit_breaker=build(CircuitBreakerSpec, cb) if cb else None,
+            connection_pool=build(ConnectionPoolSpec, cp) if cp else None,
         )
 
 
@@ -506,7 +491,7 @@ class AppConfigConfig(ConfigModel):
                     )
 
     def args(self) -> AppConfigSpec:
-        return AppConfigSpec(data=dict(self.data), mount_path=self.mount_path, env=self.as_env)
+        return build(AppConfigSpec, self, env=self.as_env)
 
 
 class SelectorConfig(ConfigModel):
@@ -715,40 +700,25 @@ class WebAppConfig(ConfigModel):
         return StrategySpec(max_surge=self.strategy.max_surge, max_unavailable=self.strategy.max_unavailable)
 
     def args(self) -> AppSpec:
-        ing = self.ingress
-        return AppSpec(
-            name=self.name,
-            namespace=self.namespace,
-            image=self.image,
-            replicas=self.replicas,
-            port=self.port,
+        return build(
+            AppSpec,
+            self,
             service=ServiceSpec(
                 type=self.service.type,
                 port=self.port if self.service.port is None else self.service.port,
                 node_port=self.service.usable_node_port(),
             ),
-            ingress=IngressSpec(host=ing.host, path=ing.path, class_name=ing.class_name, tls_secret=ing.tls_secret)
-            if ing
-            else None,
+            ingress=build(IngressSpec, self.ingress) if self.ingress else None,
             resources=self.resources.args(),
-            env=dict(self.env),
-            revision_history_limit=self.revision_history_limit,
             strategy=self._strategy(),
             readiness=self.readiness.args(),
             liveness=self.liveness.args(),
             hpa=self.hpa.args(self.replicas) if self.hpa else None,
-            run_as_user=self.run_as_user,
-            run_as_non_root=self.run_as_non_root,
-            read_only_root_filesystem=self.read_only_root_filesystem,
-            service_account_token=self.service_account_token,
-            mesh=self.mesh,
             resilience=self.resilience.args() if self.resilience else None,
             config=self.config.args() if self.config else None,
-            secret_env=dict(self.secret_env),
             volumes=tuple(v.args() for v in self.volumes),
             init_containers=tuple(
                 InitContainerSpec(name=i.name, command=tuple(i.command), image=i.image or self.image)
                 for i in self.init_containers
             ),
-            rollout_timeout=self.rollout_timeout,
         )

@@ -120,3 +120,15 @@ def test_list_items_keep_their_index_when_an_earlier_one_cannot_be_read() -> Non
         "helm.releases[2].timeout: must be at least 1, got 0",
     ]
     assert model is not None and [r.name for r in model.releases] == ["a", "c"]
+
+
+def test_a_section_that_is_not_a_mapping_still_gets_its_rules_checked() -> None:
+    """`cluster: x` is one mistake, and the cluster's own rules still say what a cluster needs."""
+    config = existing_config()
+    config["cluster"] = "kubespray"
+    with pytest.raises(ConfigError) as err:
+        parse_config(config)
+    messages = [str(p) for p in err.value.problems]
+    assert messages[0] == "cluster: must be a mapping (key: value), not a string"
+    assert "cluster.nodes: at least one node is required in kubespray mode" in messages
+    assert "cluster.controlHost.host: is required" in messages
