@@ -4,7 +4,6 @@ the typed spec, and every rejection names its key path and says what would be ri
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from components.webapp_config import (
 from stacks.config import SECRET, ConfigError, parse_config
 from stacks.files import config_from_file
 from tests.support.mocks import PROJECT_ROOT, existing_config, kubespray_config
-from tests.support.rejections import ENTRY_POINTS, Mutator, assert_refused
+from tests.support.rejections import Mutator
 
 SHOWCASE = PROJECT_ROOT / "tests" / "unit" / "fixtures" / "Pulumi.showcase.yaml"
 
@@ -625,14 +624,6 @@ REJECTED: list[tuple[str, Mutator, str, str]] = [
         "taken by another claim",
     ),
 ]
-
-
-@pytest.mark.parametrize("entry", ENTRY_POINTS)
-@pytest.mark.parametrize(("mutate", "path", "words"), [pytest.param(m, p, w, id=i) for i, m, p, w in REJECTED])
-def test_rejected_with_key_path_and_hint(entry: str, mutate: Mutator, path: str, words: str, tmp_path: Path) -> None:
-    cfg = base()
-    mutate(cfg)
-    assert_refused(ENTRY_POINTS[entry](cfg, tmp_path), path, words)
 
 
 def test_plaintext_secret_is_never_echoed() -> None:
