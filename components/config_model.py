@@ -20,6 +20,7 @@ a whole number.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -389,8 +390,6 @@ def problems_of(exc: ValidationError, model: type[ConfigModel], path: str) -> li
 def _without(data: Any, locs: Iterator[tuple[str | int, ...]]) -> tuple[Any, bool, bool]:
     """`data` without the values at `locs`: (data, whether anything was removed, whether a
     list item was, which shifts the indices of the items after it)."""
-    import copy  # only on the error path
-
     # a value that is not a mapping at all: its defaults stand in for the whole of it
     replaced = not isinstance(data, Mapping)
     data = copy.deepcopy(dict(data)) if isinstance(data, Mapping) else {}
