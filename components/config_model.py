@@ -164,13 +164,6 @@ Flag = Annotated[
     Strict(),
     WithJsonSchema({"anyOf": [{"type": "boolean"}, {"enum": ["true", "false"]}]}),
 ]
-# a whole number (also its digits as a string)
-Whole = Annotated[
-    int,
-    BeforeValidator(_whole_in),
-    Strict(),
-    WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string", "pattern": "^-?[0-9]+$"}]}),
-]
 # any mapping with string keys (Helm values, extra variables): its content is the tool's to read
 AnyMap = Annotated[dict[str, Any], BeforeValidator(_mapping_in), WithJsonSchema({"type": "object"})]
 
@@ -203,7 +196,8 @@ Required = AfterValidator(_not_empty)
 
 
 def whole(minimum: int | None = None, maximum: int | None = None) -> Any:
-    """A whole number within bounds (inclusive)."""
+    """A whole number (also its digits as a string, as pulumi config set stores it) within
+    bounds (inclusive)."""
     bounds = {k: v for k, v in (("minimum", minimum), ("maximum", maximum)) if v is not None}
     return Annotated[
         int,
@@ -212,9 +206,6 @@ def whole(minimum: int | None = None, maximum: int | None = None) -> Any:
         Field(ge=minimum, le=maximum),
         WithJsonSchema({"anyOf": [{"type": "integer", **bounds}, {"type": "string", "pattern": "^-?[0-9]+$"}]}),
     ]
-
-T = TypeVar("T")
-
 
 def text_list(check: Callable[[str], str | None] | None = None) -> Any:
     """A list of strings, each checked."""

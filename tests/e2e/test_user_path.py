@@ -51,7 +51,7 @@ def test_make_preview_and_up_with_the_users_own_newer_pulumi(
 ) -> None:
     stack = stack_factory("existing", {"mysql": {"enabled": False}})
     project = stack.dir
-    for name in ("Makefile", "requirements-dev.txt"):
+    for name in ("Makefile", "requirements-dev.txt", "pyproject.toml"):
         shutil.copy2(REPO_ROOT / name, project / name)
     shutil.copytree(REPO_ROOT / "scripts", project / "scripts", dirs_exist_ok=True)
     # the user's PULUMI_HOME: plugins by version, as `pulumi plugin install resource NAME VERSION` puts them
