@@ -1,5 +1,10 @@
 """Checks of single values that components and the stack config share: hosts, IPs, URLs
-(and the credentials they must not carry), Kubernetes names, chart versions, address pools.
+(and the credentials they must not carry), Kubernetes names, quantities and durations, chart
+versions, address pools.
+
+A value another tool reads later is checked the way that tool reads it: URLs by an RFC 3986
+parser (`rfc3986`), quantities and durations by the grammars of apimachinery and Go, each
+held to the tool in tests/conformance/.
 
 Each `*_check` returns the message a user sees (`'x' is not …`) or None; `checked()` in
 `components.config_model` turns one into a field validator.
@@ -8,8 +13,15 @@ Each `*_check` returns the message a user sees (`'x' is not …`) or None; `chec
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable
+from decimal import Decimal
+
+from rfc3986.exceptions import InvalidComponentsError, ValidationError
+from rfc3986.misc import URI_MATCHER
+from rfc3986.uri import URIReference
+from rfc3986.validators import Validator
 
 from components.vocabulary import (
     CONFIG_NAMESPACE,
@@ -44,22 +56,93 @@ def is_host(value: str) -> bool:
     return is_ip(value) or bool(HOSTNAME.fullmatch(value))
 
 
-def is_url(value: str, schemes: tuple[str, ...] = ("http", "https")) -> bool:
-    m = re.fullmatch(r"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<rest>.+)", value)
-    if not m or m.group("scheme") not in schemes:
-        return False
-    rest = m.group("rest")
-    authority = rest.split("/", 1)[0]
-    if "@" in authority:
-        authority = authority.rsplit("@", 1)[1]
-    host = authority
+def _url_parts(value: str) -> dict[str, str | None]:
+    """scheme, authority, path, query, fragment as written (RFC 3986's Appendix B split)."""
+    m = URI_MATCHER.match(value)
+    return m.groupdict() if m else {"scheme": None, "authority": None, "path": value, "query": None, "fragment": None}
+
+
+def url_host(value: str) -> str:
+    """The host of a URL as written (an IPv6 literal without its brackets), '' if it has none."""
+    authority = _url_parts(value)["authority"] or ""
+    host = authority.rsplit("@", 1)[-1]
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else ""
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+# what `rfc3986` checks of each part, and how a user fixes it
+_URL_PART_HINTS = {
+    "scheme": "its scheme is malformed",
+    # rfc3986 names all three when the authority does not split into user@host:port at all
+    "authority": "its host[:port] is malformed (a hostname, an IP address or a bracketed IPv6 address, a non-ASCII name in its xn-- form; a port from 1 to 65535)",
+    "userinfo": "its user part has a character a URL does not allow there",
+    "host": "its host is not a hostname, an IP address or a bracketed IPv6 address",
+    "port": "its port is not a number from 1 to 65535",
+    "path": (
+        "its path has a character a URL does not allow (such as | \\ ^ ` \" < >, or a % not followed by "
+        "two hex digits): percent-encode it (| is %7C)"
+    ),
+    "query": "its query has a character a URL does not allow: percent-encode it",
+    "fragment": "its fragment has a character a URL does not allow",
+}
+_URL_VALIDATOR = (
+    Validator()
+    .require_presence_of("scheme")
+    .check_validity_of("scheme", "userinfo", "host", "port", "path", "query", "fragment")
+)
+
+
+def url_problem(value: str, schemes: tuple[str, ...] = ("http", "https"), query: bool = True) -> str | None:
+    """Why `value` is not a URL of one of `schemes` that git, helm, pip and curl read alike, or None.
+
+    The parts are RFC 3986's, checked by `rfc3986` as written (its own parsing would
+    percent-encode a space or a brace first, which is how `https://host/my charts` used to pass:
+    the fetch then asks for `/my%20charts`). On top of the RFC: a host that is a hostname or an
+    IP address, a port from 1 to 65535, no fragment (nothing sends one to the server), a query
+    only where `query` allows one, and for file:// a path on this machine (git ignores a host
+    there). The value is not echoed: the caller decides.
+    """
+    shape = " or ".join(f"{s}://host[:port][/path]" if s != "file" else "file:///path" for s in schemes)
+    if "{" in value or "}" in value:
+        return f"contains '{{' or '}}' (template text?): write the URL itself (a literal brace is %7B / %7D); expected {shape}"
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return f"contains whitespace or a control character, which a URL never has (a space in a path is %20); expected {shape}"
+    parts = _url_parts(value)
+    scheme = parts["scheme"]
+    if scheme is None or parts["authority"] is None:
+        return f"is not a valid URL; expected {shape}"
+    if scheme not in schemes:
+        lower = " (write the scheme in lowercase)" if scheme.lower() in schemes else ""
+        return f"has the scheme {scheme}://{lower}; expected {shape}"
+    uri = URIReference(scheme, parts["authority"], parts["path"], parts["query"], parts["fragment"])
+    try:
+        _URL_VALIDATOR.validate(uri)
+    except InvalidComponentsError as err:
+        names = set(err.components) | ({"authority"} if {"host", "port", "userinfo"} <= set(err.components) else set())
+        part = next(p for p in _URL_PART_HINTS if p in names)
+        return f"is not a valid URL: {_URL_PART_HINTS[part]}; expected {shape}"
+    except ValidationError:
+        return f"is not a valid URL; expected {shape}"
+    if parts["fragment"] is not None:
+        return f"has a fragment ('#…'), which is never sent to the server: remove it; expected {shape}"
+    if parts["query"] is not None and not query:
+        return f"has a query ('?…'), which breaks the paths the fetcher appends: remove it; expected {shape}"
+    authority = parts["authority"].rsplit("@", 1)[-1]
+    host = url_host(value)
+    if scheme == "file":
+        if host not in ("", "localhost") or ":" in authority:
+            return "names another machine: a file:// URL is a path on the control host (file:///path)"
+        return None
+    port = authority.rsplit("]", 1)[-1].partition(":")[2] if ":" in authority.rsplit("]", 1)[-1] else None
+    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+        return f"is not a valid URL: {_URL_PART_HINTS['port']}; expected {shape}"
     if authority.startswith("["):
-        host = authority[1 : authority.find("]")] if "]" in authority else ""
-    elif ":" in authority:
-        host, port = authority.rsplit(":", 1)
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            return False
-    return bool(host) and is_host(host)
+        if not is_ip(host.replace("%25", "%")) or ":" not in host:
+            return f"is not a valid URL: {_URL_PART_HINTS['host']}; expected {shape}"
+    elif not host or not is_host(host):
+        return f"is not a valid URL: {_URL_PART_HINTS['host']}; expected {shape}"
+    return None
 
 
 def url_has_password(value: str) -> bool:
@@ -108,8 +191,8 @@ def url_check(schemes: tuple[str, ...] = ("http", "https")) -> Callable[[str], s
     def check(value: str) -> str | None:
         if url_has_credentials(value):  # first, so that a malformed URL with a token is not echoed
             return CREDENTIALS_IN_URL
-        if not is_url(value, schemes):
-            return f"{value!r} is not a valid URL; expected {' or '.join(s + '://host[:port][/path]' for s in schemes)}"
+        if problem := url_problem(value, schemes):
+            return f"{value!r} {problem}" if value.isprintable() else problem
         return None
 
     return check
@@ -148,9 +231,17 @@ def chart_name_check(value: str) -> str | None:
 CHART_REPO_SCHEMES = ("https", "http", "oci")
 
 
-QUANTITY = re.compile(r"^(\d+(\.\d+)?|\.\d+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE]\d+)?$")
+# Kubernetes' quantity grammar (apimachinery's resource.ParseQuantity) without a sign: no
+# request, limit or size is negative. tests/conformance/test_reference_parsers.py holds it to
+# ParseQuantity itself.
+QUANTITY = re.compile(r"^(\d+(\.\d*)?|\.\d+)(n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?\d+)?$")
+# distribution's reference grammar (reference/regexp.go): an optional registry host (a domain
+# name or an address, with a port) before the first `/`, then lowercase path components
+_DOMAIN = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::\d+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE = re.compile(
-    r"^(?P<repo>[a-z0-9]+([._/-][a-z0-9]+|:\d+/)*)(:(?P<tag>[\w][\w.-]{0,127}))?(@(?P<digest>sha256:[0-9a-f]{64}))?$"
+    rf"^(?P<repo>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(:(?P<tag>[\w][\w.-]{0,127}))?(@(?P<digest>sha256:[0-9a-f]{64}))?$"
 )
 CONFIG_KEY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -163,11 +254,17 @@ def parse_quantity(value: str) -> float | None:
     number = float(m.group(1))
     suffix = m.group(3) or ""
     factors = {
-        "": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+        "": 1, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
         "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
     }  # fmt: skip
-    if suffix[:1] in ("e", "E") and suffix[1:].isdigit():
-        return number * 10 ** int(suffix[1:])
+    if suffix not in factors:  # a decimal exponent, e3 or E-2
+        exponent = suffix[1:]
+        if len(exponent.lstrip("+-")) > 3:  # beyond a float either way (and int() refuses thousands of digits)
+            exponent = "-999" if exponent.startswith("-") else "999"
+        try:
+            return number * 10.0 ** int(exponent)
+        except OverflowError:
+            return math.inf if number else 0.0
     return number * factors[suffix]
 
 
@@ -233,16 +330,23 @@ def secret_key_check(value: str) -> str | None:
     return None
 
 
-DURATION = re.compile(r"^((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$")
-DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Go's time.ParseDuration (what Istio and kubespray's Go tools read) without a sign or a bare 0:
+# durations here are positive. tests/conformance/test_reference_parsers.py holds it to Go's.
+DURATION = re.compile(r"^((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$")
+DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+DURATION_NANOSECONDS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+# a Go duration is an int64 of nanoseconds: about 292 years at most
+MAX_DURATION_NANOSECONDS = 2**63 - 1
 
 
 def parse_duration(value: str) -> float | None:
-    """Seconds of a Go/Istio duration ('250ms', '5s', '1m30s'), None if malformed."""
+    """Seconds of a Go/Istio duration ('250ms', '5s', '1m30s'), None if malformed or beyond Go's range."""
     if not DURATION.fullmatch(value):
         return None
-    return sum(float(n) * DURATION_UNITS[u] for n, u in DURATION_PART.findall(value))
+    nanoseconds = sum(Decimal(n) * DURATION_NANOSECONDS[u] for n, u in DURATION_PART.findall(value))
+    if nanoseconds > MAX_DURATION_NANOSECONDS:
+        return None
+    return float(nanoseconds / 10**9)
 
 
 def format_seconds(seconds: float) -> str:

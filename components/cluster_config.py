@@ -18,6 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+from croniter import CroniterError, croniter
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from components import kubespray_release
@@ -28,13 +32,13 @@ from components.checks import (
     ip_check,
     is_host,
     is_ip,
-    is_url,
     label_check,
     parse_duration,
     subdomain_check,
     url_check,
     url_has_credentials,
     url_has_password,
+    url_problem,
 )
 from components.config_model import (
     AnyMap,
@@ -415,16 +419,14 @@ _KUBESPRAY_VERSION = re.compile(r"^v\d+\.\d+\.\d+(-(alpha|beta|rc)\.?\d+)?$|^[0-
 _KUBE_VERSION = re.compile(r"^v?(1\.\d{1,2}\.\d{1,3})$")
 _REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9._-]+)*$")
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
-# systemd OnCalendar: a shorthand, or "[weekdays] [date] [time]" with *, ranges, lists, repeats
-_WEEKDAY = r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]{0,6}"
-_SYSTEMD_CALENDAR = re.compile(
-    r"(minutely|hourly|daily|weekly|monthly|yearly|quarterly|semiannually|annually)"
-    rf"|({_WEEKDAY}((,|\.\.){_WEEKDAY})*)( [0-9*][0-9*,./~-]*)?( [0-9*][0-9*,:./]*)?"
-    r"|[0-9*][0-9*,./~:-]*( [0-9*][0-9*,:./]*)?"
-)
 _SERIAL = re.compile(r"[1-9][0-9]{0,3}|([1-9][0-9]?|100)%")
-_CRON_FIELD = r"(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?(,(\*|[0-9]{1,2}(-[0-9]{1,2})?)(/[0-9]{1,2})?)*"
-_CRON = re.compile(rf"{_CRON_FIELD}( {_CRON_FIELD}){{4}}|@(hourly|daily|weekly|monthly)")
+# A CronJob's schedule is what the Kubernetes API server's parser takes (robfig/cron's
+# ParseStandard, plus its refusal of TZ= and CRON_TZ=): five fields or one of these macros.
+# croniter reads the fields; this dialect keeps it to robfig's: no seconds, L, W, #, H, no range
+# that wraps around, day of week 0-6 (croniter would take 7 for Sunday, the API server does not).
+CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 6))
+_CRON_RANGE = re.compile(r"(?P<low>\*|\?|[0-9]+|[A-Za-z]+)(-(?P<high>[0-9]+|[A-Za-z]+))?(/(?P<step>[0-9]+))?")
 
 
 # --------------------------------------------------------------------------- value checks
@@ -494,9 +496,13 @@ def _kubespray_version_check(value: str) -> str | None:
 def _kubespray_source_check(value: str) -> str | None:
     if url_has_credentials(value):
         return CREDENTIALS_IN_URL
-    if is_url(value, ("https", "http", "ssh", "git", "file")) or value.startswith("/"):
+    if value.startswith("/"):
         return None
-    return f"{value!r} is not a git URL (https://, ssh://, git://, file://) or an absolute path on the control host"
+    if "://" not in value:
+        return f"{value!r} is not a git URL (https://, ssh://, git://, file://) or an absolute path on the control host"
+    # git appends its own path and query (info/refs?service=…) to an http(s) URL
+    problem = url_problem(value, ("https", "http", "ssh", "git", "file"), query=False)
+    return f"{value!r} is not a git URL or an absolute path on the control host: it {problem}" if problem else None
 
 
 def _commit_check(value: str) -> str | None:
@@ -511,10 +517,47 @@ def path_check(value: str) -> str | None:
     return None
 
 
+# The key types OpenSSH's client offers for a host (`ssh -G <host>`: HostKeyAlgorithms, less the
+# certificates; rsa-sha2-256/512 are the signatures of an ssh-rsa key). ssh-dss is not among
+# them since OpenSSH 7.0: a pinned DSA key could never match the server's.
+HOST_KEY_TYPES = (
+    "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa",
+    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+)  # fmt: skip
+# OpenSSH refuses shorter RSA keys (RequiredRSASize)
+MIN_RSA_BITS = 1024
+
+
 def host_key_check(value: str) -> str | None:
-    parts = value.split()
-    if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-", "sk-")):
-        return "expected a public host key like 'ssh-ed25519 AAAAC3…' (from ssh-keyscan)"
+    """A public key as ssh-keyscan prints it after the host ('ssh-ed25519 AAAA…', a comment may
+    follow), decoded by `cryptography` and of a type OpenSSH accepts for a host.
+
+    No host-name field: the program writes each node's known_hosts line itself, with the
+    node's address first, and hands the control host's key to the SSH client as a key.
+    """
+    fields = value.split()
+    example = "'ssh-ed25519 AAAAC3…' (ssh-keyscan -t ed25519 <host>, without the host at the start)"
+    if len(fields) >= 3 and fields[0] not in HOST_KEY_TYPES and fields[1] in HOST_KEY_TYPES:
+        return (
+            f"starts with a host field ({fields[0][:40]!r}), as a known_hosts line does: give the key alone, "
+            f"from its type on, e.g. {example}"
+        )
+    if len(fields) < 2:
+        return f"expected a public host key like {example}"
+    kind, blob = fields[0], fields[1]
+    if kind not in HOST_KEY_TYPES:
+        shown = repr(kind[:40]) if kind.isprintable() else "its first field"
+        why = " (DSA keys are refused by OpenSSH)" if kind == "ssh-dss" else ""
+        return f"{shown} is not a host key type OpenSSH accepts{why}; use one of {', '.join(HOST_KEY_TYPES)}"
+    try:
+        key = load_ssh_public_key(f"{kind} {blob}".encode())
+    except (ValueError, UnsupportedAlgorithm):
+        return (
+            f"is not a valid {kind} key: its base64 part does not decode to one (copied only in part, or from "
+            f"another key type?); copy it whole, e.g. {example}"
+        )
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        return f"is a {key.key_size}-bit RSA key, which OpenSSH refuses (at least {MIN_RSA_BITS}); pin the host's ed25519 key"
     return None
 
 
@@ -524,8 +567,8 @@ def proxy_check(value: str) -> str | None:
         return (
             "must not contain a password: stack files are not secret; use a proxy that needs none or an IP allow-list"
         )
-    if not is_url(value):
-        return f"{value!r} is not a proxy URL like 'http://proxy.example.com:3128'"
+    if problem := url_problem(value):
+        return f"{value!r} {problem} (a proxy URL, like 'http://proxy.example.com:3128')"
     return None
 
 
@@ -553,8 +596,9 @@ def _registry_check(value: str) -> str | None:
 
 
 def _endpoint_check(value: str) -> str | None:
-    if value.startswith("https://"):
-        return None if is_url(value, ("https",)) else f"{value!r} is not a valid https URL"
+    if "://" in value:
+        problem = url_problem(value, ("https",))
+        return f"{value!r} is not a valid https URL: {problem}" if problem else None
     host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
     return None if is_host(host) else f"{value!r} is not 'https://host:port', a hostname or an IP address"
 
@@ -579,22 +623,252 @@ def _kube_version_check(value: str) -> str | None:
     return f"{value!r} is not a Kubernetes version like '1.34.4' (empty = kubespray's default)"
 
 
-def _calendar_check(value: str) -> str | None:
-    if _SYSTEMD_CALENDAR.fullmatch(value):
-        return None
-    return f"{value!r} is not a systemd OnCalendar expression like 'Mon *-*-1..7 03:00:00' or 'monthly'"
+# --------------------------------------------------------------------------- systemd OnCalendar
+#
+# No Python library parses systemd calendar expressions, so this is a port of the parts of
+# systemd's own parser (src/shared/calendarspec.c: parse_weekdays, parse_date,
+# parse_calendar_time, chain_valid) that a renewal schedule uses, and
+# tests/conformance/test_systemd_calendar.py holds it to `systemd-analyze calendar`. Refused
+# on purpose although systemd takes them: a time zone other than UTC (whether the nodes know
+# it is their time zone database's say) and `@<epoch>` (one instant, not a schedule).
+
+SYSTEMD_SHORTHANDS = (
+    "minutely", "hourly", "daily", "weekly", "monthly", "quarterly", "yearly", "annually", "anually",
+    "semiannually", "semi-annually", "biannually", "bi-annually",
+)  # fmt: skip
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_USEC = 1_000_000
+_TIME_ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*")
+_INT_MAX = 2**31 - 1
+
+
+class _CalendarError(ValueError):
+    pass
+
+
+@dataclass
+class _Component:
+    start: int
+    stop: int = -1
+    repeat: int = 0
+
+
+def _calendar_number(text: str, i: int, usec: bool) -> tuple[int, int]:
+    m = re.compile(r"[0-9]+").match(text, i)
+    if not m:
+        raise _CalendarError("expected a number")
+    value, i = int(m.group()), m.end()
+    if usec:
+        value *= _USEC
+        if text[i : i + 1] == "." and text[i + 1 : i + 2] != ".":  # one '.' is a decimal point, '..' a range
+            frac = re.compile(r"[0-9]*").match(text, i + 1)
+            assert frac is not None
+            value += int((frac.group() + "000000")[:6])
+            i = frac.end()
+    if value > _INT_MAX:
+        raise _CalendarError("a number is too large")
+    return value, i
+
+
+def _calendar_chain(text: str, i: int, usec: bool) -> tuple[list[_Component] | None, int]:
+    """One field: '*', or a comma list of N, N..M, N/R, N..M/R (None: any value)."""
+    if text[i : i + 1] == "*":
+        return ([_Component(0, repeat=_USEC)] if usec else None), i + 1
+    chain = []
+    while True:
+        start, i = _calendar_number(text, i, usec)
+        part = _Component(start)
+        if text[i : i + 2] == "..":
+            part.stop, i = _calendar_number(text, i + 2, usec)
+            part.repeat = _USEC if usec else 1
+        if text[i : i + 1] == "/":
+            part.repeat, i = _calendar_number(text, i + 1, usec)
+            if part.repeat == 0:
+                raise _CalendarError("a repetition of 0")
+        if text[i : i + 1] not in ("", " ", ",", "-", "~", ":"):
+            raise _CalendarError("unexpected character")
+        chain.append(part)
+        if text[i : i + 1] != ",":
+            return chain, i
+        i += 1
+
+
+def _calendar_weekdays(text: str) -> int:
+    """Where the weekdays ('Mon..Fri,Sun ') end; 0 when the expression has none."""
+
+    def after_spaces(i: int) -> int:
+        return i + len(text[i:]) - len(text[i:].lstrip(" "))
+
+    i, first, range_from = 0, True, -1
+    while True:
+        rest = text[i:].lower()
+        day = next(((n, len(w)) for n, name in enumerate(_WEEKDAYS) for w in (name, name[:3]) if rest.startswith(w)), None)
+        if day is None:
+            if first:
+                return 0
+            raise _CalendarError("expected a weekday")
+        number, skip = day
+        i += skip
+        if text[i : i + 1] not in ("", "-", ".", ",", " "):
+            raise _CalendarError("not a weekday")
+        if range_from > number:
+            raise _CalendarError("a weekday range runs backwards")
+        if text[i : i + 1] in ("", " "):
+            return after_spaces(i)
+        if text[i] in ".-":  # '..', or '-' as systemd still reads it
+            if range_from >= 0 or (text[i] == "." and text[i + 1 : i + 2] != "."):
+                raise _CalendarError("a weekday range needs '..' between two days")
+            range_from, i = number, i + (2 if text[i] == "." else 1)
+        else:
+            range_from, i = -1, i + 1
+        if text[i : i + 1] in ("", " "):  # a trailing comma, not an open range
+            if range_from >= 0:
+                raise _CalendarError("an open weekday range")
+            return after_spaces(i)
+        first = False
+
+
+def _calendar_valid(chain: list[_Component] | None, low: int, high: int, end_of_month: bool = False) -> bool:
+    """systemd's chain_valid(), after its normalize_chain(): a range ends on a whole repetition,
+    and one that cannot repeat even once is a single value."""
+    if end_of_month:
+        high -= 3  # no more than 28 days from the end of the month
+    for c in chain or ():
+        if c.stop > c.start and c.repeat > 0:
+            c.stop -= (c.stop - c.start) % c.repeat
+        if (c.stop > c.start and c.repeat > 0 and c.start + c.repeat > c.stop) or c.start == c.stop:
+            c.stop, c.repeat = -1, 0
+        if not low <= c.start <= high or c.repeat > high - low:
+            return False
+        if c.stop >= 0:
+            if not low <= c.stop <= high or c.start + c.repeat > c.stop:
+                return False
+        elif (c.start - c.repeat < low) if end_of_month else (c.start + c.repeat > high):
+            return False
+    return True
+
+
+def _calendar_parse(text: str) -> None:
+    """systemd's calendar_spec_from_string() for one expression without a time zone."""
+    if text.lower() in SYSTEMD_SHORTHANDS:
+        return
+    i = _calendar_weekdays(text)
+    year = month = day = None
+    end_of_month = False
+    # the date: [[year-]month-]day, '~' before the day counting from the month's end
+    first, j = _calendar_chain(text, i, False) if text[i:] else (None, i)
+    if text[i:] and text[j : j + 1] not in ("", ":"):
+        if text[j] not in "-~":
+            raise _CalendarError("expected '-' in the date")
+        end_of_month = text[j] == "~"
+        second, j = _calendar_chain(text, j + 1, False)
+        if text[j : j + 1] in ("", " "):
+            month, day = first, second
+        else:
+            if end_of_month or text[j] not in "-~":
+                raise _CalendarError("expected '-' in the date")
+            end_of_month = text[j] == "~"
+            third, j = _calendar_chain(text, j + 1, False)
+            if text[j : j + 1] not in ("", " "):
+                raise _CalendarError("the date ends in an unexpected character")
+            year, month, day = first, second, third
+        i = j + len(text[j:]) - len(text[j:].lstrip(" "))
+    hour = minute = second_ = None
+    if text[i:]:  # the time: hour:minute[:second[.fraction]]
+        hour, i = _calendar_chain(text, i, False)
+        if text[i : i + 1] != ":":
+            raise _CalendarError("expected ':' in the time")
+        minute, i = _calendar_chain(text, i + 1, False)
+        if text[i:]:
+            if text[i] != ":":
+                raise _CalendarError("expected ':' in the time")
+            second_, i = _calendar_chain(text, i + 1, True)
+            if text[i:]:
+                raise _CalendarError("trailing characters")
+    for c in year or ():  # 12 is 2012, 89 is 1989
+        c.start += 2000 if 0 <= c.start < 70 else 1900 if 70 <= c.start < 100 else 0
+        c.stop += 2000 if 0 <= c.stop < 70 else 1900 if 70 <= c.stop < 100 else 0
+    ok = (
+        _calendar_valid(year, 1970, 2199)
+        and _calendar_valid(month, 1, 12)
+        and _calendar_valid(day, 1, 31, end_of_month and day is not None)
+        and _calendar_valid(hour, 0, 23)
+        and _calendar_valid(minute, 0, 59)
+        and _calendar_valid(second_, 0, 60 * _USEC - 1)
+    )
+    if not ok:
+        raise _CalendarError("a value is out of range")
+
+
+def calendar_check(value: str) -> str | None:
+    """A systemd OnCalendar expression (kubespray's certificate-renewal timer), as systemd parses it."""
+    example = "like 'Mon *-*-1..7 03:00:00' (the first Monday of the month) or 'monthly'"
+    text = value[:-4] if value.lower().endswith(" utc") else value
+    if text.startswith("@"):
+        return f"{value!r} is one instant (@<seconds since 1970>), not a schedule; write one {example}"
+    last = text.rsplit(" ", 1)[-1]
+    weekday = any(last.lower().startswith(d[:3]) for d in _WEEKDAYS)
+    if " " in text and _TIME_ZONE.fullmatch(last) and not weekday:
+        return f"{value!r} ends in a time zone: only UTC is taken here (the nodes' time zone database decides the others)"
+    try:
+        _calendar_parse(text)
+    except _CalendarError as err:
+        return f"{value!r} is not a systemd OnCalendar expression ({err}); write one {example}"
+    return None
 
 
 def _serial_check(value: str) -> str | None:
     return None if _SERIAL.fullmatch(value) else f"{value!r} is not a node count like '1' or a percentage like '20%'"
 
 
-def _cron_check(value: str) -> str | None:
-    return (
-        None
-        if _CRON.fullmatch(value)
-        else f"{value!r} is not a cron schedule of five fields like '17 */6 * * *' (or @daily)"
-    )
+def cron_check(value: str) -> str | None:
+    """A CronJob schedule the Kubernetes API server accepts (see CRON_MACROS), read by croniter."""
+    example = "like '17 */6 * * *' (minute hour day-of-month month day-of-week) or @daily"
+    if "TZ" in value:
+        return (
+            f"{value!r} sets a time zone (TZ= or CRON_TZ=), which the Kubernetes API server refuses in a CronJob's "
+            "schedule; remove it: the schedule runs in kube-controller-manager's time zone"
+        )
+    if value.startswith("@"):
+        if value in CRON_MACROS:
+            return None
+        if value.startswith("@every"):
+            return f"{value!r} is not a cron schedule (robfig/cron's own); write five fields, e.g. every 6 hours: '0 */6 * * *'"
+        return f"{value!r} is not a cron macro; use one of {', '.join(CRON_MACROS)}, or five fields {example}"
+    fields = value.split()
+    if len(fields) != len(CRON_FIELDS):
+        seconds = " (a seconds field is not supported)" if len(fields) == 6 else ""
+        return f"{value!r} has {len(fields)} fields{seconds}; a cron schedule has five fields, {example}"
+    for index, (text, (name, low_bound, high_bound)) in enumerate(zip(fields, CRON_FIELDS, strict=True)):
+        names = croniter.ALPHACONV[index]  # jan-dec, sun-sat: the names robfig/cron takes too
+        for item in text.split(","):
+            m = _CRON_RANGE.fullmatch(item)
+            low, high = (m.group("low"), m.group("high")) if m else ("", None)
+            special = m is not None and any(v is not None and v.upper() in ("L", "W", "H") for v in (low, high))
+            wildcard = low in ("*", "?")
+            if not m or special or (wildcard and high is not None) or (low == "?" and name not in ("day of month", "day of week")):
+                return (
+                    f"{value!r}: the {name} field {text!r} is not a list of values, ranges (a-b) and steps (/n) "
+                    f"in {low_bound}-{high_bound} (L, W, # and H are not the API server's cron), {example}"
+                )
+            if m.group("step") is not None and int(m.group("step")) == 0:
+                return f"{value!r}: the {name} field {text!r} has a step of 0; a step is 1 or more"
+            if wildcard:
+                continue
+            bounds = [names.get(v.lower()) if v.isalpha() else int(v) for v in (low, high) if v is not None]
+            if not all(isinstance(b, int) for b in bounds):
+                return f"{value!r}: the {name} field {text!r} names no {name} (only month and day of week take names: jan-dec, sun-sat)"
+            if any(not low_bound <= b <= high_bound for b in bounds):  # type: ignore[operator]
+                return f"{value!r}: the {name} field {text!r} is out of range {low_bound}-{high_bound}"
+            if len(bounds) == 2 and bounds[0] > bounds[1]:  # type: ignore[operator]
+                return f"{value!r}: the {name} range {item!r} runs backwards; the API server's cron takes no wrap-around"
+    try:
+        croniter.expand(value, strict=True)
+    except CroniterError as err:
+        never = "never" in str(err) or "can never occur" in str(err)
+        why = "names a day that never occurs in its months" if never else "is not a cron schedule"
+        return f"{value!r} {why}, {example}"
+    return None
 
 
 def _backup_directory_check(value: str) -> str | None:
@@ -850,7 +1124,7 @@ class CertificatesConfig(ConfigModel):
     """Kubespray's automatic renewal of the control plane's certificates."""
 
     auto_renew: Flag | None = Field(None, description="default: on in staging and prod")
-    schedule: Annotated[DataText, checked(_calendar_check)] = Field(
+    schedule: Annotated[DataText, checked(calendar_check)] = Field(
         CertificateRenewal.schedule, description="systemd OnCalendar"
     )
 
@@ -879,7 +1153,7 @@ class EtcdBackupConfig(ConfigModel):
     """etcd snapshots on the etcd members: before the cluster changes, and on a schedule."""
 
     before_changes: Flag = Field(EtcdBackup.before_changes, description="a snapshot before every change")
-    schedule: Annotated[DataText, checked(_cron_check)] | None = Field(
+    schedule: Annotated[DataText, checked(cron_check)] | None = Field(
         None,
         description=f"cron of scheduled snapshots; default: '{DEFAULT_ETCD_BACKUP_SCHEDULE}' in prod, none elsewhere",
     )

@@ -18,11 +18,11 @@ from components.checks import (
     CHART_REPO_SCHEMES,
     CREDENTIALS_IN_URL,
     chart_name_check,
-    is_url,
     label_check,
     semver_check,
     url_check,
     url_has_credentials,
+    url_problem,
 )
 from components.config_model import (
     AnyMap,
@@ -120,10 +120,11 @@ class HelmConfig(ConfigModel):
         for upstream, mirror in self.repo_mirrors.items():
             if url_has_credentials(upstream) or url_has_credentials(mirror):
                 found.error("repoMirrors", CREDENTIALS_IN_URL)
-            elif not is_url(upstream, CHART_REPO_SCHEMES):
-                found.error(f"repoMirrors.{upstream}", "the upstream must be a repository URL (https:// or oci://)")
-            elif not is_url(mirror, CHART_REPO_SCHEMES):
-                found.error(f"repoMirrors.{upstream}", f"{mirror!r} is not a repository URL (https:// or oci://)")
+            elif problem := url_problem(upstream, CHART_REPO_SCHEMES):
+                found.error(f"repoMirrors.{upstream}", f"the upstream must be a repository URL: it {problem}")
+            elif problem := url_problem(mirror, CHART_REPO_SCHEMES):
+                shown = f"{mirror!r} " if mirror.isprintable() else "the mirror "
+                found.error(f"repoMirrors.{upstream}", f"{shown}is not a repository URL: it {problem}")
         seen: dict[tuple[str, str], int] = {}
         for i, release in enumerate(self.releases):
             key = (release.namespace, release.name)

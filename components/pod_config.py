@@ -94,8 +94,8 @@ LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 
 def label_key_check(key: str) -> str | None:
-    name = key.rsplit("/", 1)[-1]
-    if len(key) > 316 or len(name) > 63 or not LABEL_KEY.fullmatch(key):
+    prefix, _, name = key.rpartition("/")
+    if len(prefix) > 253 or len(name) > 63 or not LABEL_KEY.fullmatch(key):
         return f"{key!r} is not a valid label key like 'tier' or 'example.com/tier'"
     return None
 

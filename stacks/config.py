@@ -30,6 +30,7 @@ from components.checks import (
     AUTHENTICATED_SCHEMES,
     is_ip,
     parse_quantity,
+    url_host,
 )
 from components.cluster_config import NO_NETWORK_POLICY_PLUGINS, ClusterConfig, ClusterSpec, wrong_mode_keys
 from components.config_model import SECRET as SECRET  # re-exported: callers mark secret keys with it
@@ -530,8 +531,7 @@ def _check_addresses(
 
 def _is_loopback_url(url: str) -> bool:
     """http:// to this machine itself (a local mirror): nothing travels a network."""
-    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
-    host = host[1 : host.find("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+    host = url_host(url)
     if host == "localhost":
         return True
     try:

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 from components.kubespray import known_hosts_lines, ssh_args  # noqa: E402
 from stacks.config import parse_config  # noqa: E402
 from tests.e2e.lib.sshd import SSHD, ControlHost  # noqa: E402
-from tests.support.mocks import PROJECT_ROOT, kubespray_config  # noqa: E402
+from tests.support.mocks import EXAMPLE_HOST_KEYS, PROJECT_ROOT, kubespray_config  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     shutil.which("ssh") is None or not Path(SSHD).exists(), reason="needs openssh-client and openssh-server"
@@ -49,7 +49,7 @@ def cluster(mode: str, host_key: str = "") -> Any:
     cfg["cluster"]["nodes"].append(node)
     if mode == "pinned":
         for i, n in enumerate(cfg["cluster"]["nodes"][:-1]):
-            n["hostKey"] = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOther{i}"
+            n["hostKey"] = EXAMPLE_HOST_KEYS[1 + i]
     return parse_config(cfg, project_root=PROJECT_ROOT).cluster
 
 

@@ -137,6 +137,16 @@ class OptsRecorder:
 # --------------------------------------------------------------------------- configs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Real ed25519 public keys (their private halves were thrown away): host keys are decoded when
+# a stack is read, so a made-up 'AAAA…' no longer passes.
+EXAMPLE_HOST_KEYS = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKfmpNpVMWSbUd9euLnf3kJPO63PmpQ3CMl89QDgQPG3",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDl2k8pOW4ZKxeXzpO6P3Iu55EvUMNUbQBqgQoGVvhSS",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICK/XzHpKKSGzmaG7w+lTeQDXbA+8r8uxALY2PYtLZUG",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDC0c0BeXUk8MWUXoywxlbRdgnwh2RT1suu48nqp6yio",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG0nwNtz8i/aIkMDE0Lv7qxF+HpvbC3GNV2dbcSwECJ3",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJmLJISWNEnmwnQgjJWAxaGBsx5ydazZpximq2jSzNyM",
+)
 
 
 def kubespray_config(environment: str = "staging") -> dict[str, Any]:
@@ -150,7 +160,7 @@ def kubespray_config(environment: str = "staging") -> dict[str, Any]:
             "kubespray": {"version": "v2.31.0", "source": "https://github.com/kubernetes-sigs/kubespray.git",
                           "workdir": "~/kubespray"},
             "controlHost": {"host": "10.4.17.165", "port": 22, "user": "tiger",
-                            "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleOnly"},
+                            "hostKey": EXAMPLE_HOST_KEYS[0]},
             "ansibleUser": "tiger",
             "nodes": [
                 {"name": "node1", "address": "10.4.17.167", "roles": ["control-plane", "etcd", "worker"]},

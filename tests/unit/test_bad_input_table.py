@@ -36,7 +36,7 @@ from stacks import cli
 from stacks.config import SECRET, TOP_LEVEL_KEYS, ConfigError, parse_config
 from stacks.files import config_from_file, load_spec_file, stack_file
 from stacks.program import deploy
-from tests.support.mocks import PROJECT_ROOT, PlatformMocks, run_program
+from tests.support.mocks import EXAMPLE_HOST_KEYS, PROJECT_ROOT, PlatformMocks, run_program
 from tests.support.rejections import DELETE, NS, SECRETS, SECURE, all_of, set_path
 
 Doc = dict[str, Any]
@@ -97,6 +97,9 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("kubespray-version-no-v", "staging", _set("cluster.kubespray.version", "2.31.0"), "cluster.kubespray.version", "release tag like 'v2.31.0'"),
     ("kubespray-version-number", "staging", _set("cluster.kubespray.version", 2.31), "cluster.kubespray.version", "release tag"),
     ("kubespray-source-ftp", "staging", _set("cluster.kubespray.source", "ftp://mirror/kubespray.git"), "cluster.kubespray.source", "git URL"),
+    ("kubespray-source-space", "staging", _set("cluster.kubespray.source", "https://git.example.com/kube spray.git"), "cluster.kubespray.source", "whitespace"),
+    ("kubespray-source-query", "staging", _set("cluster.kubespray.source", "https://github.com/kubernetes-sigs/kubespray.git?ref=v2.31.0"), "cluster.kubespray.source", "query"),
+    ("kubespray-source-file-host", "staging", _set("cluster.kubespray.source", "file://mirror.example.com/srv/kubespray.git"), "cluster.kubespray.source", "file:///path"),
     ("workdir-quote", "staging", _set("cluster.kubespray.workdir", "~/kube'spray"), "cluster.kubespray.workdir", "quotes"),
     ("workdir-relative", "staging", _set("cluster.kubespray.workdir", "kubespray"), "cluster.kubespray.workdir", "absolute"),
     # control host
@@ -105,6 +108,10 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("control-host-port-word", "staging", _set("cluster.controlHost.port", "ssh"), "cluster.controlHost.port", "whole number"),
     ("control-host-user-upper", "staging", _set("cluster.controlHost.user", "Tiger"), "cluster.controlHost.user", "not a valid user name"),
     ("control-host-key-bare", "staging", _set("cluster.controlHost.hostKey", "AAAAC3NzaC1lZDI1NTE5"), "cluster.controlHost.hostKey", "public host key"),
+    ("control-host-key-undecodable", "staging", _set("cluster.controlHost.hostKey", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleOnly"), "cluster.controlHost.hostKey", "copy it whole"),
+    ("control-host-key-known-hosts-line", "staging", _set("cluster.controlHost.hostKey", f"10.4.17.165 {EXAMPLE_HOST_KEYS[0]}"), "cluster.controlHost.hostKey", "without the host"),
+    ("control-host-key-dsa", "staging", _set("cluster.controlHost.hostKey", "ssh-dss AAAAB3NzaC1kc3MAAACBAMZpKaJCHcS3"), "cluster.controlHost.hostKey", "DSA keys are refused by OpenSSH"),
+    ("control-host-key-type-mismatch", "staging", _set("cluster.controlHost.hostKey", "ssh-rsa " + EXAMPLE_HOST_KEYS[0].split()[1]), "cluster.controlHost.hostKey", "not a valid ssh-rsa key"),
     ("proxy-jump-port", "staging", _set("cluster.controlHost.proxyJump", {"host": "bastion.example.com", "user": "jump", "port": 0}), "cluster.controlHost.proxyJump.port", "at least 1"),
     ("proxy-jump-no-user", "staging", _set("cluster.controlHost.proxyJump", {"host": "bastion.example.com"}), "cluster.controlHost.proxyJump.user", "required when proxyJump.host"),
     ("ansible-user-missing", "staging", _set("cluster.ansibleUser", DELETE), "cluster.ansibleUser", "is required"),
@@ -130,10 +137,13 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("network-plugin", "staging", _set("cluster.networkPlugin", "weave"), "cluster.networkPlugin", "not one of"),
     ("container-manager-case", "staging", _set("cluster.containerManager", "Docker"), "cluster.containerManager", "did you mean 'docker'"),
     ("api-endpoint-no-host", "staging", _set("cluster.apiServerEndpoint", "https://:6443"), "cluster.apiServerEndpoint", "https URL"),
+    ("api-endpoint-space", "staging", _set("cluster.apiServerEndpoint", "https://k8s.example.com:6443/a b"), "cluster.apiServerEndpoint", "whitespace"),
     # proxy, mirrors, URLs, extra vars
     ("proxy-no-scheme", "staging", _set("cluster.proxy.http", "10.4.17.1:3128"), "cluster.proxy.http", "proxy URL"),
     ("proxy-password", "staging", _set("cluster.proxy.https", "http://user:pw@10.4.17.1:3128"), "cluster.proxy.https", "must not contain a password"),
     ("proxy-port-range", "staging", _set("cluster.proxy.http", "http://10.4.17.1:99999"), "cluster.proxy.http", "proxy URL"),
+    ("proxy-bad-percent", "staging", _set("cluster.proxy.http", "http://10.4.17.1:3128/%zz"), "cluster.proxy.http", "percent-encode"),
+    ("files-repo-fragment", "staging", _set("cluster.imageRepos.files", "https://files.mirror.example.com/k8s#v1"), "cluster.imageRepos.files", "fragment"),
     ("registry-with-scheme", "staging", _set("cluster.imageRepos.kube", "https://registry.mirror.example.com"), "cluster.imageRepos.kube", "no scheme"),
     ("files-repo-no-scheme", "staging", _set("cluster.imageRepos.files", "files.mirror.example.com"), "cluster.imageRepos.files", "not a valid URL"),
     ("extra-vars-managed", "staging", _set("cluster.extraVars.http_proxy", "http://x:3128"), "cluster.extraVars.http_proxy", "cluster.proxy.http"),
@@ -151,6 +161,7 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("lb-address-prefix", "staging", _set("addons.loadBalancer.addresses", ["10.4.17.200/33"]), "addons.loadBalancer.addresses[0]", "CIDR"),
     ("ingress-version-v", "staging", _set("addons.ingress.version", "v37"), "addons.ingress.version", "semantic version"),
     ("ingress-repo-no-scheme", "staging", _set("addons.ingress.repo", "traefik.github.io/charts"), "addons.ingress.repo", "not a valid URL"),
+    ("ingress-repo-pipe", "staging", _set("addons.ingress.repo", "https://traefik.github.io/charts|x"), "addons.ingress.repo", "percent-encode"),
     ("storage-class-upper", "staging", _set("addons.storage.defaultClass", "Local-Path"), "addons.storage.defaultClass", "StorageClass name"),
     ("addon-key-typo", "staging", _set("addons.ingress.enable", True), "addons.ingress.enable", "did you mean 'enabled'"),
     ("addon-enabled-word", "staging", _set("addons.metricsServer.enabled", "on"), "addons.metricsServer.enabled", "true or false"),
@@ -159,12 +170,16 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("release-unpinned-staging", "staging", _release(version=None), "helm.releases[0].version", "required in staging"),
     ("release-version-short", "staging", _release(version="8.5"), "helm.releases[0].version", "semantic version"),
     ("release-repo-no-scheme", "staging", _release(repo="grafana.github.io/helm-charts"), "helm.releases[0].repo", "not a valid URL"),
+    ("release-repo-space", "staging", _release(repo="https://charts.example.com/my charts"), "helm.releases[0].repo", "whitespace"),
+    ("release-repo-template", "staging", _release(repo="https://charts.example.com/{{ .Values.env }}"), "helm.releases[0].repo", "template text"),
+    ("release-repo-port", "staging", _release(repo="https://charts.example.com:0/charts"), "helm.releases[0].repo", "port"),
     ("release-chart-spaces", "staging", _release(chart="Grafana Chart"), "helm.releases[0].chart", "not a chart name"),
     ("release-values-list", "staging", _release(values=["adminUser"]), "helm.releases[0].values", "must be a mapping"),
     ("release-values-file-missing", "staging", _release(valuesFiles=["values/nope.yaml"]), "helm.releases[0].valuesFiles[0]", "does not exist"),
     ("release-values-file-escape", "staging", _release(valuesFiles=["../Pulumi.yaml"]), "helm.releases[0].valuesFiles[0]", "inside the project"),
     ("release-timeout-zero", "staging", _release(timeout=0), "helm.releases[0].timeout", "at least 1"),
     ("release-mirror-no-scheme", "staging", _set("helm.repoMirrors", {"https://grafana.github.io/helm-charts": "charts.mirror"}), "helm.repoMirrors.https://grafana.github.io/helm-charts", "repository URL"),
+    ("release-mirror-space", "staging", _set("helm.repoMirrors", {"https://grafana.github.io/helm-charts": "https://mirror.example.com/helm charts"}), "helm.repoMirrors.https://grafana.github.io/helm-charts", "whitespace"),
     # mysql: quantities, images, replicas
     ("health-timeout-low", "staging", _set("cluster.healthGate", {"timeout": 5}), "cluster.healthGate.timeout", "at least 30"),
     ("health-timeout-word", "staging", _set("cluster.healthGate", {"timeout": "10m"}), "cluster.healthGate.timeout", "whole number"),
@@ -185,7 +200,10 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("host-key-checking-unknown", "staging", _set("cluster.hostKeyChecking", "strict"), "cluster.hostKeyChecking", "pinned"),
     ("host-key-pinned-missing", "staging", _set("cluster.hostKeyChecking", "pinned"), "cluster.nodes[0].hostKey", "ssh-keyscan -t ed25519 10.4.17.167"),
     ("node-host-key-malformed", "staging", _set("cluster.nodes.0.hostKey", "AAAAC3Nza"), "cluster.nodes[0].hostKey", "ssh-keyscan"),
-    ("node-host-key-existing", "existing", _set("cluster.nodes", [{"name": "cp1", "roles": ["control-plane"], "hostKey": "ssh-ed25519 AAAA"}]), "cluster.nodes[0].hostKey", "only applies to mode: kubespray"),
+    ("node-host-key-undecodable", "staging", _set("cluster.nodes.0.hostKey", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINode1Key"), "cluster.nodes[0].hostKey", "copy it whole"),
+    ("node-host-key-hashed-host", "staging", _set("cluster.nodes.0.hostKey", f"|1|c2FsdA==|aGFzaA== {EXAMPLE_HOST_KEYS[0]}"), "cluster.nodes[0].hostKey", "starts with a host field"),
+    ("control-host-pip-index-space", "staging", _set("cluster.controlHost.pip", {"indexUrl": "https://pypi.example.com/my index/simple"}), "cluster.controlHost.pip.indexUrl", "whitespace"),
+    ("node-host-key-existing", "existing", _set("cluster.nodes", [{"name": "cp1", "roles": ["control-plane"], "hostKey": EXAMPLE_HOST_KEYS[0]}]), "cluster.nodes[0].hostKey", "only applies to mode: kubespray"),
     ("control-host-pip-credentials", "staging", _set("cluster.controlHost.pip", {"indexUrl": "https://bob:s3cret@pypi.example.com/simple"}), "cluster.controlHost.pip.indexUrl", "credentials"),
     ("control-host-pip-http", "staging", _set("cluster.controlHost.pip", {"indexUrl": "http://10.4.17.5:8080/simple"}), "cluster.controlHost.pip.trustedHost", "plain-HTTP"),
     ("control-host-pip-trusted-alone", "staging", _set("cluster.controlHost.pip", {"trustedHost": "10.4.17.5"}), "cluster.controlHost.pip.trustedHost", "without indexUrl"),
@@ -207,6 +225,12 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("api-access-managed-var", "staging", _set("cluster.extraVars", {"kube_vip_address": "10.4.17.5"}), "cluster.extraVars.kube_vip_address", "cluster.apiAccess.address"),
     ("etcd-backup-schedule", "staging", _set("cluster.etcdBackup", {"schedule": "every 6 hours"}), "cluster.etcdBackup.schedule", "five fields"),
     ("etcd-backup-schedule-template", "staging", _set("cluster.etcdBackup", {"schedule": "{{ lookup('pipe','id') }}"}), "cluster.etcdBackup.schedule", ""),
+    ("etcd-backup-schedule-hour", "staging", _set("cluster.etcdBackup", {"schedule": "0 24 * * *"}), "cluster.etcdBackup.schedule", "out of range 0-23"),
+    ("etcd-backup-schedule-sunday-7", "staging", _set("cluster.etcdBackup", {"schedule": "0 3 * * 7"}), "cluster.etcdBackup.schedule", "out of range 0-6"),
+    ("etcd-backup-schedule-time-zone", "staging", _set("cluster.etcdBackup", {"schedule": "CRON_TZ=UTC 0 3 * * *"}), "cluster.etcdBackup.schedule", "time zone"),
+    ("etcd-backup-schedule-wraps", "staging", _set("cluster.etcdBackup", {"schedule": "0 3 * * fri-mon"}), "cluster.etcdBackup.schedule", "runs backwards"),
+    ("etcd-backup-schedule-seconds", "staging", _set("cluster.etcdBackup", {"schedule": "0 0 3 * * *"}), "cluster.etcdBackup.schedule", "seconds field"),
+    ("etcd-backup-schedule-never", "staging", _set("cluster.etcdBackup", {"schedule": "0 3 30 2 *"}), "cluster.etcdBackup.schedule", "never occurs"),
     ("etcd-backup-retention", "staging", _set("cluster.etcdBackup", {"retention": 0}), "cluster.etcdBackup.retention", ""),
     ("etcd-backup-directory", "staging", _set("cluster.etcdBackup", {"directory": "backups"}), "cluster.etcdBackup.directory", "absolute directory"),
     ("etcd-backup-directory-dotdot", "staging", _set("cluster.etcdBackup", {"directory": "/var/../etc"}), "cluster.etcdBackup.directory", "absolute directory"),
@@ -222,6 +246,9 @@ CASES: list[tuple[str, str, Mutation, str, str]] = [
     ("certs-schedule-shell", "staging", _set("cluster.certificates", {"schedule": "Mon $(reboot)"}), "cluster.certificates.schedule", "OnCalendar"),
     ("certs-schedule-template", "staging", _set("cluster.certificates", {"schedule": "{{ lookup('pipe','id') }}"}), "cluster.certificates.schedule", "template syntax"),
     ("certs-schedule-word", "staging", _set("cluster.certificates", {"schedule": "sometimes"}), "cluster.certificates.schedule", "OnCalendar"),
+    ("certs-schedule-hour", "staging", _set("cluster.certificates", {"schedule": "*-*-* 25:00:00"}), "cluster.certificates.schedule", "out of range"),
+    ("certs-schedule-backwards", "staging", _set("cluster.certificates", {"schedule": "Fri..Mon 03:00"}), "cluster.certificates.schedule", "runs backwards"),
+    ("certs-schedule-time-zone", "staging", _set("cluster.certificates", {"schedule": "Mon *-*-1..7 03:00 Europe/Berlin"}), "cluster.certificates.schedule", "time zone"),
     ("certs-auto-word", "staging", _set("cluster.certificates", {"autoRenew": "please"}), "cluster.certificates.autoRenew", "true or false"),
     ("mysql-replicas-ten", "staging", _set("mysql.replicas", 10), "mysql.replicas", "at most 9"),
     ("mysql-replicas-word", "staging", _set("mysql.replicas", "three"), "mysql.replicas", "whole number"),

@@ -18,7 +18,14 @@ from components.kubespray import (
     rewrite_server,
 )
 from stacks.config import parse_config
-from tests.support.mocks import FAKE_ADMIN_CONF, PROJECT_ROOT, PlatformMocks, kubespray_config, run_program
+from tests.support.mocks import (
+    EXAMPLE_HOST_KEYS,
+    FAKE_ADMIN_CONF,
+    PROJECT_ROOT,
+    PlatformMocks,
+    kubespray_config,
+    run_program,
+)
 
 CMD = "command:remote:Command"
 
@@ -438,7 +445,7 @@ def _uploaded_files(script: str) -> dict[str, str]:
 
 def test_node_host_keys_are_checked_by_default(mocks: PlatformMocks) -> None:
     cfg = _with_worker(kubespray_config())
-    cfg["cluster"]["nodes"][-1]["hostKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINode4Key"
+    cfg["cluster"]["nodes"][-1]["hostKey"] = EXAMPLE_HOST_KEYS[4]
     build_cluster(cfg)
     cmds = commands(mocks)
     known = '"$HOME"/kubespray/inventory/k8s-platform-test/known_hosts'.replace('"$HOME"', "$HOME")
@@ -449,14 +456,14 @@ def test_node_host_keys_are_checked_by_default(mocks: PlatformMocks) -> None:
                 f'-o UserKnownHostsFile={known} -o GlobalKnownHostsFile={known}.pinned '
                 '-o StrictHostKeyChecking=accept-new"') in script, name  # fmt: skip
     files = _uploaded_files(cmds["cluster-inventory"]["create"])
-    assert files["known_hosts.pinned"] == "10.4.17.170 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINode4Key\n"
+    assert files["known_hosts.pinned"] == f"10.4.17.170 {EXAMPLE_HOST_KEYS[4]}\n"
 
 
 def test_pinned_learns_nothing_and_off_is_dev_only(mocks: PlatformMocks) -> None:
     cfg = kubespray_config()
     cfg["cluster"]["hostKeyChecking"] = "pinned"
     for i, n in enumerate(cfg["cluster"]["nodes"]):
-        n["hostKey"] = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKey{i}"
+        n["hostKey"] = EXAMPLE_HOST_KEYS[1 + i]
     build_cluster(cfg)
     script = commands(mocks)["cluster-cluster"]["create"]
     assert "-o UserKnownHostsFile=/dev/null" in script and "-o StrictHostKeyChecking=yes" in script
