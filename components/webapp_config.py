@@ -21,7 +21,6 @@ from components.checks import (
     label_check,
     official_image,
     parse_duration,
-    root_image_hint,
     secret_key_check,
     subdomain_check,
 )
@@ -205,6 +204,17 @@ RETRY_ON = (
 )  # fmt: skip
 _INT_OR_PERCENT = re.compile(r"^(\d+|\d{1,3}%)$")
 _CONFIG_MAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+# Where the warning about an official image under runAsNonRoot points: the why, the kubelet's
+# message and the fixes are there once; `validate` prints the warning per app and per file.
+ROOT_IMAGE_DOC, ROOT_IMAGE_SECTION = "docs/security.md", "Docker Official Images under runAsNonRoot"
+
+
+def root_image_warning(image: str) -> str:
+    """One line: an official image will likely not start under the platform's non-root default."""
+    return (
+        f"{image!r} is a Docker Official Image: most start as root, which runAsNonRoot (this app's default) "
+        f'refuses; use an image built to run unprivileged or set runAsUser ({ROOT_IMAGE_DOC}, "{ROOT_IMAGE_SECTION}")'
+    )
 
 
 # --------------------------------------------------------------------------- value checks
@@ -608,7 +618,7 @@ class WebAppConfig(ConfigModel):
         if self.run_as_non_root and self.run_as_user == 0:
             found.error("runAsUser", "0 is root; set runAsNonRoot: false if the image really needs root")
         if official_image(self.image) and self.run_as_non_root and self.run_as_user is None:
-            found.warn("image", root_image_hint(self.image))
+            found.warn("image", root_image_warning(self.image))
         if self.hpa is not None:
             hpa = self.hpa.args(self.replicas)
             if hpa.max_replicas < hpa.min_replicas:

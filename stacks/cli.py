@@ -332,12 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "recover",
         help="after a crashed pulumi run: clear the stack's lock and what the run left in flight (needs pulumi, helm)",
-        description="Clear the lock a crashed run left, settle its interrupted Helm releases (uninstall an install "
-        "that never reached the state, roll back an upgrade left pending) and drop its other interrupted creates "
-        "from the state; then `pulumi up` converges.",
+        description="Clear the lock a crashed run left, settle its interrupted Helm releases (uninstall what the "
+        "run installed and never recorded, leave alone a release of that name that was there before the run, roll "
+        "back an upgrade left pending) and drop its other interrupted creates from the state; then `pulumi up` "
+        "converges. Everything is read first; the question lists what will be removed.",
     )
     p.add_argument("stack", help="stack name")
-    p.add_argument("--yes", action="store_true", help="do not ask whether anything else runs on the stack")
+    p.add_argument(
+        "--yes", action="store_true", help="do not ask (that nothing else runs on the stack, and the plan) first"
+    )
     p.add_argument("--kubeconfig", help="the cluster's kubeconfig for helm (default: the stack's kubeconfig output)")
     p.set_defaults(func=cmd_recover)
 

@@ -27,6 +27,8 @@ from lib.realnode import RealNode
 from lib.stack import E2EStack
 from lib.util import wait_until
 
+from components.webapp_config import ROOT_IMAGE_DOC, ROOT_IMAGE_SECTION
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 WEB_1 = f"{images.WEB}:1"
@@ -250,7 +252,8 @@ def test_the_seed_example_warns_before_anything_is_created_and_its_fix_runs(
     validated = stack.stacks("validate", stack.name)
     assert validated.returncode == 0, validated.stderr
     assert "apps[0].image: 'nginx:1.27' is a Docker Official Image" in validated.stderr, validated.stderr
-    assert "nginxinc/nginx-unprivileged" in validated.stderr
+    # one line that names the docs with the fixes (nginxinc/nginx-unprivileged, runAsUser)
+    assert f'({ROOT_IMAGE_DOC}, "{ROOT_IMAGE_SECTION}")' in validated.stderr, validated.stderr
     preview = stack.preview()
     assert "is a Docker Official Image" in preview.output, preview
     res = stack.up(check=False)

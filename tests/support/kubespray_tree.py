@@ -1,7 +1,7 @@
 """Kubespray's own tree and its own ansible, for tests that run kubespray's code offline.
 
-The tree is the vendored `git archive` of the release (sha256-checked, from
-$K8SP_ENGINE_SOURCES or ../shared/vendor beside the checkout). Its `requirements.txt`
+The tree is the `git archive` of the release, from the directory $K8SP_ENGINE_SOURCES
+names, checked against the sha256 below (README, "The offline engine"). Its `requirements.txt`
 (ansible 11 = ansible-core 2.18 for v2.31.0) is downloaded once into a wheelhouse and
 installed into a venv cached outside the repo, keyed by the requirements' content.
 """
@@ -25,7 +25,8 @@ SHA256 = "c70722f91850b5cb200cface0f3985f29fac53c06cba07068b60de6505d858e6"
 
 
 def sources_dir() -> Path:
-    """Where the upstream source tarballs are: $K8SP_ENGINE_SOURCES, else ../shared/vendor."""
+    """Where the upstream source tarballs are: $K8SP_ENGINE_SOURCES, else the CI runner's default
+    (the Makefile's too, for a bare `pytest`)."""
     env = os.environ.get("K8SP_ENGINE_SOURCES")
     return Path(env) if env else REPO_ROOT.parent / "shared" / "vendor"
 

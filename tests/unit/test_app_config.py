@@ -11,8 +11,9 @@ from typing import Any
 import pulumi
 import pytest
 
+from components import checks
 from components.webapp import CONFIG_HASH_ANNOTATION, WebApp, WebAppArgs
-from components.webapp_config import AppConfigSpec, AppSpec, InitContainerSpec
+from components.webapp_config import ROOT_IMAGE_DOC, ROOT_IMAGE_SECTION, AppConfigSpec, AppSpec, InitContainerSpec
 from stacks.config import ConfigError, parse_config
 from stacks.files import config_from_file
 from stacks.program import ProgramSecrets, build
@@ -270,13 +271,45 @@ def test_an_official_image_under_run_as_non_root_is_warned_about(image: str, war
     hits = [w for w in parse() if w.startswith("apps[0].image:")]
     assert bool(hits) is warned, parse()
     if warned:
+        # one line (validate prints it per app and per stack file); the details are in the docs it names
         (hint,) = hits
-        assert "Docker Official Image" in hint and "will run as root" in hint and "nginx-unprivileged" in hint
-        assert "runAsUser" in hint
+        assert f"apps[0].image: {image!r} is a Docker Official Image" in hint and "runAsUser" in hint
+        assert "\n" not in hint and len(hint) - len(image) < 250, hint
+        assert f'({ROOT_IMAGE_DOC}, "{ROOT_IMAGE_SECTION}")' in hint
     # an explicit user, or an app that knowingly runs as root, is not warned about
     assert not [w for w in parse(runAsUser=101) if w.startswith("apps[0].image:")]
     assert not [w for w in parse(runAsNonRoot=False) if w.startswith("apps[0].image:")]
 
 
+def test_the_docs_the_official_image_warning_names_explain_it() -> None:
+    text = (PROJECT_ROOT / ROOT_IMAGE_DOC).read_text()
+    assert f"\n## {ROOT_IMAGE_SECTION}\n" in text, f"{ROOT_IMAGE_DOC}: no section {ROOT_IMAGE_SECTION!r}"
+    section = text.split(f"\n## {ROOT_IMAGE_SECTION}\n", 1)[1].split("\n## ", 1)[0]
+    for fact in ("image will run as root", "CreateContainerConfigError", "nginxinc/nginx-unprivileged",
+                 "runAsUser", "runAsNonRoot: false", "capabilities"):  # fmt: skip
+        assert fact in section, fact
+
+
 SHOWCASE_CFG = json.dumps({"environment": "dev", "cluster": {"mode": "existing", "kubeconfig": "/dev/null",
                                                              "nodes": [{"name": "node1", "roles": ["control-plane"]}]}})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "172.30.59.1:5000/k8s-platform.test/web:1",  # a lab registry by address and port
+        "registry.local:5000/team/app:2.0",
+        "localhost:5000/a/b:2",
+        "docker.io/library/nginx:1.27",
+        "ghcr.io/a/b@sha256:" + "0" * 64,
+        "a__b/c-d.e:1",
+    ],
+)
+def test_an_image_from_a_registry_with_a_port_is_a_reference(image: str) -> None:
+    # found on the real machines: every `host:port/name` was refused before
+    assert checks.image_problem(image) is None
+
+
+@pytest.mark.parametrize("image", ["Nginx:1", "a//b:1", "my_reg:5000/x:1", "reg:5000/:1", "/x:1"])
+def test_malformed_image_references_are_refused(image: str) -> None:
+    assert "is not an image reference" in (checks.image_problem(image) or "")
