@@ -7,8 +7,9 @@ STACK ?= dev
 STAMP := $(VENV)/.installed
 STACKS := $(patsubst Pulumi.%.yaml,%,$(wildcard Pulumi.*.yaml))
 ACTIONLINT_VERSION := v1.7.12
-# Upstream source tarballs the Go module proxy does not serve (pulumi-command, the Python
-# language host, kubespray): the engine build and the e2e tier read them from here.
+# K8SP_ENGINE_SOURCES: the directory with the upstream source tarballs the engine build and the
+# conformance and e2e tiers need (their names and sha256: README, "The offline engine"). Set it;
+# unset, it falls back to where the project's CI runner keeps them, when that exists.
 K8SP_ENGINE_SOURCES ?= $(if $(wildcard $(CURDIR)/../shared/vendor),$(abspath $(CURDIR)/../shared/vendor),)
 export K8SP_ENGINE_SOURCES
 # State backend: Pulumi.yaml's `backend.url` (file://./.pulumi-state), which bare `pulumi`
@@ -29,7 +30,7 @@ PULUMI_ENV = penv="$$(scripts/pulumi_env.sh)" && eval "$$penv"
 
 
 .PHONY: new-stack stack setup system-deps test test-fast unit conformance e2e lint typecheck validate inventory render \
-        plan local-cluster engine engine-check preview up destroy bench bench-e2e bench-backend clean help preview-all drift promote rollback recover
+        plan local-cluster engine engine-deps engine-check preview up destroy bench bench-e2e bench-backend clean help preview-all drift promote rollback recover
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -45,10 +46,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-system-deps: ## Debian packages and tools the tests use (shellcheck; openssh-server, git, helm; the e2e real node's runtime and image tools)
-	@missing=""; for pair in shellcheck:shellcheck sshd:openssh-server git:git npm:npm unzip:unzip \
+system-deps: ## Debian packages and tools the tests use (shellcheck; openssh-server, git, curl, systemd-analyze, helm; the e2e real node's runtime and image tools; systemd-nspawn and skopeo for the real machines)
+	@missing=""; for pair in shellcheck:shellcheck sshd:openssh-server ssh-keygen:openssh-client git:git npm:npm unzip:unzip \
 	    containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins conntrack:conntrack \
-	    iptables:iptables mmdebstrap:mmdebstrap umoci:umoci curl:curl; do \
+	    iptables:iptables mmdebstrap:mmdebstrap umoci:umoci curl:curl systemd-analyze:systemd \
+	    systemd-nspawn:systemd-container skopeo:skopeo; do \
 	    cmd=$${pair%%:*}; pkg=$${pair#*:}; \
 	    command -v $$cmd >/dev/null || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
 	  if [ -n "$$missing" ]; then \
@@ -104,8 +106,17 @@ plan: setup ## validate STACK, write its kubespray inventory, its objects and it
 local-cluster: setup ## start etcd + kube-apiserver + controllers + KWOK nodes on loopback (stop: scripts/local_cluster.py stop)
 	$(BIN)/python scripts/local_cluster.py start --all
 
-engine: ## build the offline engine (Pulumi CLI, plugins, local control plane) from Go sources (cached)
+engine: engine-deps ## build the offline engine (Pulumi CLI, plugins, local control plane, the real machines' software) from Go sources (cached)
 	K8SP_ENGINE_SOURCES="$(K8SP_ENGINE_SOURCES)" scripts/engine.sh
+
+# cgo builds of the engine: pause (static C), runc and flanneld (static, runc with libseccomp)
+engine-deps:
+	@missing=""; command -v gcc >/dev/null || missing="$$missing gcc"; \
+	  [ -f /usr/include/stdio.h ] || missing="$$missing libc6-dev"; \
+	  [ -f /usr/include/seccomp.h ] || missing="$$missing libseccomp-dev"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    else echo "missing Debian packages:$$missing (sudo apt-get install$$missing)"; exit 1; fi; fi
 
 stack: setup
 	@mkdir -p .pulumi-state

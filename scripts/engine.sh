@@ -4,7 +4,10 @@
 # host, the kubernetes and command provider plugins, etcd,
 # etcdctl, kube-apiserver/-controller-manager/-scheduler, KWOK, SeaweedFS (the
 # S3-compatible object store the team-backend tests run against) and kubelet +
-# kube-proxy (the e2e tier's one real node). A user with internet
+# kube-proxy (the e2e tier's one real node), and the software kubespray downloads onto
+# the e2e tier's real machines (kubeadm, kubectl, etcdutl, containerd, runc, crictl,
+# nerdctl, the CNI plugins, flanneld, CoreDNS, and distribution's registry that serves
+# their images: the groups machine-*). A user with internet
 # does not need this: the official `pulumi` CLI installs the plugins itself
 # (README, "Install").
 #
@@ -20,7 +23,7 @@
 #                        language host); each is checked against the sha256 below
 #   K8SP_ENGINE_SKIP     groups not to build nor check (space/comma separated):
 #                        pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs etcdctl
-#                        kubernetes-node
+#                        kubernetes-node machine-runtime machine-net machine-mirror
 #   K8SP_ENGINE_JOBS     go build -p (default 2)
 #   K8SP_ENGINE_PULUMI_CLI  build this CLI version instead of the pin (with K8SP_ENGINE_SKIP
 #                        for everything else and its own K8SP_ENGINE_DIR: the e2e tier's
@@ -62,6 +65,24 @@ KWOK_VERSION=0.8.0                      # sigs.k8s.io/kwok
 # Not part of the cache key below (it has its own stamp, so a change rebuilds
 # only it): adding it must not throw away an engine cache that took an hour.
 SEAWEEDFS_MODVER=v0.0.0-20261109003541-7506e5f91cd6   # github.com/seaweedfs/seaweedfs
+# What kubespray v2.31.0 downloads onto the machines, built from the module proxy at
+# kubespray's own default versions where the proxy has them (CoreDNS: kubespray's pick for
+# Kubernetes 1.34). Outside the cache key like kubernetes-node: each has its own stamp.
+CONTAINERD_VERSION=2.2.3                # github.com/containerd/containerd/v2
+RUNC_VERSION=1.4.2                      # github.com/opencontainers/runc (cgo, static, seccomp)
+CRICTL_VERSION=1.34.0                   # sigs.k8s.io/cri-tools
+# nerdctl: kubespray's 2.2.2 needs its in-tree mod/tigron at build time (cmd/nerdctl/helpers
+# imports it), which no module zip carries; 2.0.5 is the newest release whose commands do not
+NERDCTL_VERSION=2.0.5                   # github.com/containerd/nerdctl/v2
+CNI_VERSION=1.9.1                       # github.com/containernetworking/plugins
+# flannel's CNI plugin (kubespray's flannel-cni-plugin v1.7.1-flannel1 image): the module
+# proxy refuses github.com/flannel-io/cni-plugin; its code is the plugins/meta/flannel of
+# containernetworking/plugins, whose last release with it is v0.9.1
+CNI_FLANNEL_VERSION=0.9.1
+FLANNEL_VERSION=0.28.4                  # github.com/flannel-io/flannel
+COREDNS_VERSION=1.12.1                  # github.com/coredns/coredns
+REGISTRY_VERSION=3.0.0                  # github.com/distribution/distribution/v3
+CNI_PLUGINS="bridge host-local loopback portmap bandwidth firewall tuning host-device ptp macvlan ipvlan vlan static dhcp sbr tap vrf dummy"
 SOURCES=${K8SP_ENGINE_SOURCES:-}
 # --------------------------------------------------------------------------
 
@@ -92,7 +113,10 @@ case "${1:-}" in
   --check) mode=check ;;
   --versions) printf 'pulumi %s\nlanguage-host %s\nkubernetes-provider %s\ncommand-provider %s\netcd %s\nkubernetes %s\nkwok %s\nseaweedfs %s\n' \
       "$PULUMI_VERSION" "$LANGHOST_VERSION" "$K8S_PROVIDER_VERSION" "$COMMAND_PROVIDER_VERSION" \
-      "$ETCD_VERSION" "$KUBERNETES_VERSION" "$KWOK_VERSION" "$SEAWEEDFS_MODVER"; exit 0 ;;
+      "$ETCD_VERSION" "$KUBERNETES_VERSION" "$KWOK_VERSION" "$SEAWEEDFS_MODVER"
+    printf 'containerd %s\nrunc %s\ncrictl %s\nnerdctl %s\ncni %s\ncni-flannel %s\nflannel %s\ncoredns %s\nregistry %s\n' \
+      "$CONTAINERD_VERSION" "$RUNC_VERSION" "$CRICTL_VERSION" "$NERDCTL_VERSION" "$CNI_VERSION" \
+      "$CNI_FLANNEL_VERSION" "$FLANNEL_VERSION" "$COREDNS_VERSION" "$REGISTRY_VERSION"; exit 0 ;;
   ""|--build) ;;
   -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "engine.sh: unknown argument: $1 (use --print-dir, --check)" >&2; exit 2 ;;
@@ -114,16 +138,31 @@ group_bins() {
     kwok) printf '%s\n' "kwok $KWOK_VERSION" "kwokctl $KWOK_VERSION" ;;
     seaweedfs) echo "weed ${SEAWEEDFS_MODVER#v}" ;;
     etcdctl) echo "etcdctl $ETCD_VERSION" ;;
-    kubernetes-node) printf '%s\n' "kubelet $KUBERNETES_VERSION" "kube-proxy $KUBERNETES_VERSION" "pause $KUBERNETES_VERSION" ;;
+    kubernetes-node) printf '%s\n' "kubelet $KUBERNETES_VERSION" "kube-proxy $KUBERNETES_VERSION" "pause $KUBERNETES_VERSION" \
+      "kubeadm $KUBERNETES_VERSION" "kubectl $KUBERNETES_VERSION" ;;
+    machine-runtime) printf '%s\n' "etcdutl $ETCD_VERSION" "containerd $CONTAINERD_VERSION" \
+      "containerd-shim-runc-v2 $CONTAINERD_VERSION" "ctr $CONTAINERD_VERSION" "runc $RUNC_VERSION" \
+      "crictl $CRICTL_VERSION" "nerdctl $NERDCTL_VERSION" ;;
+    machine-net) for p in $CNI_PLUGINS; do echo "cni/$p $CNI_VERSION"; done
+      printf '%s\n' "cni/flannel $CNI_FLANNEL_VERSION" "flanneld $FLANNEL_VERSION" "coredns $COREDNS_VERSION" ;;
+    machine-mirror) echo "registry $REGISTRY_VERSION" ;;
   esac
 }
-GROUPS_ALL="pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs etcdctl kubernetes-node"
+GROUPS_ALL="pulumi langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs etcdctl kubernetes-node
+  machine-runtime machine-net machine-mirror"
 
+# machine software (groups machine-*) lives apart from the engine's PATH: a CNI plugin named
+# `bridge` must not shadow iproute2's
+MACH=$CACHE/machine
 bin_path() { # name
-  case $1 in pulumi-resource-*) echo "$PROV/$1" ;; *) echo "$BIN/$1" ;; esac
+  case $1 in
+    pulumi-resource-*) echo "$PROV/$1" ;;
+    etcdutl|containerd|containerd-shim-runc-v2|ctr|runc|crictl|nerdctl|cni/*|flanneld|coredns|registry) echo "$MACH/$1" ;;
+    *) echo "$BIN/$1" ;;
+  esac
 }
 is_built() { # name version
-  [[ -x "$(bin_path "$1")" && -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]
+  [[ -x "$(bin_path "$1")" && -f "$STAMPS/${1//\//_}" && "$(cat "$STAMPS/${1//\//_}")" == "$2" ]]
 }
 
 # If a pulumi of the right version with the right plugins is on PATH, use it.
@@ -167,7 +206,7 @@ if [[ $mode == check ]]; then
 fi
 
 command -v go >/dev/null || { log "engine.sh: go is not installed"; exit 1; }
-mkdir -p "$BIN" "$PROV" "$PHOME" "$WORK" "$LOGS" "$STAMPS"
+mkdir -p "$BIN" "$PROV" "$PHOME" "$WORK" "$LOGS" "$STAMPS" "$MACH/cni"
 [[ -f "$TIMES" ]] || printf 'binary\tversion\tseconds\tdate\n' >"$TIMES"
 [[ $use_path_pulumi == 1 ]] && log "pulumi v$PULUMI_VERSION with kubernetes/command plugins found on PATH ($(command -v pulumi)): using those"
 
@@ -191,12 +230,15 @@ mod_dir() { # module@version logfile
 # Write a throwaway wrapper module in $WORK/<group>: requires + the
 # replaces/godebug of the upstream module's go.mod (local path replaces are
 # turned into published versions by the mapping given, or dropped).
-make_wrapper() { # group upstream-dir local-version-mapping(sed expr or "drop") require...
+# Mapping "stub": a local replace of a module nested in the upstream tree (which the module
+# proxy's zip leaves out) points at an empty module of that path: enough for the module graph
+# when only the upstream's tests import it. Lines in $WRAPPER_EXTRA are appended as they are.
+make_wrapper() { # group upstream-dir local-version-mapping(vX.Y.Z, "drop" or "stub") require...
   local group=$1 updir=$2 map=$3; shift 3
   local dir=$WORK/$group
   rm -rf "$dir"; mkdir -p "$dir"
   python3 - "$updir/go.mod" "$dir/go.mod" "$group" "$map" "$@" <<'PY'
-import json, subprocess, sys
+import json, os, subprocess, sys
 src, dst, group, vmap, *reqs = sys.argv[1:]
 m = json.loads(subprocess.check_output(["go", "mod", "edit", "-json", src]))
 lines = [f"module enginebuild/{group}", "", f"go {m.get('Go') or '1.24'}", ""]
@@ -211,10 +253,17 @@ for r in m.get("Replace") or []:
     if new["Path"].startswith(("./", "../", "/")):
         if vmap == "drop":
             continue
+        if vmap == "stub":
+            stub = os.path.join(os.path.dirname(dst), "stub", old["Path"])
+            os.makedirs(stub, exist_ok=True)
+            open(os.path.join(stub, "go.mod"), "w").write(f"module {old['Path']}\n\ngo 1.22\n")
+            lines.append(f"replace {oldspec} => ./stub/{old['Path']}")
+            continue
         # vmap is "vX.Y.Z": replace the staging module with its published version
         lines.append(f"replace {oldspec} => {old['Path']} {vmap}")
     else:
         lines.append(f"replace {oldspec} => {new['Path']} {new.get('Version', '')}".rstrip())
+lines += [ln for ln in os.environ.get("WRAPPER_EXTRA", "").splitlines() if ln.strip()]
 open(dst, "w").write("\n".join(lines) + "\n")
 PY
   printf 'package enginebuild\n' >"$dir/doc.go"
@@ -223,7 +272,7 @@ PY
 # go build one binary (in the wrapper dir), with timing/stamp/checks.
 build_bin() { # group name version pkg ldflags tags module@ver
   local group=$1 name=$2 ver=$3 pkg=$4 ldflags=$5 tags=$6 modspec=$7
-  local lg=$LOGS/$name.log t0 secs out
+  local lg=$LOGS/${name//\//_}.log t0 secs out
   out=$(bin_path "$name")
   if is_built "$name" "$ver"; then log "$name v$ver: cached"; return 0; fi
   printf 'building %s v%s ... ' "$name" "$ver" >&2
@@ -234,7 +283,7 @@ build_bin() { # group name version pkg ldflags tags module@ver
     secs=$((SECONDS - t0))
     log "done in ${secs}s"
     printf '%s\t%s\t%s\t%s\n' "$name" "$ver" "$secs" "$(date -u +%FT%TZ)" >>"$TIMES"
-    printf '%s' "$ver" >"$STAMPS/$name"
+    printf '%s' "$ver" >"$STAMPS/${name//\//_}"
   else
     log "FAILED"
     rm -f "$out.tmp"
@@ -450,6 +499,56 @@ build_seaweedfs() {
   build_bin seaweedfs weed "${v#v}" "$mod/weed" "" "" "$mod@$v" || true
 }
 
+# One Go module, one or more binaries from it: name=package pairs (package relative to the module).
+build_module() { # group module version ldflags tags name=pkg...   (env: WRAPPER_MAP, WRAPPER_EXTRA)
+  local group=$1 mod=$2 ver=$3 ldf=$4 tags=$5 lg=$LOGS/$1.log d pair; shift 5
+  local all=1; for pair in "$@"; do is_built "${pair%%=*}" "$ver" || all=0; done
+  ((all)) && { for pair in "$@"; do log "${pair%%=*} v$ver: cached"; done; return; }
+  : >"$lg"
+  d=$(mod_dir "$mod@v$ver" "$lg") || { for pair in "$@"; do is_built "${pair%%=*}" "$ver" || fail "${pair%%=*}" "$ver" "$mod@v$ver" "$lg"; done; return; }
+  make_wrapper "$group-${mod##*/}" "$d" "${WRAPPER_MAP:-drop}" "$mod v$ver"
+  for pair in "$@"; do
+    build_bin "$group-${mod##*/}" "${pair%%=*}" "$ver" "$mod${pair#*=}" "$ldf" "$tags" "$mod@v$ver" || true
+  done
+}
+
+build_machine_runtime() {
+  build_module machine-runtime go.etcd.io/etcd/etcdutl/v3 "$ETCD_VERSION" "" "" etcdutl=
+  build_module machine-runtime github.com/containerd/containerd/v2 "$CONTAINERD_VERSION" \
+    "-X github.com/containerd/containerd/v2/version.Version=v$CONTAINERD_VERSION" "no_btrfs" \
+    containerd=/cmd/containerd containerd-shim-runc-v2=/cmd/containerd-shim-runc-v2 ctr=/cmd/ctr
+  # runc needs cgo (its nsenter is C) and libseccomp; static like the upstream release binary
+  CGO_ENABLED=1 build_module machine-runtime github.com/opencontainers/runc "$RUNC_VERSION" \
+    "-X main.version=$RUNC_VERSION -linkmode external -extldflags -static" "seccomp urfave_cli_no_docs netgo osusergo" runc=
+  build_module machine-runtime sigs.k8s.io/cri-tools "$CRICTL_VERSION" \
+    "-X sigs.k8s.io/cri-tools/pkg/version.Version=v$CRICTL_VERSION" "" crictl=/cmd/crictl
+  # nerdctl's test helper module (mod/tigron) lives in its tree, outside the module's zip;
+  # in 2.0.5 only nerdctl's tests import it
+  WRAPPER_MAP=stub build_module machine-runtime github.com/containerd/nerdctl/v2 "$NERDCTL_VERSION" \
+    "-X github.com/containerd/nerdctl/v2/pkg/version.Version=v$NERDCTL_VERSION" "no_btrfs" nerdctl=/cmd/nerdctl
+}
+
+build_machine_net() {
+  local p pairs=()
+  for p in $CNI_PLUGINS; do
+    case $p in host-local|static|dhcp) pairs+=("cni/$p=/plugins/ipam/$p") ;;
+      bandwidth|firewall|tuning|portmap|sbr|vrf) pairs+=("cni/$p=/plugins/meta/$p") ;;
+      *) pairs+=("cni/$p=/plugins/main/$p") ;; esac
+  done
+  build_module machine-net github.com/containernetworking/plugins "$CNI_VERSION" \
+    "-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=v$CNI_VERSION" "" "${pairs[@]}"
+  build_module machine-net-flannel github.com/containernetworking/plugins "$CNI_FLANNEL_VERSION" "" "" \
+    cni/flannel=/plugins/meta/flannel
+  # flanneld links every backend; the Tencent VPC one needs a tencentcloud-sdk-go release the
+  # module proxy refuses (common v1.3.79): the next release stands in, the backend is unused here
+  # (cgo, static: its udp backend is C, as in the upstream image)
+  WRAPPER_EXTRA="replace github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common v1.3.79 => github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common v1.3.80" \
+  CGO_ENABLED=1 build_module machine-net github.com/flannel-io/flannel "$FLANNEL_VERSION" \
+    "-X github.com/flannel-io/flannel/pkg/version.Version=v$FLANNEL_VERSION -linkmode external -extldflags -static" \
+    "netgo osusergo" flanneld=
+  build_module machine-net github.com/coredns/coredns "$COREDNS_VERSION" "" "" coredns=
+}
+
 for g in $GROUPS_ALL; do
   skipped "$g" && continue
   case $g in
@@ -468,6 +567,12 @@ for g in $GROUPS_ALL; do
     # etcd's client, for the e2e tier's real etcd snapshots: same version as the server, its
     # own stamp (and outside the cache key, which ETCD_VERSION already is part of)
     etcdctl) build_etcd_module etcdctl etcdctl go.etcd.io/etcd/etcdctl/v3 ;;
+    # the e2e tier's real machines: what kubespray downloads onto them, and the registry
+    # their images are served from (each binary its own stamp, outside the cache key)
+    machine-runtime) build_machine_runtime ;;
+    machine-net) build_machine_net ;;
+    machine-mirror) build_module machine-mirror github.com/distribution/distribution/v3 "$REGISTRY_VERSION" \
+      "-X github.com/distribution/distribution/v3/version.version=v$REGISTRY_VERSION" "" registry=/cmd/registry ;;
   esac
 done
 
@@ -485,13 +590,18 @@ vcheck() { # name
   case $n in
     pulumi) check_run "$n" env PULUMI_HOME="$PHOME" "$BIN/pulumi" version ;;
     etcd|kube-*|kubelet|kwok|kwokctl) check_run "$n" "$BIN/$n" --version ;;
+    kubeadm) check_run "$n" "$BIN/$n" version -o short ;;
+    kubectl) check_run "$n" "$BIN/$n" version --client ;;
+    containerd|ctr|crictl|nerdctl|runc|coredns|flanneld|registry) check_run "$n" "$MACH/$n" --version ;;
+    etcdutl) check_run "$n" "$MACH/$n" version ;;
     weed|etcdctl) check_run "$n" "$BIN/$n" version ;;
     pause) [[ -x $BIN/pause ]] || FAILED+=("pause not executable") ;;
     pulumi-language-python|pulumi-resource-*) [[ -x $(bin_path "$n") ]] || FAILED+=("$n not executable") ;;
   esac
 }
 for n in pulumi pulumi-language-python pulumi-resource-kubernetes pulumi-resource-command etcd \
-         kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl weed etcdctl kubelet kube-proxy pause; do
+         kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl weed etcdctl kubelet kube-proxy pause \
+         kubeadm kubectl etcdutl containerd ctr runc crictl nerdctl coredns flanneld registry; do
   vcheck "$n"
 done
 
@@ -507,6 +617,7 @@ done
     echo "export PULUMI_HOME=\"$PHOME\""
   fi
   echo "export PULUMI_SKIP_UPDATE_CHECK=true"
+  echo "export K8SP_MACHINE_SOFTWARE=\"$MACH\""
   echo "export PULUMI_IGNORE_AMBIENT_PLUGINS=true"
   echo "export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true"
 } >"$CACHE/env.sh"

@@ -32,7 +32,8 @@ def user_cli() -> Path:
     """Pulumi v3.274.1, built once (like the engine, from the Go module proxy) and cached."""
     cli = USER_CLI_DIR / "bin" / "pulumi"
     if not cli.exists():
-        skip = "langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs etcdctl kubernetes-node"
+        skip = ("langhost kubernetes-provider command-provider etcd kubernetes kwok seaweedfs etcdctl kubernetes-node "
+                "machine-runtime machine-net machine-mirror")
         env = {**os.environ, "K8SP_ENGINE_PULUMI_CLI": USER_CLI_VERSION, "K8SP_ENGINE_DIR": str(USER_CLI_DIR),
                "K8SP_ENGINE_SKIP": skip}  # fmt: skip
         res = subprocess.run([str(REPO_ROOT / "scripts" / "engine.sh")], env=env, capture_output=True, text=True,
