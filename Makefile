@@ -29,7 +29,7 @@ endif
 PULUMI_ENV = penv="$$(scripts/pulumi_env.sh)" && eval "$$penv"
 
 
-.PHONY: new-stack stack setup system-deps test test-fast unit conformance e2e lint typecheck validate inventory render \
+.PHONY: new-stack stack setup system-deps mysql-image test test-fast unit conformance e2e lint typecheck validate inventory render \
         plan local-cluster engine engine-deps engine-check preview up destroy bench bench-e2e bench-backend clean help preview-all drift promote rollback recover
 
 help:
@@ -46,11 +46,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-system-deps: ## Debian packages and tools the tests use (shellcheck; openssh-server, git, curl, systemd-analyze, helm; the e2e real node's runtime and image tools; systemd-nspawn and skopeo for the real machines)
+system-deps: ## Debian packages and tools the tests use (shellcheck; openssh-server, git, curl, systemd-analyze, helm; the e2e real node's runtime and image tools; systemd-nspawn and skopeo for the real machines; iproute2 for the MySQL pods)
 	@missing=""; for pair in shellcheck:shellcheck sshd:openssh-server ssh-keygen:openssh-client git:git npm:npm unzip:unzip \
 	    containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins conntrack:conntrack \
 	    iptables:iptables mmdebstrap:mmdebstrap umoci:umoci curl:curl systemd-analyze:systemd \
-	    systemd-nspawn:systemd-container skopeo:skopeo; do \
+	    systemd-nspawn:systemd-container skopeo:skopeo ip:iproute2 nsenter:util-linux; do \
 	    cmd=$${pair%%:*}; pkg=$${pair#*:}; \
 	    command -v $$cmd >/dev/null || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
 	  if [ -n "$$missing" ]; then \
@@ -64,20 +64,27 @@ $(BIN)/actionlint: | $(STAMP)
 
 setup: $(STAMP) system-deps $(BIN)/actionlint ## create .venv with runtime + test dependencies
 
-test: setup ## lint, unit + conformance, then e2e when the engine is built
+# A real MySQL server for tests/conformance/test_mysql_server.py: Debian sid's mysql-server-core
+# laid out like the official image (tests/support/mysql_rootfs.py), built once into
+# ~/.cache/k8s-platform/mysql-rootfs/ from the Debian mirror and the vendored entrypoint.
+mysql-image: system-deps | $(STAMP) ## build (or reuse) the MySQL server rootfs the conformance tests run (needs root)
+	@if [ "$$(id -u)" = 0 ]; then $(BIN)/python -m tests.support.mysql_rootfs >/dev/null; \
+	  else echo "not root: tests/conformance/test_mysql_server.py will be skipped (its MySQL pods need root)"; fi
+
+test: setup mysql-image ## lint, unit + conformance, then e2e when the engine is built
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest tests/unit tests/conformance
 	@if scripts/engine.sh --check >/dev/null 2>&1; then $(MAKE) --no-print-directory e2e; \
 	  else echo "e2e tier skipped: the Pulumi engine is not built (run 'make engine', then 'make test')"; fi
 
-test-fast: setup ## unit + conformance only
+test-fast: setup mysql-image ## unit + conformance only
 	$(BIN)/python -m pytest tests/unit tests/conformance
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit
 
-conformance: setup
+conformance: setup mysql-image
 	$(BIN)/python -m pytest tests/conformance
 
 e2e: setup ## end to end with the real Pulumi engine (needs `make engine`)

@@ -11,7 +11,7 @@ from components.vocabulary import (
     SECRET_SSH_PRIVATE_KEY,
 )
 from stacks.config import ConfigError, parse_config
-from stacks.files import PROJECT_ROOT, config_from_runtime, placeholder_secrets
+from stacks.files import PROJECT_ROOT, config_from_runtime, mysql_password_problems, placeholder_secrets
 from stacks.program import ProgramSecrets, build
 
 config = pulumi.Config()
@@ -31,6 +31,9 @@ if placeholders and not pulumi.runtime.is_dry_run():
 try:
     # every problem is reported before a single resource is registered
     spec = parse_config(config_from_runtime(), project_root=PROJECT_ROOT, source=f"stack {pulumi.get_stack()}")
+    # passwords MySQL cannot take: refused now, not by a pod that never becomes ready
+    if problems := mysql_password_problems(spec.mysql):
+        raise ConfigError(problems, source=f"stack {pulumi.get_stack()}")
     for warning in spec.warnings:
         pulumi.log.warn(warning)
     # the secrets the settings name (apps' secretEnv, mysql.users): only known once the config is parsed

@@ -13,8 +13,10 @@ Creates, in the spec's namespace, all named `<spec.name>[-suffix]`:
   writes) and `<name>-read` (every ready member);
 - StatefulSet `<name>` (OrderedReady, PVC per member, retained on delete and
   scale-down) with init containers `config` (role file by ordinal, server_id =
-  100 + ordinal) and `seed` (CLONE of a running member into a new replica's
-  empty volume), the `mysql` container and the `replication` sidecar that
+  100 + ordinal) and `seed` (the primary's first initialization, atomic, with
+  every password escaped; CLONE of a running member into a new replica's empty
+  volume), the `mysql` container (the image's entrypoint, which finds the data
+  directory ready and only starts mysqld) and the `replication` sidecar that
   attaches replicas to the primary with GTID auto-positioning;
 - PodDisruptionBudget `<name>` (maxUnavailable 1) and NetworkPolicy `<name>`
   (TCP 3306 from `allow_from` peers and from the members themselves).
@@ -62,7 +64,6 @@ SCRIPT_FILES = (
     "lib.sh",
     "init-config.sh",
     "init-data.sh",
-    "create-replication-user.sh",
     "replication-agent.sh",
     "app-users.sh",
     "probe.sh",
@@ -487,12 +488,13 @@ class MySQLCluster(pulumi.ComponentResource):
             security_context=_container_security(),
             resources=_resources({"cpu": "10m", "memory": "32Mi"}, {"memory": "64Mi"}),
         )
-        # Runs a private mysqld while cloning, so it gets the database's resources.
+        # Runs a private mysqld while initializing or cloning, so it gets the database's resources.
+        # The root password only matters on the primary's first initialization.
         init_seed = k8s.core.v1.ContainerArgs(
             name="seed",
             image=spec.image,
             command=[f"{SCRIPTS_MOUNT}/init-data.sh"],
-            env=[*base_env, repl_pw],
+            env=[*base_env, root_pw, repl_pw],
             volume_mounts=[scripts, data, conf_ro, client_ro],
             security_context=_container_security(),
             resources=main_resources,
@@ -502,16 +504,10 @@ class MySQLCluster(pulumi.ComponentResource):
             image=spec.image,
             args=["mysqld"],
             ports=[k8s.core.v1.ContainerPortArgs(name="mysql", container_port=MYSQL_PORT, protocol="TCP")],
-            # MYSQL_ROOT_PASSWORD and the replication password only matter on the
-            # primary's first start (entrypoint + initdb hook); later starts ignore them.
-            env=[*base_env, root_pw, repl_pw],
-            volume_mounts=[
-                data,
-                conf_ro,
-                client_ro,
-                scripts,
-                k8s.core.v1.VolumeMountArgs(name="initdb", mount_path="/docker-entrypoint-initdb.d", read_only=True),
-            ],
+            # No password: `seed` has made the data directory, so the image's entrypoint skips its
+            # own initialization (which would put MYSQL_ROOT_PASSWORD into SQL unescaped).
+            env=base_env,
+            volume_mounts=[data, conf_ro, client_ro, scripts],
             resources=main_resources,
             security_context=_container_security(),
             startup_probe=exec_probe("startup", period=10, failures=60),
@@ -569,18 +565,6 @@ class MySQLCluster(pulumi.ComponentResource):
                     k8s.core.v1.VolumeArgs(
                         name="scripts",
                         config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=config_name, default_mode=0o555),
-                    ),
-                    k8s.core.v1.VolumeArgs(
-                        name="initdb",
-                        config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
-                            name=config_name,
-                            default_mode=0o555,
-                            items=[
-                                k8s.core.v1.KeyToPathArgs(
-                                    key="create-replication-user.sh", path="10-create-replication-user.sh"
-                                )
-                            ],
-                        ),
                     ),
                     k8s.core.v1.VolumeArgs(name="conf", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
                     k8s.core.v1.VolumeArgs(

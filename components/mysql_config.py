@@ -29,6 +29,7 @@ from components.config_model import (
     whole,
 )
 from components.pod_config import PeerConfig, PeerSelector, Resources, ResourcesConfig
+from components.vocabulary import SECRET_MYSQL_REPLICATION_PASSWORD, SECRET_MYSQL_ROOT_PASSWORD
 
 # --------------------------------------------------------------------------- args: what the component receives
 
@@ -69,6 +70,46 @@ class MySQLSpec:
     resources: Resources = field(default_factory=Resources)
     allow_from: tuple[PeerSelector, ...] = ()
     users: tuple[MySQLUserSpec, ...] = ()
+
+
+# The longest passwords MySQL takes, measured against mysqld 9.7 (tests/conformance/test_mysql_server.py):
+# caching_sha2_password refuses one over 256 bytes (CREATE USER: ERROR 1396), and CHANGE REPLICATION
+# SOURCE TO a SOURCE_PASSWORD over 32 bytes (ERROR 3056; bytes of UTF-8, though it says characters).
+MYSQL_PASSWORD_MAX_BYTES = 256
+MYSQL_REPLICATION_PASSWORD_MAX_BYTES = 32
+
+
+def password_problem(value: str, max_bytes: int) -> str | None:
+    """Why a password cannot work end to end (MySQL, the env var and option file it travels in);
+    None when it can. Any other character works: the scripts escape every value. Never quotes it."""
+    if not value:
+        return "is empty: the account would take any login without a password; set one"
+    if "\0" in value:
+        return "contains a NUL character, which no environment variable or option file can carry; choose another"
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid Unicode text; choose another"
+    if size > max_bytes:
+        limit = (
+            "CHANGE REPLICATION SOURCE TO takes a SOURCE_PASSWORD of at most 32 bytes"
+            if max_bytes == MYSQL_REPLICATION_PASSWORD_MAX_BYTES
+            else f"MySQL's caching_sha2_password takes at most {max_bytes} bytes"
+        )
+        return f"is {size} bytes long (UTF-8) and {limit}; choose a shorter one"
+    return None
+
+
+def password_limits(spec: MySQLSpec) -> dict[str, int]:
+    """The secret config keys holding the cluster's passwords -> the most UTF-8 bytes each may have."""
+    limits = {
+        SECRET_MYSQL_ROOT_PASSWORD: MYSQL_PASSWORD_MAX_BYTES,
+        SECRET_MYSQL_REPLICATION_PASSWORD: MYSQL_REPLICATION_PASSWORD_MAX_BYTES,
+    }
+    for user in spec.users:
+        limits[user.password_secret] = min(limits.get(user.password_secret, MYSQL_PASSWORD_MAX_BYTES),
+                                           MYSQL_PASSWORD_MAX_BYTES)  # fmt: skip
+    return limits
 
 
 # MySQL identifiers the app users and their databases may use: plain names, no quoting needed.

@@ -7,13 +7,15 @@ secret's plaintext and the CLI validates exactly what `pulumi preview` validates
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from components.mysql_config import MySQLSpec, password_limits, password_problem
 from stacks.config import NAMESPACE, SECRET, ConfigError, PlatformSpec, Problem, parse_config, strip_namespace
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +132,39 @@ def config_from_runtime() -> dict[str, Any]:
 
 # The committed example stacks carry placeholder secrets that begin with this text.
 PLACEHOLDER_PREFIX = "placeholder: replace with"
+
+
+def secret_value_problems(rules: Mapping[str, Callable[[str], str | None]]) -> list[Problem]:
+    """Problems with the values of secret keys (namespace stripped), by `rules[key](value)`.
+
+    Reads the decrypted values the engine handed to the program, like `placeholder_secrets`;
+    a problem names the key and what is wrong, never the value. The example stacks'
+    placeholders are left to `placeholder_secrets` (they preview, and never deploy).
+    """
+    from pulumi.runtime import config as runtime_config  # only inside a Pulumi program: the CLI need not load pulumi
+
+    values = dict(runtime_config.get_config_env())
+    values.update(runtime_config.CONFIG.get())
+    problems = []
+    for key, rule in sorted(rules.items()):
+        value = values.get(f"{NAMESPACE}:{key}")
+        if not isinstance(value, str) or value.startswith(PLACEHOLDER_PREFIX):
+            continue
+        message = rule(value)
+        if message:
+            problems.append(Problem(key, message))
+    return problems
+
+
+def mysql_password_problems(mysql: MySQLSpec) -> list[Problem]:
+    """The MySQL passwords (root, replication, `mysql.users`) the cluster could not use, by
+    `components.mysql_config.password_problem`: refused before any resource is registered,
+    rather than found by a pod that never becomes ready."""
+    if not mysql.enabled:
+        return []
+    return secret_value_problems(
+        {key: functools.partial(password_problem, max_bytes=n) for key, n in password_limits(mysql).items()}
+    )
 
 
 def placeholder_secrets() -> list[str]:

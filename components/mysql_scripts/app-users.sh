@@ -85,7 +85,8 @@ if [ -f "$users_file" ]; then
             failed=1
             continue
         fi
-        password=$(<"$password_file")
+        password=''
+        read_secret_file password "$password_file"
         pw=$(sql_string "$password")
         statements="CREATE USER IF NOT EXISTS '$user'@'%' IDENTIFIED WITH caching_sha2_password BY '$pw' ATTRIBUTE '$marker';
 ALTER USER '$user'@'%' IDENTIFIED WITH caching_sha2_password BY '$pw';

@@ -1,11 +1,23 @@
 #!/bin/bash
-# Init container `seed`: gives a new replica a copy of the cluster's data with
-# MySQL's CLONE plugin before its mysqld starts.
+# Init container `seed`: prepares the member's data directory before its mysqld starts.
 #
+# Ordinal 0 (the primary) on a fresh volume: initializes the data directory itself
+# instead of leaving it to the image's entrypoint, which writes MYSQL_ROOT_PASSWORD
+# into SQL and into an option file unescaped (a password with ' " or \ aborts the
+# first start, or sets another password than the Secret's). Here: mysqld
+# --initialize-insecure into a staging directory beside the real one, a private
+# socket-only mysqld on it, the time zone tables, root@localhost and root@'%' with
+# the root password and the replication account (escaped string literals, on the
+# client's stdin), a clean shutdown, then one rename to the real data directory.
+# The first start is thus atomic: the entrypoint finds a complete data directory or
+# none, and skips its own initialization; an interrupted attempt leaves only the
+# staging directory, which the next start discards. A data directory that exists is
+# never touched (the passwords in it win over the Secret's).
+#
+# Every other ordinal gets a copy of the cluster's data with MySQL's CLONE plugin.
 # Idempotent: a data directory that was seeded and verified before (marker file)
 # is left alone, so restarts and reschedules with the same PVC skip this; an
-# interrupted seed (data without marker) is discarded and redone. Ordinal 0 is
-# never touched: the image's entrypoint initializes the primary.
+# interrupted seed (data without marker) is discarded and redone.
 #
 # How: initialize an empty data directory, start a private socket-only mysqld on
 # it, CLONE INSTANCE from the previous member (falling back to the primary) with
@@ -19,26 +31,16 @@ set -eu
 
 SEED_SOCKET=/tmp/mysqld-seed.sock
 SEED_PID_FILE=/tmp/mysqld-seed.pid
+# The primary's first initialization happens here, then becomes $MYSQL_DATADIR by a
+# rename. Not a hidden name: InnoDB does not find its own files in a data directory
+# whose name starts with a dot (ERROR MY-013039 on the next start).
+STAGING_DATADIR=$MYSQL_DATA_ROOT/k8s-platform-init
 server_pid=''
 
-ord=$(ordinal)
-if [ "$ord" -eq 0 ]; then
-    log "ordinal 0 is the primary: nothing to seed"
-    exit 0
-fi
-if [ -f "$SEED_MARKER" ] && [ -d "$MYSQL_DATADIR/mysql" ]; then
-    log "data directory already seeded: nothing to do"
-    exit 0
-fi
-if [ -e "$MYSQL_DATADIR" ]; then
-    log "discarding an unfinished seed in $MYSQL_DATADIR"
-    rm -rf "$MYSQL_DATADIR"
-fi
-rm -f "$SEED_MARKER"
-
+# start_server [mysqld option...]: a private mysqld on the seed socket only.
 start_server() {
     mysqld --skip-networking --socket="$SEED_SOCKET" --pid-file="$SEED_PID_FILE" \
-        --read-only=OFF --super-read-only=OFF --skip-replica-start &
+        --read-only=OFF --super-read-only=OFF --skip-replica-start "$@" &
     server_pid=$!
     local i=0
     while [ "$i" -lt 300 ]; do
@@ -84,13 +86,15 @@ stop_server() {
     server_pid=''
 }
 
+# fail MESSAGE: stops the seed server, discards what this attempt wrote, exits.
+# (Ordinal 0 only ever writes the staging directory.)
 fail() {
     log "$*"
     if [ -n "$server_pid" ]; then
         kill -TERM "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
-    rm -rf "$MYSQL_DATADIR"
+    rm -rf "$discard_on_failure"
     exit 1
 }
 
@@ -99,12 +103,72 @@ initialize() {
     mysqld --initialize-insecure
 }
 
+# The statements that make a fresh primary: what the image's entrypoint does on its
+# first start, with every value escaped. Not binary-logged, as there: replicas get
+# the accounts with the clone of the data.
+bootstrap_sql() {
+    local root repl
+    root=$(sql_string "$MYSQL_ROOT_PASSWORD")
+    repl=$(sql_string "$MYSQL_REPLICATION_PASSWORD")
+    cat <<SQL
+SET autocommit = 1;
+SET @@SESSION.SQL_LOG_BIN = 0;
+ALTER USER 'root'@'localhost' IDENTIFIED BY '$root';
+CREATE USER 'root'@'%' IDENTIFIED BY '$root';
+GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;
+CREATE USER '$(sql_string "$MYSQL_REPLICATION_USER")'@'%'
+    IDENTIFIED WITH caching_sha2_password BY '$repl';
+GRANT REPLICATION SLAVE, BACKUP_ADMIN ON *.* TO '$(sql_string "$MYSQL_REPLICATION_USER")'@'%';
+SQL
+}
+
+initialize_primary() {
+    discard_on_failure=$STAGING_DATADIR
+    if [ -d "$MYSQL_DATADIR/mysql" ]; then
+        log "ordinal 0: data directory initialized before; leaving it alone"
+        exit 0
+    fi
+    if [ -e "$STAGING_DATADIR" ]; then
+        log "discarding an interrupted first initialization"
+        rm -rf "$STAGING_DATADIR"
+    fi
+    if [ -e "$MYSQL_DATADIR" ]; then
+        # No system schema: not a data directory MySQL could start on.
+        log "discarding $MYSQL_DATADIR: it has no mysql/ system schema"
+        rm -rf "$MYSQL_DATADIR"
+    fi
+    [ -n "${MYSQL_ROOT_PASSWORD:-}" ] || fail "MYSQL_ROOT_PASSWORD is empty"
+    [ -n "${MYSQL_REPLICATION_PASSWORD:-}" ] || fail "MYSQL_REPLICATION_PASSWORD is empty"
+    log "ordinal 0: initializing a new data directory"
+    mysqld --initialize-insecure --default-time-zone=SYSTEM --datadir="$STAGING_DATADIR" ||
+        fail "mysqld --initialize-insecure failed"
+    start_server --datadir="$STAGING_DATADIR" --default-time-zone=SYSTEM ||
+        fail "could not start the bootstrap mysqld"
+    local err
+    if [ -d /usr/share/zoneinfo ]; then
+        # as the entrypoint does (sed: https://bugs.mysql.com/bug.php?id=20545)
+        err=$({ mysql_tzinfo_to_sql /usr/share/zoneinfo 2>/dev/null |
+            sed 's/Local time zone must be set--see zic manual page/FCTY/' |
+            mysql --no-defaults "$MYSQL_CHARSET" --socket="$SEED_SOCKET" --user=root --database=mysql; } 2>&1 >/dev/null) ||
+            fail "loading the time zone tables failed: $(redact_error "$err")"
+    fi
+    err=$(bootstrap_sql | mysql --no-defaults "$MYSQL_CHARSET" --socket="$SEED_SOCKET" --user=root 2>&1 >/dev/null) ||
+        fail "setting up the accounts failed: $(redact_error "$err")"
+    # The root option file the probes use must open the server it was written for.
+    err=$(mysqladmin --defaults-extra-file="$MYSQL_CLIENT_CNF" --socket="$SEED_SOCKET" shutdown 2>&1 >/dev/null) ||
+        fail "root cannot log in with the option file written from the Secret: $(redact_error "$err")"
+    stop_server wait
+    mv "$STAGING_DATADIR" "$MYSQL_DATADIR"
+    sync
+    log "ordinal 0: data directory initialized (root@localhost, root@'%', '$MYSQL_REPLICATION_USER'@'%')"
+}
+
 clone_from() {
     local donor=$1 out rc=0
     log "cloning from $donor"
     # The recipient side runs as the seed server's local root (all privileges,
     # CLONE_ADMIN included); the donor account needs BACKUP_ADMIN there.
-    out=$(mysql --no-defaults --socket="$SEED_SOCKET" --user=root 2>&1 <<SQL
+    out=$(mysql --no-defaults "$MYSQL_CHARSET" --socket="$SEED_SOCKET" --user=root 2>&1 <<SQL
 SET GLOBAL clone_valid_donor_list = '$donor:$MYSQL_PORT';
 CLONE INSTANCE FROM '$(sql_string "$MYSQL_REPLICATION_USER")'@'$donor':$MYSQL_PORT
     IDENTIFIED BY '$(sql_string "$MYSQL_REPLICATION_PASSWORD")' REQUIRE SSL;
@@ -120,6 +184,22 @@ SQL
     log "clone from $donor failed: $(redact_error "$out")"
     return 1
 }
+
+discard_on_failure=$MYSQL_DATADIR
+ord=$(ordinal)
+if [ "$ord" -eq 0 ]; then
+    initialize_primary
+    exit 0
+fi
+if [ -f "$SEED_MARKER" ] && [ -d "$MYSQL_DATADIR/mysql" ]; then
+    log "data directory already seeded: nothing to do"
+    exit 0
+fi
+if [ -e "$MYSQL_DATADIR" ]; then
+    log "discarding an unfinished seed in $MYSQL_DATADIR"
+    rm -rf "$MYSQL_DATADIR"
+fi
+rm -f "$SEED_MARKER"
 
 # The previous member first (spreads the load off the primary), then the primary.
 donors=$(member_host $((ord - 1)))

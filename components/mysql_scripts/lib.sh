@@ -19,6 +19,11 @@ MYSQL_CONF_DIR=${MYSQL_CONF_DIR:-/etc/mysql/conf.d}
 MYSQL_CLIENT_CNF=${MYSQL_CLIENT_CNF:-/etc/mysql/client/root.cnf}
 MYSQL_SCRIPTS_DIR=${MYSQL_SCRIPTS_DIR:-/opt/k8s-platform/mysql}
 MYSQL_PORT=3306
+# Every client that sends SQL: without a locale (the images set none) the client talks
+# latin1, and a non-ASCII password in a statement reaches the server re-encoded (CREATE
+# USER happens to hash the bytes as sent, but CLONE ... IDENTIFIED BY and CHANGE
+# REPLICATION SOURCE ... SOURCE_PASSWORD then log in with other bytes than the account's).
+MYSQL_CHARSET=--default-character-set=utf8mb4
 # Written after a replica's data directory was cloned and verified; its absence
 # next to a non-empty data directory means an interrupted seed.
 SEED_MARKER=$MYSQL_DATA_ROOT/.k8s-platform-seeded
@@ -58,19 +63,36 @@ member_host() {
 }
 
 # Escapes a value for a single-quoted SQL string literal (builtins only, so the
-# value never appears in a process's arguments).
+# value never appears in a process's arguments). Line breaks become \n and \r: the
+# client would otherwise drop a carriage return before a line end.
 sql_string() {
     local v=$1
     v=${v//\\/\\\\}
     v=${v//\'/\'\'}
+    v=${v//$'\n'/\\n}
+    v=${v//$'\r'/\\r}
     printf '%s' "$v"
 }
 
-# Escapes a value for a double-quoted option-file value.
+# Escapes a value for a double-quoted option-file value. MySQL's option-file reader
+# ends a quoted value at an unescaped quote and treats what follows a '#' outside
+# quotes as a comment; inside quotes it reads \" \' \\ \n \r \t \b \s as escapes.
+# One line per option, so line breaks are escaped too.
 cnf_string() {
     local v=$1
     v=${v//\\/\\\\}
+    v=${v//\"/\\\"}
+    v=${v//$'\n'/\\n}
+    v=${v//$'\r'/\\r}
+    v=${v//$'\t'/\\t}
     printf '%s' "$v"
+}
+
+# read_secret_file VAR FILE: sets VAR to the file's content exactly, trailing newlines
+# included ($(<file) would strip them, and the application reading the same Secret
+# would then disagree with the account).
+read_secret_file() {
+    IFS= read -r -d '' "$1" <"$2" || true
 }
 
 # Writes the root client option file the probes and the agent authenticate with.
@@ -87,10 +109,10 @@ write_client_cnf() {
     mv -f "$tmp" "$MYSQL_CLIENT_CNF"
 }
 
-# The local mysqld over TCP: fails while the image's entrypoint still runs its
-# socket-only bootstrap server, which is what probes and the agent want.
+# The local mysqld over TCP: fails while only a socket-only bootstrap server runs,
+# which is what probes and the agent want.
 mysql_local() {
-    mysql --defaults-extra-file="$MYSQL_CLIENT_CNF" --protocol=TCP \
+    mysql --defaults-extra-file="$MYSQL_CLIENT_CNF" "$MYSQL_CHARSET" --protocol=TCP \
         --host=127.0.0.1 --port="$MYSQL_PORT" --connect-timeout=5 --batch "$@"
 }
 
@@ -105,13 +127,13 @@ mysql_local_secret() {
     return "$rc"
 }
 
-# Keeps only the "ERROR nnnn (state)" part of client errors: a parse error's
-# "near '...'" excerpt could quote a password.
+# Keeps only the "ERROR nnnn (state)" part of client errors (and mysqladmin's
+# "error: '...'" lines): a parse error's "near '...'" excerpt could quote a password.
 redact_error() {
     local line out=''
     while IFS= read -r line; do
         case $line in
-            ERROR*) out="$out${out:+; }${line%% near *}" ;;
+            ERROR* | error:*) out="$out${out:+; }${line%% near *}" ;;
         esac
     done <<<"$1"
     printf '%s' "${out:-no error text}"

@@ -4,8 +4,8 @@
 #     refused, so only a dead or hung server fails it);
 #   readiness: a query succeeds; on replicas also Replica_IO_Running and
 #     Replica_SQL_Running are both Yes.
-# TCP on purpose: during the primary's first initialization the entrypoint's
-# bootstrap server listens on the socket only and must not look ready.
+# TCP on purpose: a server that listens on its socket only (an image entrypoint's
+# temporary bootstrap server) must not look ready.
 set -eu
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh

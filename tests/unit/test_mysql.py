@@ -20,7 +20,15 @@ from components.mysql import (
     storage_from_output,
     storage_output,
 )
-from components.mysql_config import MySQLSpec, MySQLStorage, MySQLUserSpec
+from components.mysql_config import (
+    MYSQL_PASSWORD_MAX_BYTES,
+    MYSQL_REPLICATION_PASSWORD_MAX_BYTES,
+    MySQLSpec,
+    MySQLStorage,
+    MySQLUserSpec,
+    password_limits,
+    password_problem,
+)
 from components.pod_config import PeerSelector, Resources
 from tests.support.mocks import OptsRecorder, PlatformMocks, Registered, resolve, run_program
 
@@ -302,8 +310,8 @@ def test_config_map_carries_role_files_and_scripts(mocks: PlatformMocks) -> None
     assert "CLONE INSTANCE FROM" in data["init-data.sh"]
     assert "SOURCE_AUTO_POSITION = 1" in data["replication-agent.sh"]
     assert "GET_SOURCE_PUBLIC_KEY = 1" in data["replication-agent.sh"]
-    assert "caching_sha2_password" in data["create-replication-user.sh"]
-    assert "BACKUP_ADMIN" in data["create-replication-user.sh"]
+    assert "caching_sha2_password" in data["init-data.sh"]
+    assert "GRANT REPLICATION SLAVE, BACKUP_ADMIN ON *.*" in data["init-data.sh"]
     assert "SHOW REPLICA STATUS" in data["probe.sh"]
     legacy = ("CHANGE MASTER", "START SLAVE", "STOP SLAVE", "SHOW SLAVE", "MASTER_", "RESET SLAVE")
     for fname, text in data.items():
@@ -314,19 +322,30 @@ def test_config_map_carries_role_files_and_scripts(mocks: PlatformMocks) -> None
     assert len(annotations["k8s-platform/config-sha256"]) == 64
 
 
-def test_volumes_wire_scripts_initdb_and_memory_only_credentials(mocks: PlatformMocks) -> None:
+def test_volumes_wire_scripts_and_memory_only_credentials(mocks: PlatformMocks) -> None:
     build()
     volumes = {v["name"]: v for v in pod_spec(mocks)["volumes"]}
     assert volumes["scripts"]["configMap"] == {"name": "mysql-config", "defaultMode": 0o555}
-    assert volumes["initdb"]["configMap"]["items"] == [
-        {"key": "create-replication-user.sh", "path": "10-create-replication-user.sh"}
-    ]
+    assert "initdb" not in volumes, "seed initializes the primary; the image's initdb hooks never run"
     assert volumes["client"]["emptyDir"]["medium"] == "Memory"
     (mysql,) = [c for c in pod_spec(mocks)["containers"] if c["name"] == "mysql"]
     mounts = {m["mountPath"]: m for m in mysql["volumeMounts"]}
     assert mounts["/var/lib/mysql"]["name"] == "data"
-    assert mounts["/docker-entrypoint-initdb.d"]["name"] == "initdb"
+    assert "/docker-entrypoint-initdb.d" not in mounts
     assert mounts["/etc/mysql/client"].get("readOnly") is True
+
+
+def test_each_container_gets_only_the_passwords_it_uses(mocks: PlatformMocks) -> None:
+    build()
+    expected = {
+        "config": {"MYSQL_ROOT_PASSWORD"},  # root's option file
+        "seed": {"MYSQL_ROOT_PASSWORD", "MYSQL_REPLICATION_PASSWORD"},  # the primary's first initialization, clones
+        # the image's entrypoint finds the data directory made: it must not get a password to put into SQL
+        "mysql": set(),
+        "replication": {"MYSQL_REPLICATION_PASSWORD"},  # CHANGE REPLICATION SOURCE
+    }
+    for c in all_containers(mocks):
+        assert {e["name"] for e in c.get("env", []) if "PASSWORD" in e["name"]} == expected[c["name"]], c["name"]
 
 
 # --------------------------------------------------------------------------- secrets
@@ -564,3 +583,37 @@ def test_objects_validate_strictly_against_kubernetes_1_34(mocks: PlatformMocks)
             kubernetes_validate.validate(manifest, "1.34", strict=True)
         except kubernetes_validate.ValidationError as exc:
             pytest.fail(f"{res.name} ({res.type}): {exc.message} at {list(exc.path)}")
+
+
+# --------------------------------------------------------------------------- password rules
+
+
+@pytest.mark.parametrize(
+    ("value", "max_bytes", "words"),
+    [
+        ("r00t 'Pa55\\word\" #x ü€\n\t;--", MYSQL_PASSWORD_MAX_BYTES, None),  # any character works
+        ("é" * 128, MYSQL_PASSWORD_MAX_BYTES, None),  # 256 bytes: the most caching_sha2_password takes
+        ("é" * 128 + "x", MYSQL_PASSWORD_MAX_BYTES, "257 bytes"),
+        ("x" * 32, MYSQL_REPLICATION_PASSWORD_MAX_BYTES, None),
+        ("x" * 31 + "é", MYSQL_REPLICATION_PASSWORD_MAX_BYTES, "CHANGE REPLICATION SOURCE"),  # 32 chars, 33 bytes
+        ("", MYSQL_PASSWORD_MAX_BYTES, "empty"),
+        ("a\0b", MYSQL_PASSWORD_MAX_BYTES, "NUL"),
+        ("\udc80", MYSQL_PASSWORD_MAX_BYTES, "Unicode"),
+    ],
+)
+def test_password_problem(value: str, max_bytes: int, words: str | None) -> None:
+    problem = password_problem(value, max_bytes)
+    if words is None:
+        assert problem is None
+    else:
+        assert problem is not None and words in problem
+        assert value not in problem or not value
+
+
+def test_password_limits_name_every_secret_of_the_cluster() -> None:
+    assert password_limits(replace(SPEC, users=USERS)) == {
+        "mysqlRootPassword": 256,
+        "mysqlReplicationPassword": 32,
+        "ordersDbPassword": 256,
+        "reportsDbPassword": 256,
+    }

@@ -144,7 +144,7 @@ MUTATIONS: list[tuple[str, str, Mutation, str]] = [
     ("privileged", "no-privileged-containers", edit(NGINX, lambda c: c.setdefault("securityContext", {}).update(privileged=True)), "privileged"),
     ("init-privileged", "no-privileged-containers", edit(MYSQL_INIT, lambda c: c["securityContext"].update(privileged=True)), "initContainers[0] (config)"),
     ("hostpath", "no-hostpath-volumes", lambda o: pod(o, DEP).setdefault("volumes", []).append({"name": "h", "hostPath": {"path": "/var/run"}}), "'/var/run'"),
-    ("hostpath-sts", "no-hostpath-volumes", lambda o: pod(o, STS)["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "volumes[5] (h)"),
+    ("hostpath-sts", "no-hostpath-volumes", lambda o: pod(o, STS)["volumes"].append({"name": "h", "hostPath": {"path": "/"}}), "volumes[4] (h)"),
     ("pv-hostpath", "no-hostpath-volumes", lambda o: o.update(pv={"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "pv"}, "spec": {"hostPath": {"path": "/data"}}}), "spec.hostPath"),
     ("mysql-literal-password", "mysql-passwords-from-secrets", edit(MYSQL, lambda c: c["env"].append({"name": "MYSQL_ROOT_PASSWORD", "value": "hunter2"})), "literal value"),
     ("mysql-init-literal-pwd", "mysql-passwords-from-secrets", edit(MYSQL_INIT, lambda c: c["env"].append({"name": "MYSQL_PWD", "value": "hunter2"})), "MYSQL_PWD"),
