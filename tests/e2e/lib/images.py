@@ -28,7 +28,7 @@ import shutil
 import tarfile
 from pathlib import Path
 
-from .util import REPO_ROOT, run
+from .util import REPO_ROOT, logged_run
 
 WEB_FILES = REPO_ROOT / "tests" / "e2e" / "images" / "web"
 SUITE = "bookworm"
@@ -93,9 +93,7 @@ def build(pause_binary: Path, log: Path) -> Path:
     log.parent.mkdir(parents=True, exist_ok=True)
 
     def sh(*argv: str, timeout: float = 120) -> None:
-        cp = run(list(argv), timeout, cwd=work)
-        with open(log, "a") as f:
-            f.write(f"$ {' '.join(argv)}\n{cp.stdout}{cp.stderr}")
+        logged_run(argv, timeout, work, log)
 
     # the Debian base: only Essential packages + nginx-light + busybox, no docs
     sh("mmdebstrap", "--variant=essential", f"--include={','.join(PACKAGES)}",

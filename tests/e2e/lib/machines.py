@@ -43,7 +43,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -355,9 +354,3 @@ def ssh_argv(machine: Machine, key: Path, *command: str) -> list[str]:
 
 def ssh(machine: Machine, key: Path, command: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
     return run(ssh_argv(machine, key, command), timeout, check=check)
-
-
-def wait_gone(pids: list[int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
-        time.sleep(0.2)

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from . import engine
-from .util import Proc, free_port, port_open, run, tail, wait_while_alive
+from .util import Proc, free_port, logged_run, port_open, run, wait_while_alive
 
 ARCH = "amd64"
 SERVERS = Path(__file__).with_name("mirror_servers.py")
@@ -195,9 +195,7 @@ def build(log: Path, extra_images: dict[str, tuple[Path, str]] | None = None) ->
     log.parent.mkdir(parents=True, exist_ok=True)
 
     def sh(*argv: str, timeout: float = 300) -> None:
-        cp = run(list(argv), timeout, cwd=work)
-        with open(log, "a") as f:
-            f.write(f"$ {' '.join(argv)}\n{cp.stdout}{cp.stderr}")
+        logged_run(argv, timeout, work, log)
 
     checksums = {a.checksum_var: _write_artifact(work / "files", a) for a in artifacts(v)}
     sh("mmdebstrap", "--variant=essential", f"--include={','.join(DEBIAN_PACKAGES)}",
@@ -314,6 +312,3 @@ class Site:
                 repo, ref = uri.removeprefix("/v2/").split("/manifests/", 1)
                 pulls.append(f"{repo}:{ref}")
         return pulls
-
-    def describe(self) -> str:
-        return "\n".join(f"--- {n} ({p.log})\n{tail(p.log, 10)}" for n, p in self.procs.items())

@@ -17,17 +17,17 @@ ordinary setting a user sets for their own machines (README, "Air-gapped install
 from __future__ import annotations
 
 import json
-import os
 import resource
 import secrets
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.support import kubespray_tree
 
-from . import images, machines, mirror
+from . import engine, images, machines, mirror
 from .util import run
 
 GIT = ["git", "-c", "user.name=k8s-platform e2e", "-c", "user.email=e2e@localhost", "-c", "init.defaultBranch=main"]
@@ -103,11 +103,9 @@ class RealSite:
     timings: dict[str, float] = field(default_factory=dict)
 
     def start(self) -> RealSite:
-        import time
-
         self.dir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
-        app = images.build(Path(_engine_pause()), self.dir / "logs" / "images.log")
+        app = images.build(Path(engine.binary("pause")), self.dir / "logs" / "images.log")
         content = mirror.build(self.dir / "logs" / "mirror-build.log",
                                extra_images={f"{APP_IMAGE}:1": (app, "web-1"), f"{APP_IMAGE}:2": (app, "web-2")})  # fmt: skip
         self.base = machines.rootfs(self.dir / "logs" / "rootfs.log")
@@ -169,12 +167,6 @@ class RealSite:
         return json.dumps({n: m.address for n, m in self.machines.items()})
 
 
-def _engine_pause() -> str:
-    from . import engine
-
-    return engine.binary("pause")
-
-
 def leftovers(site: RealSite) -> list[str]:
     """What a real node leaves running after reset: kubelet, containerd, etcd processes per machine."""
     out = []
@@ -182,8 +174,3 @@ def leftovers(site: RealSite) -> list[str]:
         cp = site.ssh(name, "pgrep -a -x 'kubelet|containerd|etcd|kube-apiserver' || true", check=False)
         out += [f"{name}: {line}" for line in cp.stdout.splitlines() if line.strip()]
     return out
-
-
-def env_no_proxy() -> dict[str, str]:
-    """This process's environment without proxies (the host reaches the bridge directly)."""
-    return {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}

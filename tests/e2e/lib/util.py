@@ -229,6 +229,13 @@ def run(
     return cp
 
 
+def logged_run(argv: Sequence[str], timeout: float, cwd: Path, log: Path) -> None:
+    """`run` a build step, appending the command and its output to `log`."""
+    cp = run(list(argv), timeout, cwd=cwd)
+    with open(log, "a") as f:
+        f.write(f"$ {' '.join(argv)}\n{cp.stdout}{cp.stderr}")
+
+
 class Timer:
     """Records named durations (fixture setup times) for the session summary."""
 
