@@ -7,6 +7,9 @@ Each add-on's chart values are layered: platform defaults, then the stack's
 `addons.<addon>.values`, then the few settings the rest of the platform relies on
 (IngressClass name, default StorageClass name). The last layer wins so a stack
 override cannot silently break the contract apps and MySQL are written against.
+
+Each chart is fetched from `spec`'s repo: the catalog's upstream through `helm.repoMirrors`,
+or the add-on's own repo as the stack wrote it (`components/addons_config.py`).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def _release_spec(chart: ChartSource, values: Mapping[str, Any]) -> HelmReleaseS
         chart=chart.chart,
         version=chart.version,
         values=values,
-        upstream_repo=chart.repo,
+        upstream_repo=chart.upstream_repo or chart.repo,
     )
 
 

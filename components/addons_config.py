@@ -24,6 +24,7 @@ from components.checks import (
     url_check,
 )
 from components.config_model import AnyMap, ConfigModel, Findings, Flag, Text, checked, text_list
+from components.helm_config import HelmSpec
 
 # --------------------------------------------------------------------------- args: what the component receives
 
@@ -62,7 +63,12 @@ class MeshAddon(Addon):
     def base(self) -> ChartSource:
         c = self.chart
         return ChartSource(
-            repo=c.repo, chart=self.base_chart, version=c.version, namespace=c.namespace, values=self.base_values
+            repo=c.repo,
+            chart=self.base_chart,
+            version=c.version,
+            namespace=c.namespace,
+            values=self.base_values,
+            upstream_repo=c.upstream_repo,
         )
 
 
@@ -95,14 +101,17 @@ class AddonConfig(ConfigModel):
     )
     values: AnyMap = Field(default_factory=dict, description="Helm values over the platform's defaults")
 
-    def chart_source(self, catalog_name: str) -> ChartSource:
+    def chart_source(self, catalog_name: str, helm: HelmSpec) -> ChartSource:
+        """The chart as installed: the catalog's pin with this stack's overrides; the catalog's
+        repo goes through helm.repoMirrors, a repo the stack names is used as written."""
         default = DEFAULT_ADDON_CHARTS[catalog_name]
         return ChartSource(
-            repo=default.repo if self.repo is None else self.repo,
+            repo=helm.mirror_of(default.repo) if self.repo is None else self.repo,
             chart=default.chart if self.chart is None else self.chart,
             version=default.version if self.version is None else self.version,
             namespace=default.namespace if self.namespace is None else self.namespace,
             values=self.values or dict(default.values),
+            upstream_repo=default.repo if self.repo is None else self.repo,
         )
 
 
@@ -167,30 +176,50 @@ class AddonsConfig(ConfigModel):
     load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
     mesh: MeshConfig = Field(default_factory=MeshConfig)
 
-    def args(self) -> AddonsSpec:
+    def catalog_repos(self) -> frozenset[str]:
+        """The catalog repos the enabled add-ons fetch from (those without a repo of their own):
+        what helm.repoMirrors can redirect here."""
+        return frozenset(
+            DEFAULT_ADDON_CHARTS[key].repo
+            for key, addon in self._by_catalog_name().items()
+            if addon.enabled and addon.repo is None
+        )
+
+    def _by_catalog_name(self) -> dict[str, AddonConfig]:
+        return {
+            "ingress": self.ingress,
+            "storage": self.storage,
+            "metricsServer": self.metrics_server,
+            "loadBalancer": self.load_balancer,
+            "mesh": self.mesh,
+        }
+
+    def args(self, helm: HelmSpec | None = None) -> AddonsSpec:
+        """`helm`: the stack's helm section, whose repoMirrors apply to the catalog's repos."""
+        helm = helm or HelmSpec()
         mesh = self.mesh
         return AddonsSpec(
             ingress=IngressAddon(
                 enabled=self.ingress.enabled,
-                chart=self.ingress.chart_source("ingress"),
+                chart=self.ingress.chart_source("ingress", helm),
                 class_name=self.ingress.class_name,
             ),
             storage=StorageAddon(
                 enabled=self.storage.enabled,
-                chart=self.storage.chart_source("storage"),
+                chart=self.storage.chart_source("storage", helm),
                 default_class=self.storage.default_class,
             ),
             metrics_server=Addon(
-                enabled=self.metrics_server.enabled, chart=self.metrics_server.chart_source("metricsServer")
+                enabled=self.metrics_server.enabled, chart=self.metrics_server.chart_source("metricsServer", helm)
             ),
             load_balancer=LoadBalancerAddon(
                 enabled=self.load_balancer.enabled,
-                chart=self.load_balancer.chart_source("loadBalancer"),
+                chart=self.load_balancer.chart_source("loadBalancer", helm),
                 addresses=tuple(self.load_balancer.addresses),
             ),
             mesh=MeshAddon(
                 enabled=mesh.enabled,
-                chart=mesh.chart_source("mesh"),
+                chart=mesh.chart_source("mesh", helm),
                 base_chart=mesh.base_chart,
                 base_values=mesh.base_values,
                 cluster_domain=mesh.cluster_domain,

@@ -1,6 +1,8 @@
 """Default charts of the cluster add-ons: maintained upstreams at pinned versions.
 
-Every field can be overridden per stack under `k8s-platform:addons.<addon>`.
+Every field can be overridden per stack under `k8s-platform:addons.<addon>`. The repos
+here are upstreams: `k8s-platform:helm.repoMirrors` redirects them like any chart's, unless
+the stack names an add-on's repo itself.
 
 Versions are pinned on purpose: an add-on upgrade is a reviewed change of this
 file (or of a stack's override), never whatever the repository serves today.
@@ -19,11 +21,12 @@ from typing import Any
 class ChartSource:
     """Where an add-on's chart comes from; every field is overridable per stack."""
 
-    repo: str
+    repo: str  # fetched from: after helm.repoMirrors, for the catalog's repo
     chart: str
     version: str
     namespace: str
     values: Mapping[str, Any] = field(default_factory=dict)
+    upstream_repo: str = ""  # the repo before mirroring (the catalog's, or the stack's own); "" = `repo`
 
 
 DEFAULT_ADDON_CHARTS: dict[str, ChartSource] = {

@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 
 from rfc3986.exceptions import InvalidComponentsError, ValidationError
 from rfc3986.misc import URI_MATCHER
@@ -283,6 +284,17 @@ def image_problem(image: str) -> str | None:
     return None
 
 
+def image_registry(image: str) -> tuple[str, str]:
+    """(registry, the rest) of an image reference, as containerd resolves it: a first path
+    component with a dot or a port, or `localhost`, is a registry; anything else is Docker
+    Hub's, where a one-part name is an official image (`nginx:1.27` → docker.io,
+    `library/nginx:1.27`)."""
+    first, sep, rest = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return "docker.io", image if sep else f"library/{image}"
+
+
 def official_image(image: str) -> str:
     """The Docker Official Image's name `image` refers to ('nginx' for 'nginx:1.27' or
     'docker.io/library/nginx:1.27'), or '' for any other image."""
@@ -355,3 +367,14 @@ def format_seconds(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:g}ms"
     return f"{seconds:g}s"
+
+
+def project_file_problem(path: str, root: Path | None, what: str = "file") -> str | None:
+    """Why `path` is not a file of the project (relative to its root, inside it), or None.
+
+    Without a root (a check of the settings alone) only the path's shape is checked."""
+    if path.startswith("/") or ".." in Path(path).parts:
+        return f"{path!r} must be a path inside the project (relative, no '..')"
+    if root is not None and not (root / path).is_file():
+        return f"{what} {path!r} does not exist (paths are relative to the project root {root})"
+    return None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.checks import image_registry
 from components.cluster_config import EtcdBackup
 from components.kubespray import ETCD_SNAPSHOT_SCRIPT
 from components.vocabulary import HOSTNAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
@@ -41,10 +42,9 @@ class EtcdSnapshotsArgs:
 
 def mirrored(image: str, docker_repo: str) -> str:
     """A Docker Hub image through the stack's `imageRepos.docker` mirror (others unchanged)."""
-    first = image.split("/", 1)[0]
-    if not docker_repo or ("/" in image and ("." in first or ":" in first or first == "localhost")):
+    registry, path = image_registry(image)
+    if not docker_repo or registry != "docker.io" or image.startswith("docker.io/"):
         return image
-    path = image if "/" in image else f"library/{image}"
     return f"{docker_repo.rstrip('/')}/{path}"
 
 

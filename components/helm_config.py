@@ -1,5 +1,6 @@
 """The `helm:` section of a stack: the charts an environment deploys (`HelmRelease` each) and
-the mirrors their repositories are fetched from. Builds `HelmSpec`.
+the mirrors chart repositories are fetched from (for these releases and the add-ons' charts
+alike). Builds `HelmSpec`.
 
 Kept apart from `components/helm_release.py` so that reading a stack never imports the
 Pulumi SDK.
@@ -8,8 +9,7 @@ Pulumi SDK.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -19,6 +19,7 @@ from components.checks import (
     CREDENTIALS_IN_URL,
     chart_name_check,
     label_check,
+    project_file_problem,
     semver_check,
     url_check,
     url_has_credentials,
@@ -38,6 +39,7 @@ from components.config_model import (
     text_list,
     whole,
 )
+from components.helm_values import check_release_values
 
 # --------------------------------------------------------------------------- args: what the component receives
 
@@ -59,16 +61,31 @@ class HelmReleaseSpec:
 
 @dataclass(frozen=True)
 class HelmSpec:
+    # upstream repository URL (without a trailing slash) -> mirror URL; it redirects every
+    # chart the stack installs from that upstream: `releases` and the catalog's add-on charts
     repo_mirrors: Mapping[str, str] = field(default_factory=dict)
     releases: tuple[HelmReleaseSpec, ...] = ()
 
+    def mirror_of(self, repo: str) -> str:
+        """The repository a chart of `repo` is fetched from: its mirror, or `repo` itself."""
+        return self.repo_mirrors.get(repo_key(repo), repo)
 
-def values_file_check(path: str, root: Path | None) -> str | None:
-    if path.startswith("/") or ".." in Path(path).parts:
-        return f"{path!r} must be a path inside the project (relative, no '..')"
-    if root is not None and not (root / path).is_file():
-        return f"values file {path!r} does not exist (paths are relative to the project root {root})"
-    return None
+
+def repo_key(repo: str) -> str:
+    """A repository URL as helm.repoMirrors matches it: a trailing slash makes no difference."""
+    return repo.rstrip("/")
+
+
+def chart_reference(repo: str, chart: str) -> tuple[str, str]:
+    """What Helm is given to fetch `chart` from `repo`: (chart reference, repository URL).
+
+    An OCI registry has no index for Helm to search, so a chart there is addressed by its
+    full reference (`oci://host/path/chart`) and no repository is passed, as in
+    `helm install NAME oci://host/path/chart`; given `oci://host/path` as the repository,
+    Helm would look for an index.yaml that does not exist."""
+    if repo.startswith("oci://"):
+        return f"{repo.rstrip('/')}/{chart}", ""
+    return chart, repo
 
 
 class HelmReleaseConfig(ConfigModel):
@@ -104,15 +121,19 @@ class HelmReleaseConfig(ConfigModel):
             found.error("version", f"is required in {env}: pin the chart version (e.g. '8.5.0') so upgrades are deliberate")
         root = found.context.get("project_root")
         for i, path in enumerate(self.values_files):
-            if message := values_file_check(path, root):
+            if message := project_file_problem(path, root, "values file"):
                 found.error(f"valuesFiles[{i}]", message)
+        if root is not None and not found.problems_under("valuesFiles"):
+            check_release_values(self.values_files, self.values, root, found)
 
 
 class HelmConfig(ConfigModel):
     """Helm charts per environment."""
 
     repo_mirrors: TextMap = Field(
-        default_factory=dict, description="upstream chart repository URL → mirror URL (https:// or oci://)"
+        default_factory=dict,
+        description="upstream chart repository URL → mirror URL (https:// or oci://), for helm.releases and the "
+        "add-ons' catalog charts alike",
     )
     releases: items(HelmReleaseConfig) = Field((), description="chart releases")  # type: ignore[valid-type]
 
@@ -125,6 +146,18 @@ class HelmConfig(ConfigModel):
             elif problem := url_problem(mirror, CHART_REPO_SCHEMES):
                 shown = f"{mirror!r} " if mirror.isprintable() else "the mirror "
                 found.error(f"repoMirrors.{upstream}", f"{shown}is not a repository URL: it {problem}")
+        # Which upstreams the add-ons fetch from is the stack's to say; checked alone, the
+        # section cannot tell a mirror that feeds nothing.
+        addon_repos = found.context.get("addon_repos")
+        if addon_repos is not None:
+            fed = {repo_key(r.repo) for r in self.releases} | {repo_key(r) for r in addon_repos}
+            for upstream in self.repo_mirrors:
+                if repo_key(upstream) not in fed and not found.problems_under(f"repoMirrors.{upstream}"):
+                    found.warn(
+                        f"repoMirrors.{upstream}",
+                        "feeds nothing: no chart of this stack comes from that upstream (the repo of a "
+                        "helm.releases entry, or the catalog repo of an enabled add-on without a repo of its own)",
+                    )
         seen: dict[tuple[str, str], int] = {}
         for i, release in enumerate(self.releases):
             key = (release.namespace, release.name)
@@ -136,14 +169,13 @@ class HelmConfig(ConfigModel):
             seen.setdefault(key, i)
 
     def mirrors(self) -> dict[str, str]:
-        return {upstream.rstrip("/"): mirror for upstream, mirror in self.repo_mirrors.items()}
+        return {repo_key(upstream): mirror for upstream, mirror in self.repo_mirrors.items()}
 
     def args(self) -> HelmSpec:
-        mirrors = self.mirrors()
-        return HelmSpec(
-            repo_mirrors=mirrors,
+        spec = HelmSpec(repo_mirrors=self.mirrors())
+        return replace(
+            spec,
             releases=tuple(
-                build(HelmReleaseSpec, r, repo=mirrors.get(r.repo.rstrip("/"), r.repo), upstream_repo=r.repo)
-                for r in self.releases
+                build(HelmReleaseSpec, r, repo=spec.mirror_of(r.repo), upstream_repo=r.repo) for r in self.releases
             ),
         )

@@ -4,46 +4,27 @@ Backed by `helm.v3.Release` rather than `helm.v4.Chart` on purpose: the release 
 stored by Helm itself, so `helm list/status/history/rollback` keep working next to
 Pulumi. Values are `valuesFiles` (YAML, relative to the project root, deep-merged in
 order) with the inline `values` deep-merged over them, as `helm install -f a -f b
---set ...` would, and passed inline so `pulumi preview` shows the effective values.
+--set ...` would (`components/helm_values.py`), and passed inline so `pulumi preview`
+shows the effective values.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
-from components.helm_config import HelmReleaseSpec
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Helm's merge rule: maps merge key by key, recursively; lists and scalars replace."""
-    merged: dict[str, Any] = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        current = merged.get(key)
-        if isinstance(current, Mapping) and isinstance(value, Mapping):
-            merged[key] = deep_merge(current, value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+from components.helm_config import HelmReleaseSpec, chart_reference
+from components.helm_values import deep_merge as deep_merge  # re-exported: add-ons and the mesh merge with it
+from components.helm_values import merged_values
 
 
 def load_values(spec: HelmReleaseSpec, project_root: str | Path) -> dict[str, Any]:
     """The effective values of a release: values files in order, then inline values."""
-    merged: dict[str, Any] = {}
-    for rel in spec.values_files:
-        path = Path(project_root) / rel
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, Mapping):
-            raise ValueError(f"{path}: a values file must hold a YAML mapping, got {type(loaded).__name__}")
-        merged = deep_merge(merged, loaded)
-    return deep_merge(merged, spec.values)
+    return merged_values(spec.values_files, spec.values, project_root)
 
 
 @dataclass(frozen=True)
@@ -77,6 +58,8 @@ class HelmRelease(pulumi.ComponentResource):
             namespace = args.namespace_resource.metadata.name
             depends_on.append(args.namespace_resource)
 
+        # spec.repo is already the mirror (helm.repoMirrors) when there is one
+        chart, repo = chart_reference(spec.repo, spec.chart)
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
             # An explicit name: Pulumi would otherwise add a random suffix and the
@@ -84,9 +67,9 @@ class HelmRelease(pulumi.ComponentResource):
             name=spec.name,
             namespace=namespace,
             create_namespace=args.namespace_resource is None,
-            chart=spec.chart,
+            chart=chart,
             version=spec.version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=spec.repo),
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo) if repo else None,
             values=values,
             atomic=spec.atomic,
             cleanup_on_fail=spec.cleanup_on_fail,

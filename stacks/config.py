@@ -369,8 +369,11 @@ def parse_config(
     cluster_config = validate_section(ClusterConfig, raw_cluster, "cluster", found, context=context)
     cluster = (cluster_config or ClusterConfig()).args(env)
     _check_cluster_secrets(top, cluster, secrets)
-    addons = (validate_section(AddonsConfig, top.value("addons"), "addons", found) or AddonsConfig()).args()
-    helm = (validate_section(HelmConfig, top.value("helm"), "helm", found, context=context) or HelmConfig()).args()
+    addons_config = validate_section(AddonsConfig, top.value("addons"), "addons", found) or AddonsConfig()
+    # helm.repoMirrors redirects the add-ons' catalog charts too (and says when a mirror feeds nothing)
+    helm_context = {**context, "addon_repos": addons_config.catalog_repos()}
+    helm = (validate_section(HelmConfig, top.value("helm"), "helm", found, context=helm_context) or HelmConfig()).args()
+    addons = addons_config.args(helm)
     mysql = (validate_section(MySQLConfig, top.value("mysql"), "mysql", found, context=context) or MySQLConfig()).args()
     if mysql.enabled:
         for key in (SECRET_MYSQL_ROOT_PASSWORD, SECRET_MYSQL_REPLICATION_PASSWORD):
