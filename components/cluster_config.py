@@ -34,6 +34,7 @@ from components.checks import (
     is_ip,
     label_check,
     parse_duration,
+    project_file_problem,
     subdomain_check,
     url_check,
     url_has_credentials,
@@ -259,6 +260,43 @@ class ImageRepos:
 
 
 @dataclass(frozen=True)
+class RegistryMirror:
+    """containerd on every node pulls `registry`'s images through `url` (names unchanged)."""
+
+    registry: str  # the upstream registry, as image names spell it: docker.io, registry.k8s.io
+    url: str  # the mirror: http(s)://host[:port][/path]; a path is where the mirror serves it
+    capabilities: tuple[str, ...] = ("pull", "resolve")
+    skip_verify: bool = False
+    ca: str = ""  # the mirror's CA certificate, a file relative to the project root
+
+    @property
+    def ca_node_path(self) -> str:
+        """Where the program puts the CA on every node, and containerd's hosts.toml names it."""
+        return f"{CONTAINERD_CERTS_DIR}/{self.registry}/k8s-platform-mirror-ca.crt" if self.ca else ""
+
+    def containerd(self) -> dict[str, Any]:
+        """The entry of kubespray's `containerd_registries_mirrors` (its hosts.toml template)."""
+        scheme, _, rest = self.url.partition("://")
+        netloc, _, path = rest.partition("/")
+        path = path.strip("/")
+        mirror: dict[str, Any] = {
+            # a mirror under a path (a proxy-cache project) is told so: containerd then asks for
+            # <path>/<name>/manifests/… below the URL's own /v2 instead of /v2/<name>/…
+            "host": f"{scheme}://{netloc}/v2/{path}" if path else f"{scheme}://{netloc}",
+            "capabilities": list(self.capabilities),
+            "skip_verify": self.skip_verify,
+            "override_path": bool(path),
+        }
+        if self.ca:
+            mirror["ca"] = self.ca_node_path
+        return {"prefix": self.registry, "mirrors": [mirror]}
+
+
+# containerd's per-registry hosts directories (kubespray's containerd_cfg_dir + /certs.d)
+CONTAINERD_CERTS_DIR = "/etc/containerd/certs.d"
+
+
+@dataclass(frozen=True)
 class Download:
     run_once: bool = False
     localhost: bool = False
@@ -349,6 +387,7 @@ class ClusterSpec:
     api_server_endpoint: str = ""
     proxy: Proxy = field(default_factory=Proxy)
     image_repos: ImageRepos = field(default_factory=ImageRepos)
+    registry_mirrors: tuple[RegistryMirror, ...] = ()
     download: Download = field(default_factory=Download)
     extra_vars: Mapping[str, Any] = field(default_factory=dict)
     reset_on_destroy: bool = False
@@ -392,6 +431,7 @@ MANAGED_GROUP_VARS = {
     "quay_image_repo": "cluster.imageRepos.quay",
     "github_image_repo": "cluster.imageRepos.github",
     "files_repo": "cluster.imageRepos.files",
+    "containerd_registries_mirrors": "cluster.registryMirrors",
     "download_run_once": "cluster.download.runOnce",
     "download_localhost": "cluster.download.localhost",
     "auto_renew_certificates": "cluster.certificates.autoRenew",
@@ -1075,6 +1115,70 @@ class ImageReposConfig(ConfigModel):
             )
 
 
+MIRROR_CAPABILITIES = ("pull", "resolve", "push")
+
+
+def _mirror_registry_check(value: str) -> str | None:
+    host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    port = value.rsplit(":", 1)[1] if value.count(":") == 1 else "1"
+    if is_host(host) and port.isdigit() and 0 < int(port) < 65536:
+        return None
+    shown = f"{value!r}" if value.isprintable() and len(value) <= 80 else "the key"
+    return (
+        f"{shown} is not a registry as image names spell it (docker.io, registry.k8s.io, quay.io, ghcr.io, "
+        "host:port): no scheme, no path"
+    )
+
+
+class RegistryMirrorConfig(ConfigModel):
+    """Where containerd on every node pulls one upstream registry's images from."""
+
+    url: Annotated[DataText, Required, checked(url_check())] = Field(
+        description="the mirror, https://host[:port][/path] (a path: where the mirror serves this registry)"
+    )
+    ca: DataText = Field(
+        "", description="the mirror's CA certificate (PEM), a file relative to the project root"
+    )
+    skip_verify: Flag = Field(False, description="accept any TLS certificate from the mirror (dev only)")
+    capabilities: Annotated[
+        tuple[Text, ...],
+        BeforeValidator(list_in),
+        WithJsonSchema({"type": "array", "items": {"enum": list(MIRROR_CAPABILITIES)}, "minItems": 1, "uniqueItems": True}),
+    ] = Field(("pull", "resolve"), description="what containerd may ask of the mirror: pull, resolve (tags), push")
+
+    def checks(self, found: Findings) -> None:
+        env = found.context.get("environment", "dev")
+        if "?" in self.url:
+            found.error("url", "must not have a query: containerd appends the registry API's own path to it")
+        elif self.url.startswith("http://"):
+            why = "is plain http://: whoever answers on the mirror's address can serve any image to every node"
+            if env == "dev":
+                found.warn("url", f"{why}; dev allows it, staging and prod need https://")
+            else:
+                found.error("url", f"{why}; {env} needs https:// (and ca, when the nodes do not trust its issuer)")
+        for j, capability in enumerate(self.capabilities):
+            if capability not in MIRROR_CAPABILITIES:
+                found.error(f"capabilities[{j}]", f"{capability!r} is not one of {', '.join(MIRROR_CAPABILITIES)}")
+        if not self.capabilities:
+            found.error("capabilities", "is empty: give pull (digests), and resolve for tags")
+        if self.skip_verify and env != "dev":
+            found.error(
+                "skipVerify",
+                f"is for dev only: in {env}, whoever answers on the mirror's address could serve any image to "
+                "every node; give the mirror's CA certificate in ca instead",
+            )
+        if self.skip_verify and self.url.startswith("http://"):
+            found.warn("skipVerify", "does nothing for an http:// mirror (no TLS to verify)")
+        root = found.context.get("project_root")
+        if self.ca:
+            if problem := project_file_problem(self.ca, root, "the CA certificate"):
+                found.error("ca", problem)
+            elif root is not None and b"-----BEGIN CERTIFICATE-----" not in (root / self.ca).read_bytes():
+                found.error("ca", f"{self.ca!r} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+            if self.url.startswith("http://"):
+                found.warn("ca", "is not used for an http:// mirror (no TLS)")
+
+
 class DownloadConfig(ConfigModel):
     run_once: Flag = Field(False, description="download once and share (download_run_once)")
     localhost: Flag = Field(False, description="download on the control host (needs runOnce)")
@@ -1294,6 +1398,7 @@ class ClusterConfig(ConfigModel):
     )
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     image_repos: ImageReposConfig = Field(default_factory=ImageReposConfig)
+    registry_mirrors: dict[Annotated[Text, checked(_mirror_registry_check)], RegistryMirrorConfig] = Field(default_factory=dict, description="upstream registry → its mirror, configured in containerd on every node")
     download: DownloadConfig = Field(default_factory=DownloadConfig)
     extra_vars: AnyMap = Field(default_factory=dict, description="kubespray group_vars, as written (templates allowed)")
     reset_on_destroy: Flag = Field(False, description="run reset.yml on destroy (never in prod)")
@@ -1311,6 +1416,7 @@ class ClusterConfig(ConfigModel):
         env = found.context.get("environment", "dev")
         nodes = tuple(n.args() for n in self.nodes)
         self._check_nodes(nodes, env, found)
+        self._check_registry_mirrors(found)
         if self.mode != "kubespray":
             return
         if self.kubespray is None and not found.problems_under("kubespray"):
@@ -1406,6 +1512,33 @@ class ClusterConfig(ConfigModel):
         if not any(n.is_worker and n.present for n in nodes):
             found.error("nodes", "no node has the 'worker' role; workloads would have nowhere to run")
 
+    def _check_registry_mirrors(self, found: Findings) -> None:
+        if not self.registry_mirrors:
+            return
+        if self.mode == "existing":
+            found.warn(
+                "registryMirrors",
+                "are not configured by the program in existing mode (it does not manage the nodes): the cluster's "
+                "owner must set them in every node's container runtime (containerd: a hosts.toml per registry "
+                "under /etc/containerd/certs.d, docs/operations.md), or every image is pulled from its upstream",
+            )
+            return
+        if self.container_manager != "containerd":
+            found.error(
+                "registryMirrors",
+                f"configure containerd's mirrors; containerManager is {self.container_manager}: use containerd, or "
+                "set that runtime's own mirror variables through extraVars",
+            )
+        repos = self.image_repos
+        for key, upstream in (("kube", "registry.k8s.io"), ("docker", "docker.io"), ("quay", "quay.io"),
+                              ("github", "ghcr.io")):  # fmt: skip
+            if getattr(repos, key) and upstream in self.registry_mirrors:
+                found.warn(
+                    f"imageRepos.{key}",
+                    f"rewrites kubespray's image names to the mirror's, so its pulls bypass "
+                    f"registryMirrors.{upstream}; remove it: through the mirror the upstream names work unchanged",
+                )
+
     def _check_extra_vars(self, found: Findings) -> None:
         # extraVars is the escape hatch: its values go to group_vars as written (templates
         # included, which kubespray evaluates on the control host — only the stack file's
@@ -1471,6 +1604,9 @@ class ClusterConfig(ConfigModel):
             kube_version=normalize_kube_version(self.kube_version),
             proxy=build(Proxy, self.proxy),
             image_repos=build(ImageRepos, self.image_repos),
+            registry_mirrors=tuple(
+                build(RegistryMirror, m, registry=registry) for registry, m in sorted(self.registry_mirrors.items())
+            ),
             download=build(Download, self.download),
             extra_vars={k: v for k, v in self.extra_vars.items() if not contains_secret(v)},
             health_gate=build(HealthGate, self.health_gate),

@@ -371,11 +371,21 @@ def problems_of(exc: ValidationError, model: type[ConfigModel], path: str) -> li
     out: list[Problem] = []
     for error in exc.errors(include_url=False, include_context=True, include_input=True):
         where = path
-        for part in error["loc"]:
+        # a mapping's key that is wrong: the message names the key, the path is the mapping's
+        for part in _entry_loc(tuple(error["loc"]))[:-1] if error["loc"][-1:] == (KEY_LOC,) else error["loc"]:
             where = join_path(where, part)
         key, message = _message(error, model)
         out.append(Problem(join_path(where, key) if key else where, message))
     return out
+
+
+# where pydantic places an error about a mapping's key (after the key itself)
+KEY_LOC = "[key]"
+
+
+def _entry_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """The location of the mapping entry a key error is about (the key, without the marker)."""
+    return loc[:-1] if loc[-1:] == (KEY_LOC,) else loc
 
 
 def _without(data: Any, locs: Iterator[tuple[str | int, ...]]) -> tuple[Any, bool, bool]:
@@ -417,6 +427,10 @@ def run_checks(section: ConfigModel, found: Findings) -> None:
             for index, item in enumerate(value):
                 if isinstance(item, ConfigModel):
                     run_checks(item, found.under(key).under(index))
+        elif isinstance(value, Mapping):
+            for item_key, item in value.items():
+                if isinstance(item, ConfigModel):
+                    run_checks(item, found.under(key).under(str(item_key)))
     section.checks(found)
 
 
@@ -442,7 +456,8 @@ def validate_section(
             for error in exc.errors(include_url=False):
                 loc = tuple(error["loc"])
                 # a missing key: drop the mapping that needs it (its parent falls back to a default)
-                locs.append(loc[:-1] if error["type"] == "missing" else loc)
+                # a wrong key of a mapping: drop its entry
+                locs.append(loc[:-1] if error["type"] == "missing" else _entry_loc(loc))
             data, removed, dropped = _without(data, iter(locs))
             shifted = shifted or dropped
             if not removed:

@@ -37,7 +37,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import shlex
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ HEALTH_GATE_SCRIPT = SCRIPTS / "health-gate.sh"
 # (and the scheduled CronJob) runs on the etcd member
 ETCD_SNAPSHOT_PLAYBOOK = SCRIPTS / "etcd-snapshot.yml"
 ETCD_SNAPSHOT_SCRIPT = SCRIPTS / "etcd-snapshot.sh"
+REGISTRY_CA_PLAYBOOK = SCRIPTS / "registry-ca.yml"
 # sed -E script for the log tail a failed playbook shows: private keys, and values of
 # password/token/secret-like keys, are replaced by [withheld]
 REDACT_SED = (
@@ -99,6 +101,9 @@ class KubesprayClusterArgs:
     # admin.conf is re-read when that kubeconfig's client certificate nears its end
     previous_kubeconfig: pulumi.Input[Any] | None = None
     previous_kubeconfig_refresh: pulumi.Input[Any] | None = None
+    # cluster.registryMirrors.<registry>.ca: registry -> its mirror's CA certificate (PEM),
+    # delivered to every node before cluster.yml and scale.yml
+    registry_cas: Mapping[str, str] = field(default_factory=dict)
 
 
 def _q(value: str) -> str:
@@ -384,6 +389,10 @@ class KubesprayCluster(pulumi.ComponentResource):
                 'fi',
             ]
         )
+        cluster_deps: list[pulumi.Resource] = [self.inventory]
+        if args.registry_cas:
+            self.registry_ca = self._registry_ca(name, args, connection, playbook, inv_dir)
+            cluster_deps.append(self.registry_ca)
         self.cluster = command.remote.Command(
             f"{name}-cluster",
             connection=connection,
@@ -397,7 +406,7 @@ class KubesprayCluster(pulumi.ComponentResource):
                     f"cp {inv_dir}/hosts.yaml {applied}",
                 ]
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.inventory]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_deps),
         )
 
         kubectl = f"{inv_dir}/artifacts/kubectl --kubeconfig {inv_dir}/artifacts/admin.conf"
@@ -536,6 +545,31 @@ class KubesprayCluster(pulumi.ComponentResource):
         if note:
             pulumi.log.info(f"plan: {note}", resource=self)
         return token
+
+    def _registry_ca(self, name: str, args: KubesprayClusterArgs, connection, playbook, inv_dir: str) -> command.remote.Command:  # type: ignore[no-untyped-def]
+        """The mirrors' CA certificates on every member node, where containerd's hosts.toml names
+        them. The command holds the certificates and the member list, so a new certificate or a
+        new node runs it again (before cluster.yml and scale.yml, which pull through the mirrors)."""
+        mirrors = {m.registry: m for m in args.cluster.registry_mirrors}
+        cas = []
+        lines = ["set -eu", "umask 022", f"mkdir -p {inv_dir}/registry-ca"]
+        for registry in sorted(args.registry_cas):
+            src = f"{self.inventory_dir}/registry-ca/{registry}.crt"
+            lines.append(_write_file(f"{inv_dir}/registry-ca/{shlex.quote(registry)}.crt", args.registry_cas[registry]))
+            cas.append({"src": src, "dest": mirrors[registry].ca_node_path})
+        members = ",".join(n.name for n in args.cluster.members)
+        lines += [
+            _write_file(f"{inv_dir}/registry-ca.yml", REGISTRY_CA_PLAYBOOK.read_text(encoding="utf-8")),
+            _write_file(f"{inv_dir}/registry-cas.yaml", yaml.safe_dump({"k8s_platform_registry_cas": cas}, sort_keys=True)),
+            "set +e",  # the playbook step reports its own failure, with its log's tail
+            playbook("registry-ca", f"{inv_dir}/registry-ca.yml -e @{inv_dir}/registry-cas.yaml --limit {shlex.quote(members)}"),
+        ]
+        return command.remote.Command(
+            f"{name}-registry-ca",
+            connection=connection,
+            create="\n".join(lines),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.inventory]),
+        )
 
     def _worker(
         self, name, node: Node, connection, playbook, kubectl: str, inv_dir: str, removal_vars: str

@@ -92,6 +92,10 @@ def group_vars(cluster: ClusterSpec) -> dict[str, Any]:
     ):
         if value:
             out[var] = value
+    if cluster.registry_mirrors:
+        # cluster.registryMirrors: containerd on every node pulls these registries' images
+        # through their mirrors, the names unchanged (kubespray's, the charts', the apps')
+        out["containerd_registries_mirrors"] = [m.containerd() for m in cluster.registry_mirrors]
     if repos.files:
         files = repos.files.rstrip("/")
         out["files_repo"] = files

@@ -87,6 +87,10 @@ def new_stack(source_text: str, name: str, environment: str | None = None) -> Ne
                 found[0][found[1]] = ""
                 found[0].yaml_add_eol_comment(f"set: {what}", found[1])
                 out.emptied.append("cluster." + ".".join(path))
+        if cluster.get("registryMirrors"):
+            cluster["registryMirrors"] = CommentedMap()
+            cluster.yaml_add_eol_comment("set: upstream registry -> {url: your mirror}, if any", "registryMirrors")
+            out.emptied.append("cluster.registryMirrors")
         nodes = cluster.get("nodes")
         if isinstance(nodes, CommentedSeq):
             for i, node in enumerate(nodes):

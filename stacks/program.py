@@ -147,6 +147,11 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
                 ),
                 previous_kubeconfig=previous_output("kubeconfig"),
                 previous_kubeconfig_refresh=previous_output("kubeconfigRefresh"),
+                registry_cas={
+                    m.registry: (project_root / m.ca).read_text(encoding="utf-8")
+                    for m in spec.cluster.registry_mirrors
+                    if m.ca
+                },
             ),
         )
         kubeconfig = cluster.kubeconfig

@@ -174,8 +174,9 @@ def http_get(url: str) -> str:
         return str(r.read().decode())
 
 
-def from_pod(site: RealSite, stack: E2EStack, url: str, timeout: float = 180) -> str:
-    """GET `url` with curl from a throwaway pod; the body (its termination message), or raise."""
+def from_pod(site: RealSite, stack: E2EStack, url: str, timeout: float = 180, node: str | None = None) -> str:
+    """GET `url` with curl from a throwaway pod (bound to `node` when given); the body (its
+    termination message), or raise with the pod's description and events."""
     assert site.site is not None
     name = f"client-{pysecrets.token_hex(3)}"
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
@@ -183,6 +184,8 @@ def from_pod(site: RealSite, stack: E2EStack, url: str, timeout: float = 180) ->
                     "containers": [{"name": "curl", "image": f"{site.site.registry}/{APP_IMAGE}:1",
                                     "command": ["curl", "-fsS", "-m", "10", "-o", "/dev/termination-log", url],
                                     "terminationMessagePolicy": "FallbackToLogsOnError"}]}}  # fmt: skip
+    if node is not None:
+        pod["spec"]["nodeName"] = node
     manifest = stack.dir / f"{name}.json"
     manifest.write_text(json.dumps(pod))
     kubectl(stack, "apply", "-f", str(manifest))
@@ -192,13 +195,35 @@ def from_pod(site: RealSite, stack: E2EStack, url: str, timeout: float = 180) ->
         return doc if doc["status"].get("phase") in ("Succeeded", "Failed") else None
 
     try:
-        doc = wait_until(finished, timeout, f"client pod {name} to finish")
+        doc = wait_until(finished, timeout, f"client pod {name} to finish",
+                         on_timeout=lambda: describe(stack, "pod", name, "-n", "default"))  # fmt: skip
     finally:
         kubectl(stack, "delete", "pod", name, "-n", "default", "--wait=false")
     state = doc["status"]["containerStatuses"][0]["state"]["terminated"]
     if doc["status"]["phase"] != "Succeeded":
         raise AssertionError(f"curl {url} from a pod failed (exit {state.get('exitCode')}): {state.get('message')}")
     return str(state.get("message", ""))
+
+
+def describe(stack: E2EStack, *what: str) -> str:
+    """`kubectl describe` of `what` for a timeout message (never raises)."""
+    try:
+        return kubectl(stack, "describe", *what)
+    except Exception as exc:  # the diagnosis must not hide the timeout
+        return f"kubectl describe {' '.join(what)}: {exc}"
+
+
+def node_images(site: RealSite, machine: str) -> set[str]:
+    """The repositories of every image containerd holds on `machine`, as the mirror serves them
+    (an upstream name as it is; the site registry's own images without the registry's address)."""
+    assert site.site is not None
+    doc = json.loads(site.ssh(machine, "sudo /usr/local/bin/crictl images -o json").stdout)
+    out = set()
+    for image in doc["images"]:
+        for ref in image.get("repoTags") or [d.split("@")[0] + ":" for d in image.get("repoDigests") or []]:
+            repo = ref.rsplit(":", 1)[0]
+            out.add(repo.removeprefix(f"{site.site.registry}/"))
+    return out
 
 
 def unit_active(site: RealSite, machine: str, unit: str) -> bool:
@@ -231,10 +256,13 @@ def test_full_up_installs_a_real_cluster_from_the_mirror(real_site: RealSite, re
         assert "v1" in body
     # ... and through its Service's DNS name from a pod (CoreDNS + the Service + the CNI across nodes)
     assert "v1" in from_pod(real_site, real_stack, "http://web.web.svc.cluster.local/")
-    # everything the nodes pulled came from the site's registry
-    pulled = real_site.site.registry_pulls()  # type: ignore[union-attr]
-    assert any("registry.k8s.io/kube-apiserver" in p for p in pulled), pulled
-    assert any(APP_IMAGE in p for p in pulled), pulled
+    # every image on every node came through the site's registry (cluster.registryMirrors: the
+    # nodes pulled upstream names, containerd fetched them from the mirror)
+    pulled = {p.split(":", 1)[0] for p in real_site.site.registry_pulls()}  # type: ignore[union-attr]
+    assert "registry.k8s.io/kube-apiserver" in pulled and APP_IMAGE in pulled, pulled
+    for machine in ("node1", "node2"):
+        on_node = node_images(real_site, machine)
+        assert on_node and on_node <= pulled, (machine, sorted(on_node - pulled), sorted(pulled))
 
 
 def test_no_op_preview_and_up_run_no_playbook(real_stack: E2EStack) -> None:
@@ -299,10 +327,14 @@ def test_a_worker_joins_with_scale_and_leaves_with_remove_node(real_site: RealSi
     # kubespray's documented --limit: facts of every node first, then scale.yml for node3 only
     assert [label for label, _ in runs] == ["facts", "scale-node3"], (runs, res)
     assert ready(nodes(real_stack)["node3"])
-    # pods run on the new node
+    # a pod runs on the new node: its image pulled through the mirror there, and it reaches the
+    # app's Service by DNS across the CNI (the scheduler is not asked to pick node3: which node it
+    # picks for a scaled Deployment is its own business)
+    assert "v1" in from_pod(real_site, real_stack, "http://web.web.svc.cluster.local/", node="node3")
     kubectl(real_stack, "scale", "deployment/web", "-n", "web", "--replicas=6")
-    wait_until(lambda: "node3" in kubectl(real_stack, "get", "pods", "-n", "web", "-o", "wide", "--field-selector=status.phase=Running"),
-               180, "an app pod running on node3")  # fmt: skip
+    wait_until(lambda: [p["status"].get("phase") for p in
+                        json.loads(kubectl(real_stack, "get", "pods", "-n", "web", "-o", "json"))["items"]] == ["Running"] * 6,
+               180, "the app's 6 pods running", on_timeout=lambda: describe(real_stack, "pods", "-n", "web"))  # fmt: skip
 
     cfg["cluster"]["nodes"] = [n for n in cfg["cluster"]["nodes"] if n["name"] != "node3"]
     real_stack.write_config(cfg)

@@ -28,7 +28,8 @@ def test_staging_is_the_notes_layout() -> None:
     cluster = spec.cluster
     assert [n.name for n in cluster.control_plane] == ["node1", "node2"]
     assert sum(n.is_etcd for n in cluster.nodes) == 3
-    assert cluster.proxy.http and cluster.image_repos.quay and not cluster.image_repos.gcr
+    assert cluster.proxy.http and not cluster.image_repos.gcr
+    assert {m.registry for m in cluster.registry_mirrors} == {"registry.k8s.io", "docker.io", "quay.io", "ghcr.io"}
     assert cluster.control_host is not None and cluster.control_host.host not in {n.address for n in cluster.nodes}
 
 

@@ -15,7 +15,7 @@ bridge's gateway address, on this machine):
   pulls — kube-apiserver, -controller-manager, -scheduler, kube-proxy, pause, CoreDNS,
   flannel and its CNI plugin image, nginx (the API proxy on worker-only nodes) — under the
   upstream names below a per-registry prefix (`<mirror>/registry.k8s.io/…`,
-  `<mirror>/docker.io/…`), which is what `cluster.imageRepos.kube`/`.docker` point at. The
+  `<mirror>/docker.io/…`), which is where `cluster.registryMirrors` points containerd. The
   images are packed here with umoci: the self-built binaries on an empty base (the control
   plane, pause, CoreDNS) or on a Debian base with the tools the upstream image carries
   (iptables/conntrack for kube-proxy and flannel, nginx with its stream module).

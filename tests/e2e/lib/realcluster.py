@@ -78,11 +78,6 @@ def site_vars(site: mirror.Site, v: dict[str, str]) -> dict[str, Any]:
         **site.checksums(),
         "etcd_version": v["etcd"],
         "nerdctl_version": v["nerdctl"],
-        # the site's registry speaks plain HTTP on the lab's network
-        "containerd_registries_mirrors": [
-            {"prefix": site.registry,
-             "mirrors": [{"host": f"http://{site.registry}", "capabilities": ["pull", "resolve"], "skip_verify": True}]}
-        ],
         # images this site does not mirror: the DNS autoscaler, and kubelet-csr-approver (its chart
         # and image come from the internet; kubelets then keep their self-signed serving certificates)
         "enable_dns_autoscaler": False,
@@ -148,7 +143,15 @@ class RealSite:
             "ansibleKeyPath": str(self.key),
             "nodes": nodes,
             "proxy": {"http": self.site.proxy, "https": self.site.proxy, "noProxy": self.bridge.gateway},
-            "imageRepos": {"kube": f"{reg}/registry.k8s.io", "docker": f"{reg}/docker.io", "files": self.site.files_repo},
+            # every image by its upstream name, pulled through the site's registry (plain HTTP on
+            # the lab's bridge: a dev stack), which serves each upstream below a path of its own;
+            # and the site's own images (the app) from the registry itself
+            "registryMirrors": {
+                "registry.k8s.io": {"url": f"http://{reg}/registry.k8s.io"},
+                "docker.io": {"url": f"http://{reg}/docker.io"},
+                reg: {"url": f"http://{reg}"},
+            },
+            "imageRepos": {"files": self.site.files_repo},
             "extraVars": {**machine_kind_vars(), **site_vars(self.site, v), "flannel_backend_type": "host-gw"},
         }
 
