@@ -29,7 +29,7 @@ endif
 PULUMI_ENV = penv="$$(scripts/pulumi_env.sh)" && eval "$$penv"
 
 
-.PHONY: new-stack stack setup system-deps mysql-image test test-fast unit conformance e2e lint typecheck validate inventory render \
+.PHONY: new-stack stack setup system-deps mysql-image test test-fast unit conformance e2e lint typecheck validate inventory render mirror-list \
         plan local-cluster engine engine-deps engine-check preview up destroy bench bench-e2e bench-backend clean help preview-all drift promote rollback recover
 
 help:
@@ -103,12 +103,24 @@ inventory: setup
 render: setup ## write STACK's manifests to render/STACK
 	$(BIN)/python -m stacks render $(STACK) --out render/$(STACK)
 
-plan: setup ## validate STACK, write its kubespray inventory, its objects and its Helm charts (helm template) to build/STACK
+# make plan works offline: a chart repository it cannot contact is a warning (--allow-unreachable);
+# a chart it fetched that does not render fails it. STRICT_CHARTS=1 (a PR check with network)
+# fails on an unreachable repository too.
+# mirror-list: kubespray's downloads are listed from a checkout of the pinned release and its
+# ansible when given (KUBESPRAY_TREE=dir ANSIBLE_PLAYBOOK=path); without them the list says it
+# is incomplete
+MIRROR_LIST_ARGS = $(if $(KUBESPRAY_TREE),--kubespray $(KUBESPRAY_TREE)) $(if $(ANSIBLE_PLAYBOOK),--ansible-playbook $(ANSIBLE_PLAYBOOK))
+
+mirror-list: setup ## print every file, image and chart STACK needs, upstream beside where its mirrors fetch it [JSON=1 KUBESPRAY_TREE=dir ANSIBLE_PLAYBOOK=path]
+	$(BIN)/python -m stacks mirror-list $(STACK) $(MIRROR_LIST_ARGS) $(if $(JSON),--json)
+
+plan: setup ## validate STACK, write its kubespray inventory, its objects and its Helm charts (helm template) and what it needs mirrored to build/STACK [STRICT_CHARTS=1]
 	$(BIN)/python -m stacks validate $(STACK)
 	@rm -rf build/$(STACK) && mkdir -p build/$(STACK)
 	$(BIN)/python -m stacks inventory $(STACK) --out build/$(STACK)/inventory
-	$(BIN)/python -m stacks render $(STACK) --out build/$(STACK)/manifests --charts
-	@echo "plan of $(STACK) in build/$(STACK)/: inventory/ (uploaded to the control host), manifests/ (the program's objects) and manifests/charts/ (each Helm release, by helm template, when its chart is reachable)"
+	$(BIN)/python -m stacks render $(STACK) --out build/$(STACK)/manifests --charts $(if $(STRICT_CHARTS),,--allow-unreachable)
+	$(BIN)/python -m stacks mirror-list $(STACK) $(MIRROR_LIST_ARGS) $(if $(STRICT_CHARTS),,--allow-incomplete) --out build/$(STACK)/mirror-list.txt --out build/$(STACK)/mirror-list.json
+	@echo "plan of $(STACK) in build/$(STACK)/: inventory/ (uploaded to the control host), manifests/ (the program's objects), manifests/charts/ (each Helm release, by helm template, when its chart is reachable) and mirror-list.txt/.json (what an air-gapped install must mirror)"
 
 local-cluster: setup ## start etcd + kube-apiserver + controllers + KWOK nodes on loopback (stop: scripts/local_cluster.py stop)
 	$(BIN)/python scripts/local_cluster.py start --all

@@ -2,8 +2,11 @@
 
 Each release the program declares (add-ons and `helm.releases`, with the values it
 sends) is templated from its repository at its pinned version into
-`<out>/<namespace>.<release>.helm.yaml`. A chart that cannot be fetched (no network,
-no helm, a private repository) is reported with the reason, never silently skipped.
+`<out>/<namespace>.<release>.helm.yaml`. A chart that cannot be rendered (no network,
+no helm, a private repository, a version the repository lacks, a template error) is
+reported with the reason, never silently skipped; `unreachable` tells the failures of
+the network (the repository could not be contacted at all) from the rest, so an offline
+`make plan` can accept those and still fail on a chart that was fetched and does not render.
 Secret values are `<redacted>` in the values handed to helm, as in every rendered file.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -22,11 +26,38 @@ from stacks.render import ReleaseToTemplate
 TOOLS_BIN = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "k8s-platform" / "tools" / "bin"
 
 
+# How Go's net/http (helm's client, for chart repositories and OCI registries alike) says that
+# no answer came: no DNS, no route, nothing listening, a proxy that cannot be reached, a
+# timeout. An answer (404, 401, a bad index, a missing version, a TLS certificate that does
+# not verify) is not in here: the repository was reached and the chart still did not render.
+_UNREACHABLE = re.compile(
+    r"dial tcp|no such host|server misbehaving|temporary failure in name resolution|connection refused"
+    r"|network is unreachable|no route to host|connection reset by peer|i/o timeout|TLS handshake timeout"
+    r"|Client\.Timeout exceeded|context deadline exceeded|proxyconnect tcp",
+    re.IGNORECASE,
+)
+
+
+def is_unreachable(helm_error: str) -> bool:
+    """Whether helm's error says the chart's repository could not be contacted at all."""
+    return bool(_UNREACHABLE.search(helm_error))
+
+
+def helm_error(stderr: str) -> str:
+    """helm's error as one line: from its last `Error:` line on (helm v4 spreads a template
+    error over several lines, after any warnings), without the `--debug` hint."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    starts = [i for i, line in enumerate(lines) if line.startswith("Error:")]
+    kept = [line for line in lines[starts[-1] if starts else -1 :] if not line.startswith("Use --debug flag")]
+    return " ".join(kept) or "helm template failed"
+
+
 @dataclass(frozen=True)
 class ChartResult:
     release: ReleaseToTemplate
     path: Path | None  # written file, or None
     problem: str = ""  # why it was not rendered
+    unreachable: bool = False  # not rendered because the repository could not be contacted
 
 
 def find_helm() -> str | None:
@@ -59,11 +90,12 @@ def template_releases(
             try:
                 cp = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
             except subprocess.TimeoutExpired:
-                results.append(ChartResult(rel, None, f"helm template timed out after {timeout:.0f}s"))
+                # templating itself takes a second: a run this long is waiting on the network
+                results.append(ChartResult(rel, None, f"helm template timed out after {timeout:.0f}s", True))
                 continue
             if cp.returncode != 0:
-                why = (cp.stderr.strip().splitlines() or ["helm template failed"])[-1]
-                results.append(ChartResult(rel, None, why[:300]))
+                why = helm_error(cp.stderr)
+                results.append(ChartResult(rel, None, why[:500], is_unreachable(why)))
                 continue
             path = out_dir / f"{rel.namespace}.{rel.name}.helm.yaml"
             path.write_text(f"# helm template of {rel.chart} {rel.version} from {rel.repo}\n{cp.stdout}")

@@ -1,5 +1,5 @@
 """`python -m stacks`: validate stack configs, print the kubespray inventory, render manifests,
-promote settings between stacks, roll a stack back to an earlier update, recover a stack
+list what an air-gapped install must mirror, promote settings between stacks, roll a stack back to an earlier update, recover a stack
 after a crashed run, check a stack for drift, print the JSON Schema of stack files.
 
 `validate`, `inventory`, `render`, `promote` and `new` run without the Pulumi CLI, without a
@@ -97,6 +97,8 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    if args.allow_unreachable and not args.charts:
+        raise UsageError("render: --allow-unreachable applies to --charts only")
     spec = _load_one(args)
     if spec is None:
         return 1
@@ -108,18 +110,71 @@ def cmd_render(args: argparse.Namespace) -> int:
         _report(_sources(args)[0][0], exc)
         return 1
     print(f"wrote {len(written)} manifest(s) to {args.out}")
-    if args.charts:
-        from stacks.charts import template_releases
-        from stacks.render import helm_releases  # loads pulumi_kubernetes: only when rendering
+    return _render_charts(args, spec) if args.charts else 0
 
-        results = template_releases(helm_releases(spec, args.root), Path(args.out) / "charts")
-        for r in results:
-            what = f"{r.release.namespace}/{r.release.name} ({r.release.chart} {r.release.version})"
-            if r.path is not None:
-                print(f"chart {what}: rendered to {r.path}")
-            else:
-                print(f"chart {what}: not rendered: {r.problem}", file=sys.stderr)
+
+def _render_charts(args: argparse.Namespace, spec: PlatformSpec) -> int:
+    """`render --charts`: every release by `helm template`; 1 when one did not render, except
+    that `--allow-unreachable` turns a repository that could not be contacted into a warning."""
+    from stacks.charts import template_releases
+    from stacks.render import helm_releases  # loads pulumi_kubernetes: only when rendering
+
+    label = _sources(args)[0][0]
+    charts_dir = Path(args.out) / "charts"
+    # OUT is a render output (render_stack checked): no chart file of an earlier run may pass for this one's
+    for old in charts_dir.glob("*.helm.yaml"):
+        old.unlink()
+    results = template_releases(helm_releases(spec, args.root), charts_dir)
+    failures, warnings = [], []
+    for r in results:
+        what = f"chart {r.release.namespace}/{r.release.name} ({r.release.chart} {r.release.version})"
+        if r.path is not None:
+            print(f"{what}: rendered to {r.path}")
+        elif r.unreachable and args.allow_unreachable:
+            warnings.append(f"{label}: warning: {what}: not rendered, the repository is unreachable "
+                            f"(accepted by --allow-unreachable): {r.problem}")  # fmt: skip
+        elif r.unreachable:
+            failures.append(f"{what}: not rendered, the repository is unreachable: {r.problem}; reach it (or set "
+                            "a mirror in helm.repoMirrors), or pass --allow-unreachable to accept it offline")  # fmt: skip
+        else:
+            failures.append(f"{what}: not rendered: {r.problem}")
+    for line in warnings:
+        print(line, file=sys.stderr)
+    if failures:
+        print(f"{label}: {len(failures)} of {len(results)} chart(s) not rendered", file=sys.stderr)
+        for line in failures:
+            print(line, file=sys.stderr)
+        return 1
     return 0
+
+
+def cmd_mirror_list(args: argparse.Namespace) -> int:
+    """Every file, image and chart the stack needs, upstream beside where it is fetched from;
+    1 when something could not be listed (unless --allow-incomplete)."""
+    spec = _load_one(args)
+    if spec is None:
+        return 1
+    from stacks.mirror_list import mirror_list  # loads pulumi_kubernetes (slow): only here
+
+    label = _sources(args)[0][0]
+    try:
+        listed = mirror_list(spec, args.root, kubespray_dir=args.kubespray, ansible_playbook=args.ansible_playbook,
+                             arch=args.arch)  # fmt: skip
+    except ConfigError as exc:
+        _report(label, exc)
+        return 1
+    except (RuntimeError, ValueError) as exc:
+        print(f"{label}: {exc}", file=sys.stderr)
+        return 1
+    for out in args.out or []:
+        # each file in the format its name says: .json, or the text list
+        write_atomic(Path(out), listed.as_json() + "\n" if out.endswith(".json") else listed.as_text())
+        print(f"wrote {len(listed.items)} item(s) to {out}")
+    if not args.out:
+        sys.stdout.write(listed.as_json() + "\n" if args.json else listed.as_text())
+    for line in listed.incomplete:
+        print(f"{label}: {'warning: ' if args.allow_incomplete else ''}incomplete: {line}", file=sys.stderr)
+    return 1 if listed.incomplete and not args.allow_incomplete else 0
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -276,8 +331,24 @@ def build_parser() -> argparse.ArgumentParser:
     stack_args(p)
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--charts", action="store_true",
-                   help="also render every Helm release with `helm template` into OUT/charts (needs the chart repos)")  # fmt: skip
+                   help="also render every Helm release with `helm template` into OUT/charts (needs the chart repos); "
+                        "exit 1 when one does not render")  # fmt: skip
+    p.add_argument("--allow-unreachable", action="store_true",
+                   help="with --charts: a chart repository that cannot be contacted (no network) is a warning, "
+                        "not a failure; a chart that was fetched and does not render still fails")  # fmt: skip
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("mirror-list", help="every file, image and chart the stack needs, and where its mirrors fetch them from")
+    stack_args(p)
+    p.add_argument("--json", action="store_true", help="JSON instead of text")
+    p.add_argument("--out", action="append",
+                   help="write the list into this file instead of printing it (FILE.json: as JSON); may be repeated")  # fmt: skip
+    p.add_argument("--kubespray", type=Path, help="a checkout of the pinned kubespray release: lists its downloads for this stack")
+    p.add_argument("--ansible-playbook", help="the ansible-playbook of that release's requirements (default: on PATH)")
+    p.add_argument("--arch", choices=("amd64", "arm64"), default="amd64", help="the nodes' architecture")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="exit 0 when something could not be listed (no kubespray tree, a chart out of reach), with a warning")  # fmt: skip
+    p.set_defaults(func=cmd_mirror_list)
 
     p = sub.add_parser(
         "promote",

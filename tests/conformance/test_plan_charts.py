@@ -2,11 +2,14 @@
 
 The project's test charts are served on 127.0.0.1 (tests/e2e/lib/chartrepo.py); a stack
 whose releases point there gets one file per release with the chart's objects, rendered
-with the values the program sends. An unreachable repository is reported, not skipped.
+with the values the program sends. An unreachable repository is reported, not skipped, and
+told apart (by real helm's own errors) from a repository that answered with a chart that
+does not render: only the first may pass `render --charts --allow-unreachable`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,3 +61,18 @@ def test_an_unreachable_repository_is_reported(tmp_path: Path) -> None:
     results = template_releases(releases, tmp_path, timeout=60)
     assert all(r.path is None and r.problem for r in results), results
     assert "127.0.0.1:9" in results[0].problem
+    assert all(r.unreachable for r in results), [r.problem for r in results]
+
+
+def test_a_reachable_chart_that_does_not_render_is_not_unreachable(repo: ChartRepo, tmp_path: Path) -> None:
+    base = helm_releases(_spec(repo.url), PROJECT_ROOT)[-1]  # type: ignore[arg-type]
+    assert base.name == "grafana"
+    releases = [
+        dataclasses.replace(base, name="no-such-version", version="9.9.9"),
+        dataclasses.replace(base, name="no-index", repo=f"{repo.url}/nowhere"),
+        # the stand-in chart reads persistence.enabled: a string there fails its template
+        dataclasses.replace(base, name="template-error", values={"persistence": "on"}),
+    ]
+    results = template_releases(releases, tmp_path, timeout=60)
+    assert [(r.path, r.unreachable) for r in results] == [(None, False)] * 3, [r.problem for r in results]
+    assert "9.9.9" in results[0].problem and "404" in results[1].problem and "persistence" in results[2].problem

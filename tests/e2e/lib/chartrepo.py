@@ -13,6 +13,7 @@ import datetime as dt
 import gzip
 import hashlib
 import io
+import subprocess
 import sys
 import tarfile
 import urllib.request
@@ -89,10 +90,40 @@ def build_repo(out_dir: Path, base_url: str, published: dict[str, tuple[str, tup
     return path
 
 
+def upstream_charts_dir() -> Path:
+    """The real upstream charts at the catalog's versions (packaged from their source tags):
+    `charts/` of the directory the upstream sources come from (README, "The offline engine")."""
+    from tests.support.kubespray_tree import sources_dir
+
+    return sources_dir() / "charts"
+
+
+def build_upstream_repo(out_dir: Path, base_url: str) -> Path:
+    """A repository of the real upstream charts, each checked against its SHA256SUMS line,
+    indexed by real `helm repo index`."""
+    from stacks.charts import find_helm
+
+    src = upstream_charts_dir()
+    sums = dict(line.split()[::-1] for line in (src / "SHA256SUMS").read_text().splitlines() if line.strip())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, digest in sorted(sums.items()):
+        data = (src / name).read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise ValueError(f"{src / name}: sha256 does not match SHA256SUMS")
+        (out_dir / name).write_bytes(data)
+    helm = find_helm()
+    if helm is None:
+        raise RuntimeError("no helm binary (make setup installs it into the tools cache)")
+    subprocess.run([helm, "repo", "index", str(out_dir), "--url", base_url], check=True, capture_output=True, timeout=60)
+    return out_dir / "index.yaml"
+
+
 @dataclass
 class ChartRepo:
     dir: Path
     port: int = 0
+    # serve the real upstream charts (build_upstream_repo) instead of the project's test charts
+    upstream: bool = False
     proc: Proc | None = None
     versions: dict[str, list[str]] = field(default_factory=dict)
 
@@ -102,8 +133,12 @@ class ChartRepo:
 
     def start(self, timeout: float = 20) -> ChartRepo:
         self.port = self.port or free_port()
-        build_repo(self.dir / "repo", self.url)
-        self.versions = {name: list(v) for name, (_, v) in PUBLISHED.items()}
+        if self.upstream:
+            index = yaml.safe_load(build_upstream_repo(self.dir / "repo", self.url).read_text())
+            self.versions = {name: [e["version"] for e in entries] for name, entries in index["entries"].items()}
+        else:
+            build_repo(self.dir / "repo", self.url)
+            self.versions = {name: list(v) for name, (_, v) in PUBLISHED.items()}
         self.proc = Proc(
             "chart-repo",
             [sys.executable, "-m", "http.server", str(self.port), "--bind", "127.0.0.1", "--directory",

@@ -1,0 +1,266 @@
+"""What an air-gapped team must mirror for a stack: every file, image and chart it needs.
+
+`python -m stacks mirror-list STACK` lists, each upstream name beside where the stack's
+mirror settings fetch it from:
+
+* **kubespray's downloads** for this stack's own inventory and group_vars, by kubespray's own
+  rules: its `downloads` table, kept where its download role would fetch an entry (enabled,
+  and for a host of one of its groups), plus the control-plane images kubeadm pulls and the
+  kubelet-csr-approver chart kubespray deploys (components/kubespray_scripts/downloads.yml,
+  run with the pinned release's tree and its ansible, touching no node);
+* the **images of every object the program declares** (MySQL and its init containers, the
+  apps and theirs, the etcd-backup CronJobs), from the same offline render as `render`;
+* **every chart** the stack installs (the add-ons and `helm.releases`, and kubespray's) and the
+  **images in them**, from a real `helm template` at the pinned version with the program's
+  values, as `render --charts` does.
+
+What could not be listed (no kubespray tree given, a chart repository out of reach) is said in
+`incomplete`: the list is then not the whole of it, and the command exits 1 unless
+`--allow-incomplete` accepts that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components import kubespray_inventory as inv
+from components.checks import image_registry
+from components.cluster_config import ClusterSpec
+from components.kubespray import SCRIPTS
+from stacks.config import PlatformSpec
+
+DOWNLOADS_PLAYBOOK = SCRIPTS / "downloads.yml"
+# the facts kubespray's download table reads, per target architecture (nothing is gathered)
+ARCH_FACTS = {"amd64": {"ansible_architecture": "x86_64"}, "arm64": {"ansible_architecture": "aarch64"}}
+POD_CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing to mirror: its upstream name, where the stack fetches it from, who needs it."""
+
+    kind: str  # file | image | chart
+    upstream: str  # a file's upstream URL; an image's full name; a chart as `repo chart version`
+    fetched_from: str  # through the stack's mirrors: a URL, an image location, a repository
+    needed_by: tuple[str, ...]
+
+
+@dataclass
+class MirrorList:
+    items: list[Item] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # what could not be listed, and why
+
+    def of(self, kind: str) -> list[Item]:
+        return [i for i in self.items if i.kind == kind]
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {"files": [asdict(i) for i in self.of("file")], "images": [asdict(i) for i in self.of("image")],
+             "charts": [asdict(i) for i in self.of("chart")], "incomplete": self.incomplete},
+            indent=2, sort_keys=True,
+        )  # fmt: skip
+
+    def as_text(self) -> str:
+        lines = []
+        for kind, title in (("file", "files"), ("image", "images"), ("chart", "charts")):
+            items = self.of(kind)
+            lines.append(f"# {title} ({len(items)}): upstream  <-  fetched from  [needed by]")
+            for i in items:
+                via = "" if i.fetched_from == i.upstream else f"  <-  {i.fetched_from}"
+                lines.append(f"{i.upstream}{via}  [{', '.join(i.needed_by)}]")
+        return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------- names through the mirrors
+def full_image(image: str) -> str:
+    """An image's full name as containerd resolves it (`nginx:1.27` → docker.io/library/nginx:1.27)."""
+    registry, rest = image_registry(image)
+    return f"{registry}/{rest}"
+
+
+def image_source(image: str, cluster: ClusterSpec) -> str:
+    """Where a node fetches `image` from: its registry's mirror (cluster.registryMirrors, as an
+    image location: the mirror's host and path, no scheme), or the image's own registry."""
+    registry, rest = image_registry(image)
+    for mirror in cluster.registry_mirrors:
+        if mirror.registry == registry:
+            return f"{mirror.url.split('://', 1)[-1].rstrip('/')}/{rest}"
+    return f"{registry}/{rest}"
+
+
+def file_upstream(url: str, cluster: ClusterSpec) -> str:
+    """The upstream URL of a file kubespray fetches under `imageRepos.files` (its offline
+    layout keeps the upstream host as the first path part), or the URL itself."""
+    files = cluster.image_repos.files.rstrip("/")
+    if files and url.startswith(files + "/"):
+        return "https://" + url[len(files) + 1 :]
+    return url
+
+
+def chart_upstreams(spec: PlatformSpec) -> dict[tuple[str, str], str]:
+    """(repository fetched from, chart) -> the upstream repository, for every chart the stack
+    installs (helm.repoMirrors may send several upstreams to one mirror)."""
+    out: dict[tuple[str, str], str] = {}
+    addons = spec.addons
+    for addon in (addons.ingress, addons.storage, addons.metrics_server, addons.load_balancer, addons.mesh):
+        if addon is not None and addon.enabled:
+            sources = [addon.chart, addon.base] if addon is addons.mesh else [addon.chart]  # type: ignore[union-attr]
+            for c in sources:
+                out[(c.repo.rstrip("/"), c.chart)] = c.upstream_repo or c.repo
+    for r in spec.helm.releases:
+        out[(r.repo.rstrip("/"), r.chart)] = r.upstream_repo or r.repo
+    return out
+
+
+def pod_images(doc: Any) -> Iterator[str]:
+    """Every container image in a manifest (pods, workload templates, CronJob job templates)."""
+    if isinstance(doc, Mapping):
+        for key, value in doc.items():
+            if key in POD_CONTAINER_LISTS and isinstance(value, list):
+                for c in value:
+                    if isinstance(c, Mapping) and isinstance(c.get("image"), str):
+                        yield c["image"]
+            else:
+                yield from pod_images(value)
+    elif isinstance(doc, list):
+        for value in doc:
+            yield from pod_images(value)
+
+
+# ----------------------------------------------------------------- kubespray's downloads
+def kubespray_downloads(
+    cluster: ClusterSpec, schedulable_control_plane: bool, kubespray_dir: Path, ansible_playbook: str,
+    arch: str = "amd64", timeout: float = 300,
+) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """Kubespray's files, images and charts for this inventory, by its own tables (see the playbook)."""
+    if not (kubespray_dir / "roles" / "kubespray_defaults").is_dir():
+        raise ValueError(f"{kubespray_dir} is not a kubespray tree (no roles/kubespray_defaults)")
+    rendered = inv.render(cluster, schedulable_control_plane)
+    with tempfile.TemporaryDirectory(prefix="k8sp-downloads-") as tmp:
+        inventory = Path(tmp) / "inventory"
+        (inventory / Path(inv.GROUP_VARS_PATH).parent).mkdir(parents=True)
+        (inventory / "hosts.yaml").write_text(rendered.hosts_yaml)
+        (inventory / inv.GROUP_VARS_PATH).write_text(rendered.group_vars_yaml)
+        out = Path(tmp) / "out"
+        out.mkdir()
+        # beside kubespray's roles (its playbooks find roles and files there), removed after
+        playbook = kubespray_dir / f".k8s-platform-downloads-{os.getpid()}.yml"
+        shutil.copyfile(DOWNLOADS_PLAYBOOK, playbook)
+        extra = {**ARCH_FACTS[arch], "ansible_system": "Linux", "k8s_platform_downloads_dir": str(out)}
+        try:
+            cp = subprocess.run(
+                [ansible_playbook, "-i", str(inventory / "hosts.yaml"), "-c", "local", str(playbook), "-e", json.dumps(extra)],
+                cwd=kubespray_dir, capture_output=True, text=True, timeout=timeout,
+                env={**os.environ, "ANSIBLE_FORCE_COLOR": "False", "ANSIBLE_NOCOLOR": "1"},
+            )  # fmt: skip
+        finally:
+            playbook.unlink(missing_ok=True)
+        if cp.returncode != 0:
+            tail = "\n".join((cp.stdout + cp.stderr).strip().splitlines()[-15:])
+            raise RuntimeError(f"kubespray's download table could not be read (ansible-playbook exit {cp.returncode}):\n{tail}")
+        merged: dict[str, list[dict[str, Any]]] = {"files": [], "images": [], "charts": []}
+        for path in sorted(out.glob("*.json")):
+            host = json.loads(path.read_text())
+            for key in merged:
+                for entry in host[key]:
+                    if entry not in merged[key]:
+                        merged[key].append(entry)
+        return merged
+
+
+# ----------------------------------------------------------------- the whole list
+class _Collector:
+    def __init__(self, cluster: ClusterSpec) -> None:
+        self.cluster = cluster
+        self.found: dict[tuple[str, str], tuple[str, list[str]]] = {}
+
+    def add(self, kind: str, upstream: str, fetched_from: str, who: str) -> None:
+        _, users = self.found.setdefault((kind, upstream), (fetched_from, []))
+        if who not in users:
+            users.append(who)
+
+    def image(self, image: str, who: str) -> None:
+        self.add("image", full_image(image), image_source(image, self.cluster), who)
+
+    def items(self) -> list[Item]:
+        order = {"file": 0, "image": 1, "chart": 2}
+        return [
+            Item(kind, upstream, fetched, tuple(sorted(users)))
+            for (kind, upstream), (fetched, users) in sorted(self.found.items(), key=lambda kv: (order[kv[0][0]], kv[0][1]))
+        ]
+
+
+def _owner(fname: str) -> str:
+    """`<namespace>.<Kind>.<name>.yaml` of a rendered object, as who needs its images."""
+    return fname.removesuffix(".yaml")
+
+
+def mirror_list(
+    spec: PlatformSpec, project_root: Path, *, kubespray_dir: Path | None = None, ansible_playbook: str | None = None,
+    arch: str = "amd64", helm: str | None = None,
+) -> MirrorList:  # fmt: skip
+    from stacks.charts import template_releases
+    from stacks.render import ReleaseToTemplate, helm_releases, render_objects  # pulumi_kubernetes: slow
+
+    result = MirrorList()
+    c = _Collector(spec.cluster)
+    releases = helm_releases(spec, project_root)
+    upstreams = chart_upstreams(spec)
+
+    if spec.cluster.mode == "kubespray":
+        ansible = ansible_playbook or shutil.which("ansible-playbook")
+        if kubespray_dir is None or ansible is None:
+            result.incomplete.append(
+                "kubespray's files and images are not listed: give --kubespray DIR (a checkout of "
+                f"{spec.cluster.kubespray.version if spec.cluster.kubespray else 'the pinned release'}) and its "
+                "ansible (--ansible-playbook, or on PATH)"
+            )
+        else:
+            ks = kubespray_downloads(spec.cluster, spec.schedulable_control_plane, kubespray_dir, ansible, arch)
+            for f in ks["files"]:
+                c.add("file", file_upstream(f["url"], spec.cluster), f["url"], f"kubespray ({f['name']})")
+            for i in ks["images"]:
+                c.image(i["image"], f"kubespray ({i['name']})")
+            for chart in ks["charts"]:
+                releases.append(ReleaseToTemplate(
+                    name=chart["name"], namespace=chart["namespace"], chart=chart["chart"],
+                    version=chart["version"], repo=chart["repo"], values=chart["values"] or {},
+                ))  # fmt: skip
+    elif spec.cluster.registry_mirrors:
+        result.incomplete.append(
+            "mode existing: the nodes' own registry mirrors decide where images come from "
+            "(cluster.registryMirrors is what they are expected to be)"
+        )
+
+    for fname, manifest in render_objects(spec, project_root).items():
+        for image in pod_images(manifest):
+            c.image(image, _owner(fname))
+
+    with tempfile.TemporaryDirectory(prefix="k8sp-mirror-charts-") as tmp:
+        for r in template_releases(releases, Path(tmp), helm=helm):
+            rel = r.release
+            who = f"chart {rel.namespace}/{rel.name}"
+            # an OCI chart is its full reference (oci://host/path/chart), with no repository
+            repo, name = rel.repo, rel.chart
+            if name.startswith("oci://"):
+                repo, name = name.rsplit("/", 1)
+            upstream = upstreams.get((repo.rstrip("/"), name), repo)
+            c.add("chart", f"{upstream} {name} {rel.version}".strip(), f"{repo} {name} {rel.version}".strip(), who)
+            if r.path is None:
+                result.incomplete.append(f"{who} ({rel.chart} {rel.version}): its images are not listed: {r.problem}")
+                continue
+            for doc in yaml.safe_load_all(r.path.read_text()):
+                for image in pod_images(doc):
+                    c.image(image, who)
+    result.items = c.items()
+    return result
