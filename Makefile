@@ -171,14 +171,17 @@ rollback: stack ## STACK=… [TO=N] [YES=1]: re-apply an earlier successful upda
 recover: stack ## STACK=… [YES=1]: after a crashed run, clear its lock and what it left in flight
 	$(PULUMI_ENV) && PATH="$$PATH:$$(scripts/tools.sh)" $(BIN)/python -m stacks recover $(STACK) $(if $(YES),--yes)
 
+# runs per benchmark (medians); .ci/run runs each documented benchmark once (BENCH_RUNS=1) so a broken one fails CI
+BENCH_RUNS ?= 3
+
 bench: setup ## render time per app for 10/100/500 apps (median of runs)
-	$(BIN)/python bench/bench_render.py --sizes 10 100 500 --runs 3
+	$(BIN)/python bench/bench_render.py --sizes 10 100 500 --runs $(BENCH_RUNS)
 
 bench-e2e: setup ## median wall time of a full up, a no-op up and a preview with the real engine (needs make engine)
-	$(BIN)/python bench/bench_e2e.py --runs 3
+	$(BIN)/python bench/bench_e2e.py --runs $(BENCH_RUNS)
 
 bench-backend: setup ## median time of up/no-op up/destroy on the file backend vs S3 (SeaweedFS; needs make engine)
-	$(BIN)/python bench/bench_backend.py --runs 3
+	$(BIN)/python bench/bench_backend.py --runs $(BENCH_RUNS)
 
 clean:
 	rm -rf render .pytest_cache .mypy_cache .ruff_cache

@@ -29,11 +29,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT)]
 
-from lib import engine  # noqa: E402
+from lib import engine, setups  # noqa: E402
 from lib.chartrepo import ChartRepo  # noqa: E402
 from lib.cluster import LocalCluster  # noqa: E402
 from lib.sshd import ControlHost  # noqa: E402
-from lib.stack import E2EStack, existing_config, kubespray_config  # noqa: E402
+from lib.stack import E2EStack  # noqa: E402
 from lib.standin import KubesprayUnderTest  # noqa: E402
 
 from tests.support.kubespray_tree import ensure_wheelhouse  # noqa: E402
@@ -86,14 +86,12 @@ def main() -> int:
                               "mysqlReplicationPassword": "repl-" + secrets.token_urlsafe(12)}  # fmt: skip
                 cfg: dict[str, Any]
                 if si is not None and host is not None:
-                    cfg = kubespray_config(control_host_port=host.port, host_key=host.host_public_key,
-                                           user=host.user, kubespray_source=si.source, kubespray_commit=si.commit,
-                                           workdir=str(base / "workdir"), api_server=cluster.server,
-                                           charts_url=repo.url, chart_versions=repo.versions)  # fmt: skip
-                    secret_cfg["sshPrivateKey"] = host.private_key
+                    # the e2e tests' own setup (tests/e2e/lib/setups.py)
+                    cfg, ssh = setups.kubespray_stack(si=si, host=host, cluster=cluster, repo=repo,
+                                                      workdir=base / "workdir")  # fmt: skip
+                    secret_cfg.update(ssh)
                 else:
-                    cfg = existing_config(kubeconfig=str(cluster.kubeconfig), charts_url=repo.url,
-                                          chart_versions=repo.versions)  # fmt: skip
+                    cfg = setups.existing_stack(cluster=cluster, repo=repo)
                 stack = E2EStack.create(base / f"run{run}", cfg, secret_cfg)
                 if si is not None and run == 0:
                     # warm-up, not counted: builds the control host's kubespray venv once, as a

@@ -81,9 +81,8 @@ def template_releases(
             values.write_text(json.dumps(rel.values))
             argv = [helm, "template", rel.name, rel.chart, "--namespace", rel.namespace, "--values", str(values),
                     "--include-crds"]  # fmt: skip
-            if rel.repo.startswith("oci://"):
-                argv[3] = f"{rel.repo.rstrip('/')}/{rel.chart}"
-            elif rel.repo:
+            # an OCI chart comes as its full reference (oci://host/path/chart) and no repository
+            if rel.repo:
                 argv += ["--repo", rel.repo]
             if rel.version:
                 argv += ["--version", rel.version]
@@ -98,6 +97,6 @@ def template_releases(
                 results.append(ChartResult(rel, None, why[:500], is_unreachable(why)))
                 continue
             path = out_dir / f"{rel.namespace}.{rel.name}.helm.yaml"
-            path.write_text(f"# helm template of {rel.chart} {rel.version} from {rel.repo}\n{cp.stdout}")
+            path.write_text(f"# helm template of {rel.chart} {rel.version}{' from ' + rel.repo if rel.repo else ''}\n{cp.stdout}")
             results.append(ChartResult(rel, path))
     return results

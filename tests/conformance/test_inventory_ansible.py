@@ -41,7 +41,9 @@ def test_staging_inventory(tmp_path: Path) -> None:
     assert hv["ansible_host"] == "10.4.17.169" and hv["ip"] == "10.4.17.169"
     # group_vars/all beside hosts.yaml are applied to every host
     assert hv["kubeconfig_localhost"] is True and hv["http_proxy"] == "http://10.4.17.1:3128"
-    assert hv["quay_image_repo"] == "registry.mirror.example.com/quay" and hv["kube_version"] == "1.34.4"
+    assert hv["kube_version"] == "1.34.4" and "quay_image_repo" not in hv  # registryMirrors: names unchanged
+    (quay,) = [m for m in hv["containerd_registries_mirrors"] if m["prefix"] == "quay.io"]
+    assert quay["mirrors"][0]["host"] == "https://registry.mirror.example.com/v2/quay"
     assert "gcr_image_repo" not in hv  # read by no role of kubespray v2.31
 
 

@@ -47,14 +47,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lib import engine
+from lib import engine, setups
 from lib.chartrepo import ChartRepo
 from lib.cluster import LocalCluster
 from lib.objectstore import ObjectStore
 from lib.realnode import NODE_BINARIES, RealNode
 from lib.skips import need_binaries
 from lib.sshd import SSHD, ControlHost
-from lib.stack import Backend, E2EStack, existing_config, kubespray_config
+from lib.stack import Backend, E2EStack
 from lib.standin import KubesprayUnderTest
 from lib.util import REPO_ROOT, Timer
 
@@ -231,36 +231,15 @@ def stack_factory(
         }
         # one kubespray workdir on the control host for the session, as a team's control host
         # keeps one: the venv with kubespray's ansible is built by the first prepare only
-        kubespray_workdir = str(e2e_dir / "kubespray-workdir")
+        kubespray_workdir = e2e_dir / "kubespray-workdir"
         if mode == "kubespray":
-            ch: ControlHost = request.getfixturevalue("control_host")
-            si: KubesprayUnderTest = request.getfixturevalue("kubespray_standin")
-            cfg = kubespray_config(
-                control_host_port=ch.port,
-                host_key=ch.host_public_key,
-                user=ch.user,
-                kubespray_source=si.source,
-                kubespray_commit=si.commit,
-                workdir=kubespray_workdir,
-                api_server=local_cluster.server,
-                charts_url=chart_repo.url,
-                chart_versions=chart_repo.versions,
-                overrides=overrides,
-            )
-            secret_config["sshPrivateKey"] = ch.private_key
-            si.etcd_member(
-                Path(kubespray_workdir) / "inventory" / f"k8s-platform-{name}",
-                f"http://127.0.0.1:{local_cluster.ports['etcd']}",
-                str(Path(engine.binary("etcdctl")).parent),
-            )
+            cfg, ssh = setups.kubespray_stack(
+                si=request.getfixturevalue("kubespray_standin"), host=request.getfixturevalue("control_host"),
+                cluster=local_cluster, repo=chart_repo, workdir=kubespray_workdir, name=name, overrides=overrides,
+            )  # fmt: skip
+            secret_config.update(ssh)
         elif mode == "existing":
-            assert local_cluster.kubeconfig is not None
-            cfg = existing_config(
-                kubeconfig=str(local_cluster.kubeconfig),
-                charts_url=chart_repo.url,
-                chart_versions=chart_repo.versions,
-                overrides=overrides,
-            )
+            cfg = setups.existing_stack(cluster=local_cluster, repo=chart_repo, overrides=overrides)
         else:
             raise ValueError(f"mode must be kubespray or existing, not {mode!r}")
         secret_config.update(secrets or {})

@@ -34,6 +34,9 @@ from lib.sshd import ControlHost
 from lib.stack import E2EStack
 from lib.util import REPO_ROOT, wait_until
 
+from stacks.config import parse_config
+from stacks.mirror_list import MirrorList, full_image, mirror_list
+from tests.support import kubespray_tree
 from tests.support.kubespray_tree import ensure_wheelhouse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
@@ -213,6 +216,20 @@ def describe(stack: E2EStack, *what: str) -> str:
         return f"kubectl describe {' '.join(what)}: {exc}"
 
 
+def node_image_refs(site: RealSite, machine: str) -> set[str]:
+    """Every image containerd holds on `machine`, by its full name and tag."""
+    doc = json.loads(site.ssh(machine, "sudo /usr/local/bin/crictl images -o json").stdout)
+    return {full_image(ref) for image in doc["images"] for ref in image.get("repoTags") or []}
+
+
+def stack_mirror_list(stack: E2EStack) -> MirrorList:
+    """`mirror-list` of the stack as configured, with kubespray's tree and its ansible."""
+    spec = parse_config(stack.config(), project_root=REPO_ROOT, secrets_required=False)
+    tree = Path(spec.cluster.kubespray.source)  # type: ignore[union-attr]  # the unchanged tree, a git work tree
+    ansible = kubespray_tree.ansible_venv(tree / "requirements.txt") / "ansible-playbook"
+    return mirror_list(spec, REPO_ROOT, kubespray_dir=tree, ansible_playbook=str(ansible))
+
+
 def node_images(site: RealSite, machine: str) -> set[str]:
     """The repositories of every image containerd holds on `machine`, as the mirror serves them
     (an upstream name as it is; the site registry's own images without the registry's address)."""
@@ -263,6 +280,17 @@ def test_full_up_installs_a_real_cluster_from_the_mirror(real_site: RealSite, re
     for machine in ("node1", "node2"):
         on_node = node_images(real_site, machine)
         assert on_node and on_node <= pulled, (machine, sorted(on_node - pulled), sorted(pulled))
+    # ... and every image and file the nodes fetched is on the stack's mirror-list (kubespray's own
+    # download table for this inventory, the program's objects): a download missing from the
+    # list fails here
+    listed = stack_mirror_list(real_stack)
+    images = {i.upstream for i in listed.of("image")}
+    for machine in ("node1", "node2"):
+        refs = node_image_refs(real_site, machine)
+        assert refs and refs <= images, (machine, sorted(refs - images), sorted(images))
+    files = {i.fetched_from for i in listed.of("file")}
+    fetched = {real_site.site.files_repo + path for path in real_site.site.files_fetched()}  # type: ignore[union-attr]
+    assert fetched and fetched <= files, (sorted(fetched - files), sorted(files))
 
 
 def test_no_op_preview_and_up_run_no_playbook(real_stack: E2EStack) -> None:

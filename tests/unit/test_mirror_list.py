@@ -1,6 +1,6 @@
 """`mirror-list`'s own rules: image names as containerd resolves them, where the stack's mirrors
 fetch each thing from, and which images a manifest holds. (Against kubespray's real download
-table and the real charts: tests/conformance/test_mirror_list.py.)"""
+table and the real charts: tests/conformance/test_mirror_list_kubespray.py.)"""
 
 from __future__ import annotations
 

@@ -299,6 +299,19 @@ class Site:
     def stop(self) -> dict[str, str]:
         return {name: proc.stop() for name, proc in reversed(self.procs.items())}
 
+    def files_fetched(self) -> set[str]:
+        """Paths the files server answered 200 to a GET of, from its access log."""
+        log = self.access_log("files")
+        out = set()
+        for line in log.read_text().splitlines() if log.exists() else []:
+            try:
+                entry: dict[str, Any] = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("method") == "GET" and entry.get("status") == 200:
+                out.add(str(entry["path"]))
+        return out
+
     def registry_pulls(self) -> list[str]:
         """Repositories whose manifests were fetched (`<name>:<reference>`), from the access log."""
         pulls = []
