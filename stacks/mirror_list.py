@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -138,6 +139,14 @@ def pod_images(doc: Any) -> Iterator[str]:
 
 
 # ----------------------------------------------------------------- kubespray's downloads
+def _reason(line: str) -> str:
+    """The end of an ansible failure: an undefined variable's message holds the whole table
+    before the template that failed and its reason (a version kubespray has no checksum for)."""
+    line = line.split("\\n\\nThe error appears", 1)[0]
+    m = re.search(r"([^:]+: '[^']+' (?:is undefined|has no attribute '[^']+'))$", line)
+    return f"{line.split(' => ', 1)[0]} {m.group(1).strip()}" if m else line[:500]
+
+
 def kubespray_downloads(
     cluster: ClusterSpec, schedulable_control_plane: bool, kubespray_dir: Path, ansible_playbook: str,
     arch: str = "amd64", timeout: float = 300,
@@ -166,8 +175,15 @@ def kubespray_downloads(
         finally:
             playbook.unlink(missing_ok=True)
         if cp.returncode != 0:
-            tail = "\n".join((cp.stdout + cp.stderr).strip().splitlines()[-15:])
-            raise RuntimeError(f"kubespray's download table could not be read (ansible-playbook exit {cp.returncode}):\n{tail}")
+            lines = (cp.stdout + cp.stderr).strip().splitlines()
+            # ansible's own reason (fatal: … => {"msg": …}), not the recap and timings after it
+            why = [line for line in lines if line.startswith(("fatal:", "ERROR", "[ERROR]"))] or lines[-15:]
+            # an undefined variable's message holds the whole table before its reason: the reason
+            tail = "\n".join(_reason(line) for line in why[:5])
+            raise RuntimeError(
+                f"kubespray's download table could not be read (ansible-playbook exit {cp.returncode}):\n{tail}\n"
+                "(a version kubespray has no checksum for needs its checksum in cluster.extraVars, as for the install)"
+            )
         merged: dict[str, list[dict[str, Any]]] = {"files": [], "images": [], "charts": []}
         for path in sorted(out.glob("*.json")):
             host = json.loads(path.read_text())

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lib import engine
+from lib import engine, mirror
 from lib.realcluster import APP_IMAGE, RealSite, leftovers
 from lib.sshd import ControlHost
 from lib.stack import E2EStack
@@ -249,6 +249,15 @@ def unit_active(site: RealSite, machine: str, unit: str) -> bool:
 
 # ---------------------------------------------------------------------- scenarios
 def test_full_up_installs_a_real_cluster_from_the_mirror(real_site: RealSite, real_stack: E2EStack) -> None:
+    # the site mirrors exactly what the stack's mirror-list says it needs: a download kubespray
+    # adds, or one the site holds for nothing, fails here before anything is installed
+    assert real_site.site is not None
+    listed = stack_mirror_list(real_stack)
+    site_files, site_images = mirror.content_names()
+    app = f"{real_site.site.registry}/{APP_IMAGE}:1"
+    assert {i.fetched_from for i in listed.of("file")} == {f"{real_site.site.files_repo}/{p}" for p in site_files}
+    assert {i.upstream for i in listed.of("image")} == site_images | {app}, listed.as_text()
+
     res, runs = timed(real_stack, "full up", real_stack.up, 2700)
     assert [label for label, _ in runs] == ["cluster"], f"{runs}\n{res}"
 

@@ -130,6 +130,12 @@ def images(v: dict[str, str]) -> list[Image]:
     ]  # fmt: skip
 
 
+def content_names(v: dict[str, str] | None = None) -> tuple[set[str], set[str]]:
+    """What the site mirrors: (file paths under files_repo, image names) — the recipes above."""
+    v = v or versions()
+    return {a.path for a in artifacts(v)}, {img.name for img in images(v)}
+
+
 def _add(tar: tarfile.TarFile, arcname: str, source: str, mode: int = 0o755) -> None:
     """A member with fixed owner and time, so the archive's sha256 depends on content only."""
     data = Path(source).read_bytes()
