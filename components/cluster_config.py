@@ -29,6 +29,7 @@ from components.checks import (
     CREDENTIALS_IN_URL,
     host_check,
     image_problem,
+    image_registry,
     ip_check,
     is_host,
     is_ip,
@@ -259,13 +260,19 @@ class ImageRepos:
     files: str = ""
 
 
+# what containerd may ask of a registry mirror unless the stack says otherwise
+DEFAULT_MIRROR_CAPABILITIES = ("pull", "resolve")
+# containerd's per-registry hosts directories (kubespray's containerd_cfg_dir + /certs.d)
+CONTAINERD_CERTS_DIR = "/etc/containerd/certs.d"
+
+
 @dataclass(frozen=True)
 class RegistryMirror:
     """containerd on every node pulls `registry`'s images through `url` (names unchanged)."""
 
     registry: str  # the upstream registry, as image names spell it: docker.io, registry.k8s.io
     url: str  # the mirror: http(s)://host[:port][/path]; a path is where the mirror serves it
-    capabilities: tuple[str, ...] = ("pull", "resolve")
+    capabilities: tuple[str, ...] = DEFAULT_MIRROR_CAPABILITIES
     skip_verify: bool = False
     ca: str = ""  # the mirror's CA certificate, a file relative to the project root
 
@@ -289,11 +296,13 @@ class RegistryMirror:
         }
         if self.ca:
             mirror["ca"] = self.ca_node_path
-        return {"prefix": self.registry, "mirrors": [mirror]}
+        entry: dict[str, Any] = {"prefix": self.registry, "mirrors": [mirror]}
+        if self.registry == "docker.io":
+            # Docker Hub's registry API is not at docker.io: where containerd falls back to when
+            # the mirror cannot serve a pull (kubespray's own default entry names it too)
+            entry["server"] = "https://registry-1.docker.io"
+        return entry
 
-
-# containerd's per-registry hosts directories (kubespray's containerd_cfg_dir + /certs.d)
-CONTAINERD_CERTS_DIR = "/etc/containerd/certs.d"
 
 
 @dataclass(frozen=True)
@@ -431,7 +440,6 @@ MANAGED_GROUP_VARS = {
     "quay_image_repo": "cluster.imageRepos.quay",
     "github_image_repo": "cluster.imageRepos.github",
     "files_repo": "cluster.imageRepos.files",
-    "containerd_registries_mirrors": "cluster.registryMirrors",
     "download_run_once": "cluster.download.runOnce",
     "download_localhost": "cluster.download.localhost",
     "auto_renew_certificates": "cluster.certificates.autoRenew",
@@ -1119,15 +1127,32 @@ MIRROR_CAPABILITIES = ("pull", "resolve", "push")
 
 
 def _mirror_registry_check(value: str) -> str | None:
+    shown = f"{value!r}" if value.isprintable() and len(value) <= 80 else "the key"
+    if value in ("index.docker.io", "registry-1.docker.io"):
+        return f"{shown}: image names spell Docker Hub docker.io (containerd looks up certs.d/docker.io): use docker.io"
     host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
     port = value.rsplit(":", 1)[1] if value.count(":") == 1 else "1"
-    if is_host(host) and port.isdigit() and 0 < int(port) < 65536:
+    # what containerd takes for a registry in an image name (components.checks.image_registry)
+    named_as_registry = image_registry(f"{value}/x")[0] == value
+    if value == value.lower() and is_host(host) and port.isdigit() and 0 < int(port) < 65536 and named_as_registry:
         return None
-    shown = f"{value!r}" if value.isprintable() and len(value) <= 80 else "the key"
     return (
         f"{shown} is not a registry as image names spell it (docker.io, registry.k8s.io, quay.io, ghcr.io, "
-        "host:port): no scheme, no path"
+        "host:port; lowercase, with a dot or a port: a bare name is a Docker Hub user), no scheme, no path"
     )
+
+
+def _ca_file_problem(data: bytes) -> str | None:
+    """Why a file is not a PEM CA certificate the program may copy to every node, or None."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return "is not a PEM file (binary: DER?); convert it: openssl x509 -inform der -in FILE -out FILE.pem"
+    if "PRIVATE KEY" in text:
+        return "holds a private key: give the CA certificate alone (it goes into the state and onto every node)"
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        return "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+    return None
 
 
 class RegistryMirrorConfig(ConfigModel):
@@ -1144,12 +1169,15 @@ class RegistryMirrorConfig(ConfigModel):
         tuple[Text, ...],
         BeforeValidator(list_in),
         WithJsonSchema({"type": "array", "items": {"enum": list(MIRROR_CAPABILITIES)}, "minItems": 1, "uniqueItems": True}),
-    ] = Field(("pull", "resolve"), description="what containerd may ask of the mirror: pull, resolve (tags), push")
+    ] = Field(DEFAULT_MIRROR_CAPABILITIES, description="what containerd may ask of the mirror: pull, resolve (tags), push")
 
     def checks(self, found: Findings) -> None:
         env = found.context.get("environment", "dev")
+        path = self.url.split("://", 1)[-1].partition("/")[2]
         if "?" in self.url:
             found.error("url", "must not have a query: containerd appends the registry API's own path to it")
+        elif path.split("/", 1)[0] == "v2":
+            found.error("url", "names the registry API's /v2: give the mirror's base URL (and path), the program adds /v2")
         elif self.url.startswith("http://"):
             why = "is plain http://: whoever answers on the mirror's address can serve any image to every node"
             if env == "dev":
@@ -1159,8 +1187,10 @@ class RegistryMirrorConfig(ConfigModel):
         for j, capability in enumerate(self.capabilities):
             if capability not in MIRROR_CAPABILITIES:
                 found.error(f"capabilities[{j}]", f"{capability!r} is not one of {', '.join(MIRROR_CAPABILITIES)}")
-        if not self.capabilities:
-            found.error("capabilities", "is empty: give pull (digests), and resolve for tags")
+        if len(set(self.capabilities)) != len(self.capabilities):
+            found.error("capabilities", "lists a capability twice")
+        if "pull" not in self.capabilities:
+            found.error("capabilities", "needs pull: containerd fetches nothing through a mirror it may not pull from (add resolve for tags)")
         if self.skip_verify and env != "dev":
             found.error(
                 "skipVerify",
@@ -1173,8 +1203,8 @@ class RegistryMirrorConfig(ConfigModel):
         if self.ca:
             if problem := project_file_problem(self.ca, root, "the CA certificate"):
                 found.error("ca", problem)
-            elif root is not None and b"-----BEGIN CERTIFICATE-----" not in (root / self.ca).read_bytes():
-                found.error("ca", f"{self.ca!r} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+            elif root is not None and (problem := _ca_file_problem((root / self.ca).read_bytes())):
+                found.error("ca", f"{self.ca!r} {problem}")
             if self.url.startswith("http://"):
                 found.warn("ca", "is not used for an http:// mirror (no TLS)")
 
@@ -1520,7 +1550,7 @@ class ClusterConfig(ConfigModel):
                 "registryMirrors",
                 "are not configured by the program in existing mode (it does not manage the nodes): the cluster's "
                 "owner must set them in every node's container runtime (containerd: a hosts.toml per registry "
-                "under /etc/containerd/certs.d, docs/operations.md), or every image is pulled from its upstream",
+                f"under {CONTAINERD_CERTS_DIR}, docs/operations.md), or every image is pulled from its upstream",
             )
             return
         if self.container_manager != "containerd":
@@ -1528,6 +1558,18 @@ class ClusterConfig(ConfigModel):
                 "registryMirrors",
                 f"configure containerd's mirrors; containerManager is {self.container_manager}: use containerd, or "
                 "set that runtime's own mirror variables through extraVars",
+            )
+        if "containerd_registries_mirrors" in self.extra_vars:
+            found.error(
+                "extraVars.containerd_registries_mirrors",
+                "is what the program writes from registryMirrors: move these entries there (prefix -> the key, "
+                "mirrors[0].host -> url without /v2, ca, skip_verify -> skipVerify, capabilities), or drop registryMirrors",
+            )
+        if self.download.localhost:
+            found.warn(
+                "download.localhost",
+                "pulls the images on the control host, whose container runtime does not read the nodes' registry "
+                "mirrors: configure the same mirrors there, or set download.localhost: false",
             )
         repos = self.image_repos
         for key, upstream in (("kube", "registry.k8s.io"), ("docker", "docker.io"), ("quay", "quay.io"),

@@ -75,7 +75,7 @@ HEALTH_GATE_SCRIPT = SCRIPTS / "health-gate.sh"
 # (and the scheduled CronJob) runs on the etcd member
 ETCD_SNAPSHOT_PLAYBOOK = SCRIPTS / "etcd-snapshot.yml"
 ETCD_SNAPSHOT_SCRIPT = SCRIPTS / "etcd-snapshot.sh"
-REGISTRY_CA_PLAYBOOK = SCRIPTS / "registry-ca.yml"
+REGISTRY_MIRRORS_PLAYBOOK = SCRIPTS / "registry-mirrors.yml"
 # sed -E script for the log tail a failed playbook shows: private keys, and values of
 # password/token/secret-like keys, are replaced by [withheld]
 REDACT_SED = (
@@ -390,9 +390,9 @@ class KubesprayCluster(pulumi.ComponentResource):
             ]
         )
         cluster_deps: list[pulumi.Resource] = [self.inventory]
-        if args.registry_cas:
-            self.registry_ca = self._registry_ca(name, args, connection, playbook, inv_dir)
-            cluster_deps.append(self.registry_ca)
+        if cluster.registry_mirrors:
+            self.registry_mirrors = self._registry_mirrors(name, args, connection, playbook, inv_dir)
+            cluster_deps.append(self.registry_mirrors)
         self.cluster = command.remote.Command(
             f"{name}-cluster",
             connection=connection,
@@ -546,28 +546,45 @@ class KubesprayCluster(pulumi.ComponentResource):
             pulumi.log.info(f"plan: {note}", resource=self)
         return token
 
-    def _registry_ca(self, name: str, args: KubesprayClusterArgs, connection, playbook, inv_dir: str) -> command.remote.Command:  # type: ignore[no-untyped-def]
-        """The mirrors' CA certificates on every member node, where containerd's hosts.toml names
-        them. The command holds the certificates and the member list, so a new certificate or a
-        new node runs it again (before cluster.yml and scale.yml, which pull through the mirrors)."""
-        mirrors = {m.registry: m for m in args.cluster.registry_mirrors}
+    def _registry_mirrors(self, name: str, args: KubesprayClusterArgs, connection, playbook, inv_dir: str) -> command.remote.Command:  # type: ignore[no-untyped-def]
+        """What kubespray leaves undone of cluster.registryMirrors on every member node (the
+        mirrors' CA certificates, removing the registries that left the list: registry-mirrors.yml).
+        The command holds the registries, the certificates and the member list, so any change of
+        them runs it again, before cluster.yml and scale.yml pull through the mirrors. When the
+        last mirror leaves, its delete removes what the program configured — unless the stack is
+        being destroyed (the inventory still names mirrors), which leaves the nodes as they are."""
+        cluster = args.cluster
+        members = ",".join(n.name for n in cluster.members)
+        run = f"{inv_dir}/registry-mirrors.yml -e @{inv_dir}/registry-mirrors.yaml --limit {shlex.quote(members)}"
         cas = []
         lines = ["set -eu", "umask 022", f"mkdir -p {inv_dir}/registry-ca"]
-        for registry in sorted(args.registry_cas):
-            src = f"{self.inventory_dir}/registry-ca/{registry}.crt"
-            lines.append(_write_file(f"{inv_dir}/registry-ca/{shlex.quote(registry)}.crt", args.registry_cas[registry]))
-            cas.append({"src": src, "dest": mirrors[registry].ca_node_path})
-        members = ",".join(n.name for n in args.cluster.members)
+        for m in cluster.registry_mirrors:
+            if m.registry in args.registry_cas:
+                lines.append(_write_file(f"{inv_dir}/registry-ca/{shlex.quote(m.registry)}.crt", args.registry_cas[m.registry]))
+                cas.append({"src": f"{self.inventory_dir}/registry-ca/{m.registry}.crt", "dest": m.ca_node_path})
+        managed = {"k8s_platform_registries": [m.registry for m in cluster.registry_mirrors], "k8s_platform_registry_cas": cas}
+        playbook_file = _write_file(f"{inv_dir}/registry-mirrors.yml", REGISTRY_MIRRORS_PLAYBOOK.read_text(encoding="utf-8"))
         lines += [
-            _write_file(f"{inv_dir}/registry-ca.yml", REGISTRY_CA_PLAYBOOK.read_text(encoding="utf-8")),
-            _write_file(f"{inv_dir}/registry-cas.yaml", yaml.safe_dump({"k8s_platform_registry_cas": cas}, sort_keys=True)),
+            playbook_file,
+            _write_file(f"{inv_dir}/registry-mirrors.yaml", yaml.safe_dump(managed, sort_keys=True)),
             "set +e",  # the playbook step reports its own failure, with its log's tail
-            playbook("registry-ca", f"{inv_dir}/registry-ca.yml -e @{inv_dir}/registry-cas.yaml --limit {shlex.quote(members)}"),
+            playbook("registry-mirrors", run),
         ]
+        delete = "\n".join([
+            f"if grep -q '^containerd_registries_mirrors:' {inv_dir}/{inv.GROUP_VARS_PATH} 2>/dev/null; then",
+            "  echo the inventory still names registry mirrors: the stack is being destroyed, the nodes are left as they are",
+            "  exit 0",
+            "fi",
+            playbook_file,
+            _write_file(f"{inv_dir}/registry-mirrors.yaml", yaml.safe_dump(
+                {"k8s_platform_registries": [], "k8s_platform_registry_cas": []}, sort_keys=True)),
+            playbook("registry-mirrors", run),
+        ])  # fmt: skip
         return command.remote.Command(
-            f"{name}-registry-ca",
+            f"{name}-registry-mirrors",
             connection=connection,
             create="\n".join(lines),
+            delete=delete,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.inventory]),
         )
 

@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from components import kubespray_inventory as inv
-from components.checks import image_registry
+from components.checks import image_problem, image_registry
 from components.cluster_config import ClusterSpec
 from components.kubespray import SCRIPTS
 from stacks.config import PlatformSpec
@@ -99,6 +99,20 @@ def image_source(image: str, cluster: ClusterSpec) -> str:
     return f"{registry}/{rest}"
 
 
+# cluster.imageRepos key -> the registry kubespray's images under it come from
+IMAGE_REPO_UPSTREAMS = {"kube": "registry.k8s.io", "docker": "docker.io", "quay": "quay.io", "github": "ghcr.io"}
+
+
+def image_upstream(image: str, cluster: ClusterSpec) -> str:
+    """An image's upstream full name: a name kubespray rewrote under an `imageRepos` prefix has
+    its upstream registry back; any other, as containerd resolves it."""
+    for key, registry in IMAGE_REPO_UPSTREAMS.items():
+        prefix = getattr(cluster.image_repos, key).rstrip("/")
+        if prefix and image.startswith(prefix + "/"):
+            return f"{registry}/{image[len(prefix) + 1 :]}"
+    return full_image(image)
+
+
 def file_upstream(url: str, cluster: ClusterSpec) -> str:
     """The upstream URL of a file kubespray fetches under `imageRepos.files` (its offline
     layout keeps the upstream host as the first path part), or the URL itself."""
@@ -124,18 +138,42 @@ def chart_upstreams(spec: PlatformSpec) -> dict[tuple[str, str], str]:
 
 
 def pod_images(doc: Any) -> Iterator[str]:
-    """Every container image in a manifest (pods, workload templates, CronJob job templates)."""
+    """Every container image in a manifest (pods, workload templates, CronJob job templates),
+    and the images a controller is told to start itself: an env var named like `*_IMAGE` whose
+    value is an image reference (OpenEBS LocalPV's helper pod, which creates every volume)."""
     if isinstance(doc, Mapping):
         for key, value in doc.items():
             if key in POD_CONTAINER_LISTS and isinstance(value, list):
                 for c in value:
                     if isinstance(c, Mapping) and isinstance(c.get("image"), str):
                         yield c["image"]
+                    for env in c.get("env") or [] if isinstance(c, Mapping) else []:
+                        if (isinstance(env, Mapping) and str(env.get("name", "")).endswith("_IMAGE")
+                                and isinstance(env.get("value"), str) and image_problem(env["value"]) is None):
+                            yield env["value"]  # fmt: skip
             else:
                 yield from pod_images(value)
     elif isinstance(doc, list):
         for value in doc:
             yield from pod_images(value)
+
+
+def injected_images(doc: Any) -> Iterator[str]:
+    """The images Istio's sidecar injector adds to every meshed pod (istio-proxy, istio-init):
+    from the injector ConfigMap istiod's chart renders, `values` (global.hub, tag, proxy image)."""
+    if not (isinstance(doc, Mapping) and doc.get("kind") == "ConfigMap"
+            and str(doc.get("metadata", {}).get("name", "")).startswith("istio-sidecar-injector")):  # fmt: skip
+        return
+    try:
+        values = json.loads(doc.get("data", {}).get("values", "{}"))
+    except ValueError:
+        return
+    g = values.get("global", {})
+    hub, tag = g.get("hub", ""), g.get("tag", "")
+    for key in ("proxy", "proxy_init"):
+        image = str(g.get(key, {}).get("image", ""))
+        if image:
+            yield image if "/" in image else f"{hub}/{image}:{tag}"
 
 
 # ----------------------------------------------------------------- kubespray's downloads
@@ -162,18 +200,19 @@ def kubespray_downloads(
         (inventory / inv.GROUP_VARS_PATH).write_text(rendered.group_vars_yaml)
         out = Path(tmp) / "out"
         out.mkdir()
-        # beside kubespray's roles (its playbooks find roles and files there), removed after
-        playbook = kubespray_dir / f".k8s-platform-downloads-{os.getpid()}.yml"
-        shutil.copyfile(DOWNLOADS_PLAYBOOK, playbook)
-        extra = {**ARCH_FACTS[arch], "ansible_system": "Linux", "k8s_platform_downloads_dir": str(out)}
+        extra = {**ARCH_FACTS[arch], "ansible_system": "Linux", "k8s_platform_downloads_dir": str(out),
+                 "k8s_platform_kubespray_dir": str(kubespray_dir)}  # fmt: skip
+        # run in kubespray's tree (its ansible.cfg), its roles found there; nothing is written into it
+        env = {**os.environ, "ANSIBLE_FORCE_COLOR": "False", "ANSIBLE_NOCOLOR": "1",
+               "ANSIBLE_ROLES_PATH": str(kubespray_dir / "roles")}  # fmt: skip
         try:
             cp = subprocess.run(
-                [ansible_playbook, "-i", str(inventory / "hosts.yaml"), "-c", "local", str(playbook), "-e", json.dumps(extra)],
-                cwd=kubespray_dir, capture_output=True, text=True, timeout=timeout,
-                env={**os.environ, "ANSIBLE_FORCE_COLOR": "False", "ANSIBLE_NOCOLOR": "1"},
+                [ansible_playbook, "-i", str(inventory / "hosts.yaml"), "-c", "local", str(DOWNLOADS_PLAYBOOK),
+                 "-e", json.dumps(extra)],
+                cwd=kubespray_dir, capture_output=True, text=True, timeout=timeout, env=env,
             )  # fmt: skip
-        finally:
-            playbook.unlink(missing_ok=True)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise RuntimeError(f"kubespray's download table could not be read: {ansible_playbook}: {exc}") from None
         if cp.returncode != 0:
             lines = (cp.stdout + cp.stderr).strip().splitlines()
             # ansible's own reason (fatal: … => {"msg": …}), not the recap and timings after it
@@ -206,7 +245,7 @@ class _Collector:
             users.append(who)
 
     def image(self, image: str, who: str) -> None:
-        self.add("image", full_image(image), image_source(image, self.cluster), who)
+        self.add("image", image_upstream(image, self.cluster), image_source(image, self.cluster), who)
 
     def items(self) -> list[Item]:
         order = {"file": 0, "image": 1, "chart": 2}
@@ -252,11 +291,6 @@ def mirror_list(
                     name=chart["name"], namespace=chart["namespace"], chart=chart["chart"],
                     version=chart["version"], repo=chart["repo"], values=chart["values"] or {},
                 ))  # fmt: skip
-    elif spec.cluster.registry_mirrors:
-        result.incomplete.append(
-            "mode existing: the nodes' own registry mirrors decide where images come from "
-            "(cluster.registryMirrors is what they are expected to be)"
-        )
 
     for fname, manifest in render_objects(spec, project_root).items():
         for image in pod_images(manifest):
@@ -276,7 +310,7 @@ def mirror_list(
                 result.incomplete.append(f"{who} ({rel.chart} {rel.version}): its images are not listed: {r.problem}")
                 continue
             for doc in yaml.safe_load_all(r.path.read_text()):
-                for image in pod_images(doc):
+                for image in [*pod_images(doc), *injected_images(doc)]:
                     c.image(image, who)
     result.items = c.items()
     return result

@@ -95,6 +95,8 @@ def test_the_whole_list_of_a_stack_with_real_charts(tree: Path, ansible_playbook
     assert any(u.startswith("quay.io/metallb/controller:v0.15.2") for u in images), sorted(images)
     assert any(u.startswith("quay.io/metallb/speaker:v0.15.2") for u in images), sorted(images)
     assert any(u.startswith("registry.k8s.io/metrics-server/metrics-server:") for u in images), sorted(images)
+    # LocalPV's helper pod (it creates every volume) is named only in the provisioner's env
+    assert any(u.startswith("docker.io/openebs/linux-utils:") for u in images), sorted(images)
     # the program's own objects: MySQL, the app, kubespray's pieces
     assert "docker.io/library/mysql:8.4.6" in images and "registry.k8s.io/kube-apiserver:v1.34.4" in images
     # every image of a mirrored registry is fetched from its mirror, the rest from upstream

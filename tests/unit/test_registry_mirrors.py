@@ -83,7 +83,8 @@ def test_each_mirror_becomes_a_containerd_hosts_entry_with_the_names_unchanged()
         # a path on the mirror (a proxy-cache project): containerd must not add its own /v2
         {"prefix": "docker.io", "mirrors": [{"host": "https://registry.mirror.example.com/v2/docker",
                                              "capabilities": ["pull", "resolve"], "skip_verify": False,
-                                             "override_path": True}]},
+                                             "override_path": True}],
+         "server": "https://registry-1.docker.io"},
         {"prefix": "quay.io", "mirrors": [{"host": "https://registry.mirror.example.com/v2/proxy/quay",
                                            "capabilities": ["pull"], "skip_verify": False, "override_path": True}]},
         {"prefix": "registry.k8s.io", "mirrors": [{"host": "https://k8s-mirror.example.com:5000",
@@ -99,35 +100,6 @@ def test_no_mirrors_leave_kubesprays_default_alone() -> None:
     assert "containerd_registries_mirrors" not in group_vars(spec.cluster)
 
 
-def test_the_hosts_entries_render_with_kubesprays_own_template() -> None:
-    """kubespray v2.31.0's hosts.toml.j2 (components/kubespray_releases holds no copy: the
-    template's fields are the contract), rendered with jinja2 as Ansible would."""
-    jinja2 = pytest.importorskip("jinja2")
-    template = (
-        'server = "{{ item.server | default("https://" + item.prefix) }}"\n'
-        "{% for mirror in item.mirrors %}\n"
-        '[host."{{ mirror.host }}"]\n'
-        '  capabilities = ["{{ ([ mirror.capabilities ] | flatten ) | join(\'","\') }}"]\n'
-        "  skip_verify = {{ mirror.skip_verify | default('false') | string | lower }}\n"
-        "  override_path = {{ mirror.override_path | default('false') | string | lower }}\n"
-        "{% if mirror.ca is defined %}\n"
-        '  ca = ["{{ ([ mirror.ca ] | flatten ) | join(\'","\') }}"]\n'
-        "{% endif %}\n"
-        "{% endfor %}\n"
-    )
-    env = jinja2.Environment(trim_blocks=True)
-    env.filters["flatten"] = lambda v: [x for item in v for x in (item if isinstance(item, list) else [item])]
-    spec = parse_config(_cfg({"docker.io": {"url": "https://m.example.com/docker"}}), project_root=PROJECT_ROOT)
-    (entry,) = group_vars(spec.cluster)["containerd_registries_mirrors"]
-    toml = env.from_string(template).render(item=entry)
-    tomllib = pytest.importorskip("tomllib")
-    assert tomllib.loads(toml) == {
-        "server": "https://docker.io",
-        "host": {"https://m.example.com/v2/docker": {"capabilities": ["pull", "resolve"], "skip_verify": False,
-                                                     "override_path": True}},
-    }  # fmt: skip
-
-
 @pytest.mark.parametrize(
     ("mirrors", "path", "words"),
     [
@@ -140,10 +112,16 @@ def test_the_hosts_entries_render_with_kubesprays_own_template() -> None:
         ({"docker.io": {"url": "http://m.example.com"}}, "cluster.registryMirrors.docker.io.url", "staging needs https://"),
         ({"docker.io": {"url": "https://m.example.com", "skipVerify": True}}, "cluster.registryMirrors.docker.io.skipVerify", "dev only"),
         ({"docker.io": {"url": "https://m.example.com", "capabilities": ["pul"]}}, "cluster.registryMirrors.docker.io.capabilities[0]", "'pul' is not one of pull, resolve, push"),
-        ({"docker.io": {"url": "https://m.example.com", "capabilities": []}}, "cluster.registryMirrors.docker.io.capabilities", "is empty"),
+        ({"docker.io": {"url": "https://m.example.com", "capabilities": []}}, "cluster.registryMirrors.docker.io.capabilities", "needs pull"),
         ({"docker.io": {"url": "https://m.example.com", "ca": "certs/nope.pem"}}, "cluster.registryMirrors.docker.io.ca", "'certs/nope.pem' does not exist"),
         ({"docker.io": {"url": "https://m.example.com", "ca": "/etc/ssl/ca.pem"}}, "cluster.registryMirrors.docker.io.ca", "inside the project"),
         ({"docker.io": {"url": "https://m.example.com", "cache": True}}, "cluster.registryMirrors.docker.io.cache", "unknown key"),
+        ({"docker.io": {"url": "https://m.example.com/v2/docker"}}, "cluster.registryMirrors.docker.io.url", "the program adds /v2"),
+        ({"docker.io": {"url": "https://m.example.com", "capabilities": ["resolve"]}}, "cluster.registryMirrors.docker.io.capabilities", "needs pull"),
+        ({"docker.io": {"url": "https://m.example.com", "capabilities": ["pull", "pull"]}}, "cluster.registryMirrors.docker.io.capabilities", "twice"),
+        ({"myreg": {"url": "https://m.example.com"}}, "cluster.registryMirrors", "a bare name is a Docker Hub user"),
+        ({"Docker.io": {"url": "https://m.example.com"}}, "cluster.registryMirrors", "lowercase"),
+        ({"index.docker.io": {"url": "https://m.example.com"}}, "cluster.registryMirrors", "use docker.io"),
     ],
 )  # fmt: skip
 def test_wrong_mirror_settings_are_refused_naming_the_key(mirrors: dict[str, Any], path: str, words: str) -> None:
@@ -172,9 +150,15 @@ def test_dev_may_use_a_plain_http_mirror_and_skip_verify_with_warnings() -> None
     assert quay["mirrors"][0]["skip_verify"] is True
 
 
-def test_a_ca_file_must_hold_a_certificate(ca_project: Path) -> None:
-    problems = _problems(_cfg({"docker.io": {"url": "https://m.example.com", "ca": "certs/not-a-cert.pem"}}), ca_project)
-    assert any(p.startswith("cluster.registryMirrors.docker.io.ca: ") and "no PEM certificate" in p for p in problems)
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [(b"hello\n", "holds no PEM certificate"), (b"\x30\x82\x01\xff\x80", "convert it: openssl x509 -inform der"),
+     (b"-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nMII\n", "private key")],
+)  # fmt: skip
+def test_a_ca_file_must_hold_a_certificate_alone(ca_project: Path, content: bytes, words: str) -> None:
+    (ca_project / "certs" / "bad.pem").write_bytes(content)
+    problems = _problems(_cfg({"docker.io": {"url": "https://m.example.com", "ca": "certs/bad.pem"}}), ca_project)
+    assert any(p.startswith("cluster.registryMirrors.docker.io.ca: ") and words in p for p in problems), problems
 
 
 def test_a_ca_is_named_in_hosts_toml_at_its_node_path(ca_project: Path) -> None:
@@ -205,9 +189,25 @@ def test_an_image_repo_rewrite_beside_a_mirror_of_the_same_registry_is_a_warning
     assert "bypass registryMirrors.quay.io" in spec.warnings[0]
 
 
-def test_extra_vars_may_not_set_the_mirrors() -> None:
-    problems = _problems(_cfg({}, extraVars={"containerd_registries_mirrors": []}))
-    assert "cluster.extraVars.containerd_registries_mirrors: is managed by the program; set cluster.registryMirrors instead" in problems
+def test_extra_vars_may_set_containerds_mirrors_only_without_registry_mirrors() -> None:
+    raw = [{"prefix": "mirror.lab:5000", "mirrors": [{"host": "http://mirror.lab:5000", "capabilities": ["pull"]}]}]
+    spec = parse_config(_cfg({}, extraVars={"containerd_registries_mirrors": raw}), project_root=PROJECT_ROOT)
+    assert group_vars(spec.cluster)["containerd_registries_mirrors"] == raw  # as written, as before
+    problems = _problems(_cfg({"docker.io": {"url": "https://m.example.com"}}, extraVars={"containerd_registries_mirrors": raw}))
+    assert any(p.startswith("cluster.extraVars.containerd_registries_mirrors: is what the program writes from registryMirrors")
+               for p in problems), problems  # fmt: skip
+
+
+def test_downloading_on_the_control_host_beside_mirrors_is_a_warning() -> None:
+    spec = parse_config(_cfg({"docker.io": {"url": "https://m.example.com"}}, download={"runOnce": True, "localhost": True}),
+                        project_root=PROJECT_ROOT)  # fmt: skip
+    assert [w.split(":")[0] for w in spec.warnings] == ["cluster.download.localhost"]
+
+
+def test_docker_hubs_entry_falls_back_to_its_registry_api() -> None:
+    spec = parse_config(_cfg({"docker.io": {"url": "https://m.example.com"}}), project_root=PROJECT_ROOT)
+    (entry,) = group_vars(spec.cluster)["containerd_registries_mirrors"]
+    assert entry["server"] == "https://registry-1.docker.io"
 
 
 # ----------------------------------------------------------------- the CA reaches the nodes
@@ -230,24 +230,37 @@ def test_a_mirrors_ca_goes_to_every_node_before_cluster_yml(mocks: PlatformMocks
     cfg = _cfg({"docker.io": {"url": "https://m.example.com", "ca": "certs/mirror-ca.pem"},
                 "quay.io": {"url": "https://m.example.com/quay"}})  # fmt: skip
     _run(cfg, ca_project)
-    ca = mocks.named("cluster-registry-ca")
-    files = _decoded_files(ca.inputs["create"])
+    step = mocks.named("cluster-registry-mirrors")
+    files = _decoded_files(step.inputs["create"])
     pem = (ca_project / "certs" / "mirror-ca.pem").read_text()
     (cert_path,) = [p for p in files if p.endswith("/registry-ca/docker.io.crt")]
     assert files[cert_path] == pem  # only the mirror with a CA
-    (cas_path,) = [p for p in files if p.endswith("/registry-cas.yaml")]
-    assert yaml.safe_load(files[cas_path]) == {"k8s_platform_registry_cas": [
-        {"src": "~/kubespray/inventory/k8s-platform-test/registry-ca/docker.io.crt",
-         "dest": "/etc/containerd/certs.d/docker.io/k8s-platform-mirror-ca.crt"}]}  # fmt: skip
-    (playbook,) = [p for p in files if p.endswith("/registry-ca.yml")]
+    (vars_path,) = [p for p in files if p.endswith("/registry-mirrors.yaml")]
+    assert yaml.safe_load(files[vars_path]) == {
+        "k8s_platform_registries": ["docker.io", "quay.io"],
+        "k8s_platform_registry_cas": [{"src": "~/kubespray/inventory/k8s-platform-test/registry-ca/docker.io.crt",
+                                       "dest": "/etc/containerd/certs.d/docker.io/k8s-platform-mirror-ca.crt"}],
+    }  # fmt: skip
+    (playbook,) = [p for p in files if p.endswith("/registry-mirrors.yml")]
     plays = yaml.safe_load(files[playbook])
     assert plays[0]["hosts"] == "k8s_cluster" and plays[0]["become"] is True
     # every member node, and the playbook's failure is its own (set -e would cut its log tail)
-    assert "--limit node1,node2,node3" in ca.inputs["create"]
-    assert ca.inputs["create"].index("set +e") < ca.inputs["create"].index("ansible-playbook")
+    assert "--limit node1,node2,node3" in step.inputs["create"]
+    assert step.inputs["create"].index("set +e") < step.inputs["create"].index("ansible-playbook")
 
 
-def test_cluster_yml_runs_after_the_cas_are_delivered(mocks: PlatformMocks, opts_recorder: OptsRecorder) -> None:
+def test_when_the_last_mirror_leaves_its_delete_unconfigures_the_nodes_but_not_on_destroy(mocks: PlatformMocks) -> None:
+    _run(_cfg({"docker.io": {"url": "https://m.example.com"}}), PROJECT_ROOT)
+    delete = mocks.named("cluster-registry-mirrors").inputs["delete"]
+    # a destroy leaves the inventory as it was (naming the mirrors): the nodes are left alone
+    guard = "grep -q '^containerd_registries_mirrors:' \"$HOME\"/kubespray/inventory/k8s-platform-test/group_vars/all/k8s-platform.yml"
+    assert delete.index(guard) < delete.index("exit 0") < delete.index("ansible-playbook")
+    files = _decoded_files(delete)
+    (vars_path,) = [p for p in files if p.endswith("/registry-mirrors.yaml")]
+    assert yaml.safe_load(files[vars_path]) == {"k8s_platform_registries": [], "k8s_platform_registry_cas": []}
+
+
+def test_cluster_yml_runs_after_the_mirror_step(mocks: PlatformMocks, opts_recorder: OptsRecorder) -> None:
     spec = parse_config(_cfg({"docker.io": {"url": "https://m.example.com"}}), project_root=PROJECT_ROOT)
     holder: dict[str, KubesprayCluster] = {}
 
@@ -255,18 +268,16 @@ def test_cluster_yml_runs_after_the_cas_are_delivered(mocks: PlatformMocks, opts
         holder["c"] = KubesprayCluster(
             "cluster",
             KubesprayClusterArgs(cluster=spec.cluster, schedulable_control_plane=True,
-                                 ssh_private_key=pulumi.Output.secret("k"), inventory_name="k8s-platform-test",
-                                 registry_cas={"docker.io": "-----BEGIN CERTIFICATE-----\n"}),
+                                 ssh_private_key=pulumi.Output.secret("k"), inventory_name="k8s-platform-test"),
             opts=pulumi.ResourceOptions(transformations=[opts_recorder.transformation]),
         )  # fmt: skip
 
     run_program(program)
     c = holder["c"]
-    assert c.registry_ca in opts_recorder.depends_on("cluster-cluster")
-    assert c.inventory in opts_recorder.depends_on("cluster-registry-ca")
+    assert c.registry_mirrors in opts_recorder.depends_on("cluster-cluster")
+    assert c.inventory in opts_recorder.depends_on("cluster-registry-mirrors")
 
 
-def test_no_ca_no_extra_playbook(mocks: PlatformMocks) -> None:
-    cfg = _cfg({"docker.io": {"url": "https://m.example.com"}})
-    _run(cfg, PROJECT_ROOT)
-    assert not [r for r in mocks.of_type(CMD) if r.name.endswith("registry-ca")]
+def test_no_mirrors_no_mirror_step(mocks: PlatformMocks) -> None:
+    _run(kubespray_config(), PROJECT_ROOT)
+    assert not [r for r in mocks.of_type(CMD) if r.name.endswith("registry-mirrors")]
