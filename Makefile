@@ -119,7 +119,7 @@ plan: setup ## validate STACK, write its kubespray inventory, its objects and it
 	@rm -rf build/$(STACK) && mkdir -p build/$(STACK)
 	$(BIN)/python -m stacks inventory $(STACK) --out build/$(STACK)/inventory
 	$(BIN)/python -m stacks render $(STACK) --out build/$(STACK)/manifests --charts $(if $(STRICT_CHARTS),,--allow-unreachable)
-	$(BIN)/python -m stacks mirror-list $(STACK) $(MIRROR_LIST_ARGS) $(if $(STRICT_CHARTS),,--allow-incomplete) --out build/$(STACK)/mirror-list.txt --out build/$(STACK)/mirror-list.json
+	$(BIN)/python -m stacks mirror-list $(STACK) $(MIRROR_LIST_ARGS) --allow-incomplete --out build/$(STACK)/mirror-list.txt --out build/$(STACK)/mirror-list.json
 	@echo "plan of $(STACK) in build/$(STACK)/: inventory/ (uploaded to the control host), manifests/ (the program's objects), manifests/charts/ (each Helm release, by helm template, when its chart is reachable) and mirror-list.txt/.json (what an air-gapped install must mirror)"
 
 local-cluster: setup ## start etcd + kube-apiserver + controllers + KWOK nodes on loopback (stop: scripts/local_cluster.py stop)

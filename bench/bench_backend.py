@@ -22,11 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "e2e"), str(ROOT)]
 
-from lib import engine  # noqa: E402
+from lib import engine, setups  # noqa: E402
 from lib.chartrepo import ChartRepo  # noqa: E402
 from lib.cluster import LocalCluster  # noqa: E402
 from lib.objectstore import ObjectStore  # noqa: E402
-from lib.stack import E2EStack, existing_config  # noqa: E402
+from lib.stack import E2EStack  # noqa: E402
 
 STEPS = ("full up", "no-op up", "destroy")
 
@@ -47,8 +47,8 @@ def main() -> int:
         store = ObjectStore(base / "s3")
         try:
             store.start()
-            cfg = existing_config(kubeconfig=str(cluster.kubeconfig), charts_url=repo.url,
-                                  chart_versions=repo.versions, overrides={"mysql": {"enabled": False}})  # fmt: skip
+            # the e2e tests' own setup (tests/e2e/lib/setups.py)
+            cfg = setups.existing_stack(cluster=cluster, repo=repo, overrides={"mysql": {"enabled": False}})
             for run in range(args.runs):
                 order = ("file", "s3") if run % 2 == 0 else ("s3", "file")
                 for kind in order:

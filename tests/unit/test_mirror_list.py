@@ -4,12 +4,21 @@ table and the real charts: tests/conformance/test_mirror_list_kubespray.py.)"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from stacks.config import parse_config
-from stacks.mirror_list import MirrorList, file_upstream, full_image, image_source, pod_images
+from stacks.mirror_list import (
+    MirrorList,
+    file_upstream,
+    full_image,
+    image_source,
+    image_upstream,
+    injected_images,
+    pod_images,
+)
 from tests.support.mocks import PROJECT_ROOT, kubespray_config
 
 
@@ -58,3 +67,26 @@ def test_the_json_has_each_kind_and_what_is_missing() -> None:
     listed = MirrorList(incomplete=["kubespray's files and images are not listed"])
     assert '"incomplete": [\n    "kubespray\'s files and images are not listed"\n  ]' in listed.as_json()
     assert listed.as_text().splitlines()[0] == "# files (0): upstream  <-  fetched from  [needed by]"
+
+
+def test_an_image_a_controller_is_told_to_start_is_found() -> None:
+    deploy = {"spec": {"template": {"spec": {"containers": [{"name": "p", "image": "openebs/provisioner-localpv:4.0.0",
+              "env": [{"name": "OPENEBS_IO_HELPER_IMAGE", "value": "openebs/linux-utils:4.0.0"},
+                      {"name": "OPENEBS_IO_BASE_PATH", "value": "/var/openebs/local"},
+                      {"name": "SOME_IMAGE", "value": "not an image"}]}]}}}}  # fmt: skip
+    assert list(pod_images(deploy)) == ["openebs/provisioner-localpv:4.0.0", "openebs/linux-utils:4.0.0"]
+
+
+def test_istios_injected_sidecar_images_come_from_the_injector_values() -> None:
+    values = {"global": {"hub": "docker.io/istio", "tag": "1.29.2", "proxy": {"image": "proxyv2"},
+                         "proxy_init": {"image": "proxyv2"}}}  # fmt: skip
+    cm = {"kind": "ConfigMap", "metadata": {"name": "istio-sidecar-injector"}, "data": {"values": json.dumps(values)}}
+    assert list(injected_images(cm)) == ["docker.io/istio/proxyv2:1.29.2"] * 2
+    assert list(injected_images({"kind": "ConfigMap", "metadata": {"name": "other"}})) == []
+
+
+def test_a_name_kubespray_rewrote_under_image_repos_has_its_upstream_back() -> None:
+    cluster = _cluster(imageRepos={"kube": "registry.mirror.example.com/k8s"})
+    assert image_upstream("registry.mirror.example.com/k8s/kube-apiserver:v1.34.4", cluster) == \
+        "registry.k8s.io/kube-apiserver:v1.34.4"  # fmt: skip
+    assert image_upstream("nginx:1.27", cluster) == "docker.io/library/nginx:1.27"
