@@ -259,7 +259,8 @@ def test_full_up_installs_a_real_cluster_from_the_mirror(real_site: RealSite, re
     assert {i.upstream for i in listed.of("image")} == site_images | {app}, listed.as_text()
 
     res, runs = timed(real_stack, "full up", real_stack.up, 2700)
-    assert [label for label, _ in runs] == ["cluster"], f"{runs}\n{res}"
+    # the program's registry-mirrors step first (cluster.registryMirrors), then kubespray's cluster.yml
+    assert [label for label, _ in runs] == ["registry-mirrors", "cluster"], f"{runs}\n{res}"
 
     # every node Ready, with kubespray's kubelet/containerd (and etcd on node1) as systemd units
     got = nodes(real_stack)
@@ -362,7 +363,8 @@ def test_a_worker_joins_with_scale_and_leaves_with_remove_node(real_site: RealSi
     real_stack.write_config(cfg)
     res, runs = timed(real_stack, "add node3", real_stack.up, 1800)
     # kubespray's documented --limit: facts of every node first, then scale.yml for node3 only
-    assert [label for label, _ in runs] == ["facts", "scale-node3"], (runs, res)
+    # (the registry-mirrors step again first: the member list changed)
+    assert [label for label, _ in runs] == ["registry-mirrors", "facts", "scale-node3"], (runs, res)
     assert ready(nodes(real_stack)["node3"])
     # a pod runs on the new node: its image pulled through the mirror there, and it reaches the
     # app's Service by DNS across the CNI (the scheduler is not asked to pick node3: which node it
@@ -376,7 +378,7 @@ def test_a_worker_joins_with_scale_and_leaves_with_remove_node(real_site: RealSi
     cfg["cluster"]["nodes"] = [n for n in cfg["cluster"]["nodes"] if n["name"] != "node3"]
     real_stack.write_config(cfg)
     res, runs = timed(real_stack, "remove node3", real_stack.up, 1800)
-    assert [label for label, _ in runs] == ["remove-node-node3"], (runs, res)
+    assert [label for label, _ in runs] == ["registry-mirrors", "remove-node-node3"], (runs, res)
     assert "node3" not in nodes(real_stack)
     # drained: the app's pods moved to the other nodes (the DaemonSets' pods of the deleted node
     # go with the pod garbage collector's next pass); reset: nothing of Kubernetes left on it
