@@ -552,8 +552,7 @@ class KubesprayCluster(pulumi.ComponentResource):
         The command holds the registries, the certificates and the member list, so any change of
         them runs it again, before cluster.yml and scale.yml pull through the mirrors. When the
         last mirror leaves, its delete removes what the program configured — unless the inventory
-        still names mirrors: a replaced step (its successor ran first) or a destroy, which leave
-        the nodes as they are."""
+        still names mirrors (a destroy), which leaves the nodes as they are."""
         cluster = args.cluster
         members = ",".join(n.name for n in cluster.members)
         run = f"{inv_dir}/registry-mirrors.yml -e @{inv_dir}/registry-mirrors.yaml --limit {shlex.quote(members)}"
@@ -573,7 +572,7 @@ class KubesprayCluster(pulumi.ComponentResource):
         ]
         delete = "\n".join([
             f"if grep -q '^containerd_registries_mirrors:' {inv_dir}/{inv.GROUP_VARS_PATH} 2>/dev/null; then",
-            "  echo the inventory still names registry mirrors: nothing to unconfigure (a replaced step, or the stack is being destroyed)",
+            "  echo the inventory still names registry mirrors: the stack is being destroyed, the nodes are left as they are",
             "  exit 0",
             "fi",
             playbook_file,

@@ -11,6 +11,7 @@ import base64
 import copy
 import datetime as dt
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +277,18 @@ def test_cluster_yml_runs_after_the_mirror_step(mocks: PlatformMocks, opts_recor
     c = holder["c"]
     assert c.registry_mirrors in opts_recorder.depends_on("cluster-cluster")
     assert c.inventory in opts_recorder.depends_on("cluster-registry-mirrors")
+
+
+def test_every_remote_script_of_a_stack_with_mirrors_is_valid_shell(mocks: PlatformMocks, ca_project: Path) -> None:
+    cfg = _cfg({"docker.io": {"url": "https://m.example.com", "ca": "certs/mirror-ca.pem"}})
+    cfg["cluster"]["nodes"].append({"name": "node4", "address": "10.4.17.170", "roles": ["worker"]})
+    _run(cfg, ca_project)
+    for r in mocks.of_type(CMD):
+        for key in ("create", "update", "delete"):
+            script = r.inputs.get(key)
+            if script:
+                cp = subprocess.run(["bash", "-n"], input=str(script), capture_output=True, text=True, timeout=30)
+                assert cp.returncode == 0, f"{r.name} {key}: {cp.stderr}"
 
 
 def test_no_mirrors_no_mirror_step(mocks: PlatformMocks) -> None:
