@@ -21,17 +21,6 @@ from components.catalog import DEFAULT_ADDON_CHARTS
 from stacks.config import parse_config
 from stacks.files import PROJECT_ROOT, config_from_file, stack_file
 from stacks.mirror_list import kubespray_downloads, mirror_list
-from tests.support import kubespray_tree
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return kubespray_tree.unpack(tmp_path_factory.mktemp("kubespray") / "src")
-
-
-@pytest.fixture(scope="module")
-def ansible_playbook(tree: Path) -> str:
-    return str(kubespray_tree.ansible_venv(tree / "requirements.txt") / "ansible-playbook")
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +41,9 @@ def staging(mirrors_to: str | None = None) -> dict[str, Any]:
     return cfg
 
 
-def test_kubesprays_own_table_decides_what_a_stack_downloads(tree: Path, ansible_playbook: str) -> None:
+def test_kubesprays_own_table_decides_what_a_stack_downloads(kubespray_src: Path, kubespray_ansible_playbook: str) -> None:
     spec = parse_config(staging(), project_root=PROJECT_ROOT, secrets_required=False)
-    got = kubespray_downloads(spec.cluster, spec.schedulable_control_plane, tree, ansible_playbook)
+    got = kubespray_downloads(spec.cluster, spec.schedulable_control_plane, kubespray_src, kubespray_ansible_playbook)
     images = {i["image"] for i in got["images"]}
     files = {f["name"]: f["url"] for f in got["files"]}
     # calico (the stack's CNI), its images by their upstream names (registryMirrors, no rewrite)
@@ -74,15 +63,15 @@ def test_kubesprays_own_table_decides_what_a_stack_downloads(tree: Path, ansible
     cfg["cluster"]["networkPlugin"] = "flannel"
     cfg["cluster"]["extraVars"] = {**cfg["cluster"].get("extraVars", {}), "kubelet_rotate_server_certificates": False}
     spec = parse_config(cfg, project_root=PROJECT_ROOT, secrets_required=False)
-    got = kubespray_downloads(spec.cluster, spec.schedulable_control_plane, tree, ansible_playbook)
+    got = kubespray_downloads(spec.cluster, spec.schedulable_control_plane, kubespray_src, kubespray_ansible_playbook)
     images = {i["image"] for i in got["images"]}
     assert any(i.startswith("docker.io/flannel/flannel:") for i in images) and not any("calico" in i for i in images)
     assert got["charts"] == []
 
 
-def test_the_whole_list_of_a_stack_with_real_charts(tree: Path, ansible_playbook: str, upstream_charts: ChartRepo) -> None:
+def test_the_whole_list_of_a_stack_with_real_charts(kubespray_src: Path, kubespray_ansible_playbook: str, upstream_charts: ChartRepo) -> None:
     spec = parse_config(staging(upstream_charts.url), project_root=PROJECT_ROOT, secrets_required=False)
-    listed = mirror_list(spec, PROJECT_ROOT, kubespray_dir=tree, ansible_playbook=ansible_playbook)
+    listed = mirror_list(spec, PROJECT_ROOT, kubespray_dir=kubespray_src, ansible_playbook=kubespray_ansible_playbook)
     # kubespray's own chart is fetched by kubespray from its upstream (helm.repoMirrors is the
     # program's): the one thing not listed in full, and said so
     assert len(listed.incomplete) == 1 and "kubelet-csr-approver" in listed.incomplete[0], listed.incomplete
@@ -113,7 +102,7 @@ def test_the_whole_list_of_a_stack_with_real_charts(tree: Path, ansible_playbook
     assert charts["traefik"].fetched_from == f"{upstream_charts.url} traefik 37.1.1"
 
 
-def test_the_cli_says_what_is_missing_and_writes_json(tmp_path: Path, tree: Path, ansible_playbook: str) -> None:
+def test_the_cli_says_what_is_missing_and_writes_json(tmp_path: Path, kubespray_src: Path, kubespray_ansible_playbook: str) -> None:
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "stacks", "mirror-list", "staging", *args], cwd=PROJECT_ROOT,
                               capture_output=True, text=True, timeout=300)  # fmt: skip
@@ -126,6 +115,6 @@ def test_the_cli_says_what_is_missing_and_writes_json(tmp_path: Path, tree: Path
     doc = json.loads((tmp_path / "list.json").read_text())
     assert doc["files"] == [] and doc["incomplete"] and {"upstream", "fetched_from", "needed_by"} <= set(doc["images"][0])
     # with the tree: kubespray's downloads listed as well
-    cp = run("--kubespray", str(tree), "--ansible-playbook", ansible_playbook, "--allow-incomplete")
+    cp = run("--kubespray", str(kubespray_src), "--ansible-playbook", kubespray_ansible_playbook, "--allow-incomplete")
     assert cp.returncode == 0, cp.stderr
     assert "https://dl.k8s.io/release/v1.34.4/bin/linux/amd64/kubelet  <-  https://files.mirror.example.com/" in cp.stdout

@@ -15,24 +15,12 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-import pytest
 import yaml
 
 from components.kubespray import REGISTRY_MIRRORS_PLAYBOOK
 from components.kubespray_inventory import group_vars
 from stacks.config import parse_config
-from tests.support import kubespray_tree
 from tests.support.mocks import PROJECT_ROOT, kubespray_config
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return kubespray_tree.unpack(tmp_path_factory.mktemp("kubespray") / "src")
-
-
-@pytest.fixture(scope="module")
-def ansible_playbook(tree: Path) -> str:
-    return str(kubespray_tree.ansible_venv(tree / "requirements.txt") / "ansible-playbook")
 
 
 def play(ansible_playbook: str, playbook: Path, extra: dict[str, object], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -43,20 +31,20 @@ def play(ansible_playbook: str, playbook: Path, extra: dict[str, object], cwd: P
                           cwd=cwd, capture_output=True, text=True, timeout=300)  # fmt: skip
 
 
-def test_the_entries_render_with_kubesprays_hosts_toml_template(tree: Path, ansible_playbook: str, tmp_path: Path) -> None:
+def test_the_entries_render_with_kubesprays_hosts_toml_template(kubespray_src: Path, kubespray_ansible_playbook: str, tmp_path: Path) -> None:
     cfg = kubespray_config()
     del cfg["cluster"]["imageRepos"]
     cfg["cluster"]["registryMirrors"] = {"docker.io": {"url": "https://m.example.com/docker"},
                                          "quay.io": {"url": "https://q.example.com:5443"}}  # fmt: skip
     entries = group_vars(parse_config(cfg, project_root=PROJECT_ROOT).cluster)["containerd_registries_mirrors"]
-    template = tree / "roles" / "container-engine" / "containerd" / "templates" / "hosts.toml.j2"
+    template = kubespray_src / "roles" / "container-engine" / "containerd" / "templates" / "hosts.toml.j2"
     playbook = tmp_path / "render.yml"
     playbook.write_text(yaml.safe_dump([{
         "hosts": "k8s_cluster", "gather_facts": False,
         "tasks": [{"ansible.builtin.template": {"src": str(template), "dest": f"{tmp_path}/{{{{ item.prefix }}}}.toml"},
                    "loop": "{{ entries }}"}],
     }]))  # fmt: skip
-    cp = play(ansible_playbook, playbook, {"entries": entries, "ansible_become": False}, tmp_path)
+    cp = play(kubespray_ansible_playbook, playbook, {"entries": entries, "ansible_become": False}, tmp_path)
     assert cp.returncode == 0, cp.stdout[-3000:]
     docker = tomllib.loads((tmp_path / "docker.io.toml").read_text())
     assert docker == {"server": "https://registry-1.docker.io", "host": {"https://m.example.com/v2/docker": {
@@ -66,7 +54,7 @@ def test_the_entries_render_with_kubesprays_hosts_toml_template(tree: Path, ansi
         "capabilities": ["pull", "resolve"], "skip_verify": False, "override_path": False}}}  # fmt: skip
 
 
-def test_the_playbook_places_cas_marks_and_removes_what_left(ansible_playbook: str, tmp_path: Path) -> None:
+def test_the_playbook_places_cas_marks_and_removes_what_left(kubespray_ansible_playbook: str, tmp_path: Path) -> None:
     certs = tmp_path / "certs.d"
     (certs / "foreign.example.com").mkdir(parents=True)
     (certs / "foreign.example.com" / "hosts.toml").write_text("# not the program's\n")
@@ -76,7 +64,7 @@ def test_the_playbook_places_cas_marks_and_removes_what_left(ansible_playbook: s
     def run(registries: list[str], cas: list[dict[str, str]]) -> None:
         extra = {"certs_dir": str(certs), "ansible_become": False, "k8s_platform_registries": registries,
                  "k8s_platform_registry_cas": cas}  # fmt: skip
-        cp = play(ansible_playbook, REGISTRY_MIRRORS_PLAYBOOK, extra, tmp_path)
+        cp = play(kubespray_ansible_playbook, REGISTRY_MIRRORS_PLAYBOOK, extra, tmp_path)
         assert cp.returncode == 0, cp.stdout[-3000:]
 
     dest = str(certs / "docker.io" / "k8s-platform-mirror-ca.crt")
