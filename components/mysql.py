@@ -27,7 +27,12 @@ them to MySQL on stdin or in an option file written at runtime (mode 0600).
 
 Kubernetes refuses any change to a StatefulSet's volumeClaimTemplates, so a
 change of `mysql.storage` on a deployed cluster is rejected before the update
-by `check_storage_change` (see `MySQLClusterArgs.previous_storage`).
+by `check_storage_change` (see `MySQLClusterArgs.previous_storage`). A change of
+`mysql.image` is an upgrade the StatefulSet rolls from the highest ordinal down
+(the replicas first, the primary last), each member upgrading its data directory
+in place; `check_version_change` refuses, before anything is sent, a downgrade to
+an older series, a skipped LTS series, and a change of `mysql.replicas` in the
+same update as a change of series (see `MySQLClusterArgs.previous_server`).
 """
 
 from __future__ import annotations
@@ -42,7 +47,17 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.mysql_config import MYSQL_REPLICATION_USER, MySQLSpec, MySQLStorage, MySQLUserSpec
+from components.mysql_config import (
+    MYSQL_LTS_SERIES,
+    MYSQL_MAX_MEMBERS,
+    MYSQL_REPLICATION_USER,
+    MySQLSpec,
+    MySQLStorage,
+    MySQLUserSpec,
+    mysql_version,
+    series_name,
+    version_name,
+)
 from components.namespaces import RETAINED_FIELD_MANAGER
 from components.vocabulary import HOSTNAME_LABEL, INSTANCE_LABEL, MANAGED_BY, MANAGED_BY_LABEL, NAME_LABEL
 
@@ -139,6 +154,79 @@ def check_storage_change(previous: MySQLStorage | None, current: MySQLStorage) -
     return problems
 
 
+# --- version guard ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeployedServer:
+    """What the StatefulSet of a previous run ran: its image and its number of members."""
+
+    image: str
+    members: int
+
+
+def server_output(spec: MySQLSpec) -> dict[str, Any]:
+    """What the program exports (as the `server` member of the mysql output) so the next
+    run can compare; see `server_from_output`."""
+    return {"name": spec.name, "namespace": spec.namespace, "image": spec.image, "members": spec.replicas}
+
+
+def server_from_output(value: Any, spec: MySQLSpec) -> DeployedServer | None:
+    """The image and members the StatefulSet of `spec` was deployed with, read back from a
+    previous `server_output` value; None when there is nothing to compare (first deployment,
+    a stack deployed before the record existed, or another StatefulSet)."""
+    if not isinstance(value, Mapping):
+        return None
+    if value.get("name") != spec.name or value.get("namespace") != spec.namespace:
+        return None
+    image, members = value.get("image"), value.get("members")
+    if not isinstance(image, str) or not image or isinstance(members, bool) or not isinstance(members, (int, float)):
+        return None
+    # numbers read back through a StackReference are floats (JSON)
+    return DeployedServer(image=image, members=int(members))
+
+
+def check_version_change(previous: DeployedServer | None, image: str, replicas: int) -> list[str]:
+    """Problems, one line each in the `<key.path>: <what and what instead>` form, if going
+    from the deployed `previous` to `image` with `replicas` members is an upgrade MySQL or
+    the StatefulSet cannot make; empty when it can, or when nothing was deployed.
+
+    Within a series any patch release goes either way (MySQL upgrades and downgrades a data
+    directory in place within an LTS series). Across series only upward, to the next LTS
+    series: MySQL upgrades one LTS series at a time and never downgrades a data directory to
+    an older series. While the series changes the member count must not: the StatefulSet
+    would seed the new members with the new image while their donors still run the old one,
+    and CLONE refuses a donor of another series."""
+    if previous is None or previous.image == image:
+        return []
+    old, new = mysql_version(previous.image), mysql_version(image)
+    if old is None or new is None or old[:2] == new[:2]:
+        return []  # a version the tags do not name: `validate` warns about the image
+    was, to = version_name(old), version_name(new)
+    if new[:2] < old[:2]:
+        return [
+            f"mysql.image: cannot go from the deployed {previous.image} ({was}) down to {image} ({to}): MySQL "
+            "does not downgrade a data directory to an older series in place. Set it back to "
+            f"{previous.image} (or a newer {series_name(old)} release); to return to {series_name(new)}, restore "
+            "a logical dump (mysqldump, MySQL Shell) into a new cluster under another mysql.name"
+        ]
+    skipped = [series for series in MYSQL_LTS_SERIES if old[:2] < series < new[:2]]
+    if skipped:
+        return [
+            f"mysql.image: cannot go from the deployed {previous.image} ({was}) to {image} ({to}) in one step: "
+            f"MySQL upgrades one LTS series at a time. Go to {series_name(skipped[0])} first, let every member "
+            "run it, then continue"
+        ]
+    if replicas != previous.members:
+        return [
+            f"mysql.replicas: cannot change from {previous.members} to {replicas} while mysql.image moves from "
+            f"{previous.image} to {image}: the new members would be seeded by CLONE while their donors still run "
+            f"{series_name(old)}, and CLONE refuses a donor of another series. Upgrade with replicas "
+            f"{previous.members} first, then change replicas in a later update"
+        ]
+    return []
+
+
 # --- component ----------------------------------------------------------------------
 
 
@@ -156,6 +244,9 @@ class MySQLClusterArgs:
     # a StackReference to the stack itself). When given, a storage change is
     # rejected before the StatefulSet is registered.
     previous_storage: pulumi.Input[Any] | None = None
+    # The `server` member of the same output (`server_output`). When given, a version change
+    # MySQL cannot make is rejected before the StatefulSet is registered.
+    previous_server: pulumi.Input[Any] | None = None
     cluster_domain: str = "cluster.local"
 
 
@@ -205,6 +296,7 @@ class MySQLCluster(pulumi.ComponentResource):
     read_host: pulumi.Output[str]
     members: pulumi.Output[int]
     storage: pulumi.Output[dict[str, str]]
+    server: pulumi.Output[dict[str, Any]]
 
     def __init__(self, name: str, args: MySQLClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("k8s-platform:mysql:MySQLCluster", name, None, opts)
@@ -292,25 +384,21 @@ class MySQLCluster(pulumi.ComponentResource):
             opts=child,
         )
 
+        # The StatefulSet's fields the guards protect: plain values, or Outputs that resolve to them
+        # once the previous deployment's records are read and found compatible.
         storage_size: pulumi.Input[str] = spec.storage.size
         storage_class: Any = spec.storage.storage_class or None  # str, None (cluster default) or Output of either
-        if args.previous_storage is not None:
-            current = spec.storage
-
-            def guard(previous: Any) -> MySQLStorage:
-                deployed = storage_from_output(previous, spec)
-                problems = check_storage_change(deployed, current)
-                if not problems or deployed is None:
-                    return current
-                # Refuse the change, keep the deployed claim template so nothing half-applies, and
-                # fail the preview/update with the explanation (no traceback, no partial StatefulSet).
-                for problem in problems:
-                    pulumi.log.error(problem, resource=self)
-                return deployed
-
-            kept = pulumi.Output.from_input(args.previous_storage).apply(guard)
-            storage_size = kept.apply(lambda s: s.size)
-            storage_class = kept.apply(lambda s: s.storage_class or None)
+        image: pulumi.Input[str] = spec.image
+        replicas: pulumi.Input[int] = spec.replicas
+        if args.previous_storage is not None or args.previous_server is not None:
+            # nothing in the records is secret; read through a StackReference they would inherit the
+            # secrecy of the stack's other outputs and make the StatefulSet's spec secret
+            previous = pulumi.Output.unsecret(pulumi.Output.all(args.previous_storage, args.previous_server))
+            checked = previous.apply(lambda records: self._guard(spec, *records))
+            storage_size = checked.apply(lambda sp: sp.storage.size)
+            storage_class = checked.apply(lambda sp: sp.storage.storage_class or None)
+            image = checked.apply(lambda sp: sp.image)
+            replicas = checked.apply(lambda sp: sp.replicas)
 
         sts_meta = _meta(spec, spec.name, "database")
         # retain_on_delete leaves the StatefulSet behind on destroy; a later `pulumi up` adopts it
@@ -322,7 +410,7 @@ class MySQLCluster(pulumi.ComponentResource):
             metadata=sts_meta,
             spec=k8s.apps.v1.StatefulSetSpecArgs(
                 service_name=spec.name,
-                replicas=spec.replicas,
+                replicas=replicas,
                 pod_management_policy="OrderedReady",
                 update_strategy=k8s.apps.v1.StatefulSetUpdateStrategyArgs(type="RollingUpdate"),
                 persistent_volume_claim_retention_policy=(
@@ -331,7 +419,7 @@ class MySQLCluster(pulumi.ComponentResource):
                     )
                 ),
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=_selector(spec)),
-                template=self._pod_template(spec, args, secret_name, config_name, service_domain, config_hash),
+                template=self._pod_template(spec, args, secret_name, config_name, service_domain, config_hash, image),
                 volume_claim_templates=[
                     k8s.core.v1.PersistentVolumeClaimArgs(
                         metadata=k8s.meta.v1.ObjectMetaArgs(name=DATA_VOLUME, labels=_labels(spec)),
@@ -418,6 +506,7 @@ class MySQLCluster(pulumi.ComponentResource):
         self.port = pulumi.Output.from_input(MYSQL_PORT)
         self.secret_name = self.secret.metadata.name
         self.storage = pulumi.Output.from_input(storage_output(spec))
+        self.server = pulumi.Output.from_input(server_output(spec))
         self.register_outputs(
             {
                 "primary_host": self.primary_host,
@@ -426,8 +515,25 @@ class MySQLCluster(pulumi.ComponentResource):
                 "port": self.port,
                 "secret_name": self.secret_name,
                 "storage": self.storage,
+                "server": self.server,
             }
         )
+
+    @staticmethod
+    def _guard(spec: MySQLSpec, previous_storage: Any, previous_server: Any) -> MySQLSpec:
+        """`spec` when it can replace what the previous run deployed; otherwise the program stops
+        with every problem (the preview fails, a PR check too, and `up` sends no StatefulSet)."""
+        problems = [
+            *check_storage_change(storage_from_output(previous_storage, spec), spec.storage),
+            *check_version_change(server_from_output(previous_server, spec), spec.image, spec.replicas),
+        ]
+        if problems:
+            # an exception, not a log call: an error logged by the program leaves `pulumi up`
+            # succeeding (exit 0) with the change half-applied or recorded as deployed
+            raise pulumi.RunError(
+                "\n".join([*problems, f"{len(problems)} MySQL change(s) refused; the StatefulSet was not changed"])
+            )
+        return spec
 
     @staticmethod
     def _pod_template(
@@ -437,6 +543,7 @@ class MySQLCluster(pulumi.ComponentResource):
         config_name: str,
         service_domain: str,
         config_hash: str,
+        image: pulumi.Input[str],
     ) -> k8s.core.v1.PodTemplateSpecArgs:
         def secret_env(var: str, key: str) -> k8s.core.v1.EnvVarArgs:
             return k8s.core.v1.EnvVarArgs(
@@ -456,6 +563,7 @@ class MySQLCluster(pulumi.ComponentResource):
             k8s.core.v1.EnvVarArgs(name="MYSQL_CLUSTER_NAME", value=spec.name),
             k8s.core.v1.EnvVarArgs(name="MYSQL_SERVICE_DOMAIN", value=service_domain),
             k8s.core.v1.EnvVarArgs(name="MYSQL_REPLICATION_USER", value=REPLICATION_USER),
+            k8s.core.v1.EnvVarArgs(name="MYSQL_MAX_MEMBERS", value=str(MYSQL_MAX_MEMBERS)),
         ]
         root_pw = secret_env("MYSQL_ROOT_PASSWORD", ROOT_PASSWORD_KEY)
         repl_pw = secret_env("MYSQL_REPLICATION_PASSWORD", REPLICATION_PASSWORD_KEY)
@@ -481,7 +589,7 @@ class MySQLCluster(pulumi.ComponentResource):
 
         init_config = k8s.core.v1.ContainerArgs(
             name="config",
-            image=spec.image,
+            image=image,
             command=[f"{SCRIPTS_MOUNT}/init-config.sh"],
             env=[*base_env, root_pw],
             volume_mounts=[scripts, conf, client],
@@ -492,7 +600,7 @@ class MySQLCluster(pulumi.ComponentResource):
         # The root password only matters on the primary's first initialization.
         init_seed = k8s.core.v1.ContainerArgs(
             name="seed",
-            image=spec.image,
+            image=image,
             command=[f"{SCRIPTS_MOUNT}/init-data.sh"],
             env=[*base_env, root_pw, repl_pw],
             volume_mounts=[scripts, data, conf_ro, client_ro],
@@ -501,7 +609,7 @@ class MySQLCluster(pulumi.ComponentResource):
         )
         mysql = k8s.core.v1.ContainerArgs(
             name="mysql",
-            image=spec.image,
+            image=image,
             args=["mysqld"],
             ports=[k8s.core.v1.ContainerPortArgs(name="mysql", container_port=MYSQL_PORT, protocol="TCP")],
             # No password: `seed` has made the data directory, so the image's entrypoint skips its
@@ -516,7 +624,7 @@ class MySQLCluster(pulumi.ComponentResource):
         )
         agent = k8s.core.v1.ContainerArgs(
             name="replication",
-            image=spec.image,
+            image=image,
             command=[f"{SCRIPTS_MOUNT}/replication-agent.sh"],
             env=[*base_env, repl_pw, k8s.core.v1.EnvVarArgs(name="MYSQL_APP_USERS_DIR", value=APP_USERS_MOUNT)],
             volume_mounts=[scripts, client_ro, mount("app-users", APP_USERS_MOUNT, read_only=True)],

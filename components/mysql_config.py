@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from components.checks import image_problem, label_check, parse_quantity, secret_key_check, subdomain_check
+from components.checks import IMAGE, image_problem, label_check, parse_quantity, secret_key_check, subdomain_check
 from components.config_model import (
     ConfigModel,
     Findings,
@@ -33,11 +33,42 @@ from components.vocabulary import SECRET_MYSQL_REPLICATION_PASSWORD, SECRET_MYSQ
 
 # --------------------------------------------------------------------------- args: what the component receives
 
+# MySQL's LTS series the component supports, oldest first. An upgrade goes from one to the next
+# (never past one, never back); see `check_version_change` and docs/mysql.md, "Versions and upgrades".
+MYSQL_LTS_SERIES: tuple[tuple[int, int], ...] = ((8, 4), (9, 7))
+# The default stays on the older LTS: a program update never moves a deployed database to another
+# series by itself; 9.7 is one `mysql.image` away (docs/mysql.md says why).
+DEFAULT_MYSQL_IMAGE = "mysql:8.4"
+
+
+def mysql_version(image: str) -> tuple[int, ...] | None:
+    """The MySQL version an image's tag names ((8, 4) for `mysql:8.4`, (9, 7, 4) for
+    `mysql:9.7.4-oraclelinux9` or `…:9.7.4@sha256:…`), or None when the tag names none
+    (`mysql@sha256:…`, `corp/mysql:prod`)."""
+    m = IMAGE.fullmatch(image)
+    tag = m.group("tag") if m else None
+    version = re.fullmatch(r"(\d+)\.(\d+)(?:\.(\d+))?(?:-[\w.-]+)?", tag or "")
+    if not version:
+        return None
+    return tuple(int(part) for part in version.groups() if part is not None)
+
+
+def series_name(version: tuple[int, ...]) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+def version_name(version: tuple[int, ...]) -> str:
+    return ".".join(str(part) for part in version)
+
+
 @dataclass(frozen=True)
 class MySQLStorage:
     size: str = "10Gi"
     storage_class: str = ""
 
+
+# The most members a cluster may have; the seed script looks this far for a donor.
+MYSQL_MAX_MEMBERS = 9
 
 # The account replicas replicate and clone with; no app user may take its name.
 MYSQL_REPLICATION_USER = "repl"
@@ -65,7 +96,7 @@ class MySQLSpec:
     name: str = "mysql"
     namespace: str = "data"
     replicas: int = 3
-    image: str = "mysql:8.4"
+    image: str = DEFAULT_MYSQL_IMAGE
     storage: MySQLStorage = field(default_factory=MySQLStorage)
     resources: Resources = field(default_factory=Resources)
     allow_from: tuple[PeerSelector, ...] = ()
@@ -117,7 +148,34 @@ _USER_NAME = re.compile(r"[A-Za-z0-9_]{1,32}")
 _DATABASE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 _RESERVED_USERS = ("root", MYSQL_REPLICATION_USER)
 _SYSTEM_SCHEMAS = ("mysql", "sys", "information_schema", "performance_schema")
-OLDEST_MYSQL = (8, 4)  # the LTS whose replication commands (CHANGE REPLICATION SOURCE, CLONE) the scripts use
+
+
+def series_check(image: str, found: Findings) -> None:
+    """`mysql.image` names a supported LTS series; a version the tag does not name is a warning,
+    since then neither this check nor the upgrade guard can tell what the image runs."""
+    version = mysql_version(image)
+    supported = " and ".join(series_name(s) for s in MYSQL_LTS_SERIES)
+    if version is None:
+        m = IMAGE.fullmatch(image)
+        repo = m.group("repo") if m else "mysql"
+        found.warn(
+            "image",
+            f"{image!r} names no MySQL version in its tag, so neither validate nor the upgrade guard can "
+            f"check it: use a tag that starts with the version, of an LTS series ({supported}): e.g. "
+            f"'{repo}:{series_name(MYSQL_LTS_SERIES[-1])}' or one of its patch releases",
+        )
+    elif version[:2] < MYSQL_LTS_SERIES[0]:
+        found.error(
+            "image",
+            f"{image!r} is older than MySQL {series_name(MYSQL_LTS_SERIES[0])} LTS; the replication commands "
+            f"and CLONE the members use need an LTS series: {supported}",
+        )
+    elif version[:2] not in MYSQL_LTS_SERIES:
+        found.error(
+            "image",
+            f"{image!r} is a MySQL innovation release ({series_name(version)}): those are supported only until "
+            f"the next one and cannot be downgraded in place; use an LTS series: {supported}",
+        )
 
 
 def _user_name_check(value: str) -> str | None:
@@ -178,8 +236,10 @@ class MySQLConfig(ConfigModel):
     enabled: Flag = Field(False, description="deploy MySQL")
     name: Annotated[Text, checked(label_check("name", 40))] = Field("mysql", description="StatefulSet and Services' name")
     namespace: Annotated[Text, checked(label_check("namespace"))] = Field("data", description="namespace")
-    replicas: whole(1, 9) = Field(3, description="members: 1 primary + replicas; at least 3 in prod")  # type: ignore[valid-type]
-    image: Annotated[Text, checked(image_problem)] = Field("mysql:8.4", description="MySQL image, 8.4 or newer, pinned")
+    replicas: whole(1, MYSQL_MAX_MEMBERS) = Field(3, description="members: 1 primary + replicas; at least 3 in prod")  # type: ignore[valid-type]
+    image: Annotated[Text, checked(image_problem)] = Field(
+        DEFAULT_MYSQL_IMAGE, description="MySQL image of an LTS series (8.4 or 9.7), pinned"
+    )
     storage: MySQLStorageConfig = Field(default_factory=MySQLStorageConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     allow_from: items(PeerConfig) = Field(  # type: ignore[valid-type]
@@ -193,16 +253,14 @@ class MySQLConfig(ConfigModel):
             found.error("replicas", f"prod needs at least 3 members (1 primary + 2 replicas), got {self.replicas}")
         if self.users and not self.enabled:
             found.error("users", "needs mysql.enabled: true; without the cluster no account would be created")
-        if self.enabled:
-            last = self.image.rsplit("/", 1)[-1]
-            tag = self.image.rsplit(":", 1)[-1] if ":" in last else ""
-            m = re.match(r"^(\d+)\.(\d+)", tag)
-            if m and (int(m.group(1)), int(m.group(2))) < OLDEST_MYSQL:
-                found.error("image", f"{self.image!r} is older than MySQL 8.4 LTS; replication here needs 8.4 or newer")
+        if self.enabled and not found.problems_under("image"):
+            series_check(self.image, found)
         seen: dict[str, int] = {}
         for i, user in enumerate(self.users):
             if user.name in seen:
-                found.error(f"users[{i}].name", f"user {user.name!r} is already defined (mysql.users[{seen[user.name]}])")
+                found.error(
+                    f"users[{i}].name", f"user {user.name!r} is already defined (mysql.users[{seen[user.name]}])"
+                )
             seen.setdefault(user.name, i)
 
     def args(self) -> MySQLSpec:

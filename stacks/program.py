@@ -256,7 +256,10 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
     if spec.mysql.enabled:
         # Kubernetes forbids changing a StatefulSet's volumeClaimTemplates: compare with what this
         # stack deployed last time (its own previous outputs) and refuse before the StatefulSet is sent.
+        # Likewise a change of image MySQL cannot make (a downgrade, a skipped LTS series, a scale
+        # while the series changes).
         previous_storage = previous_output("mysql").apply(lambda m: (m or {}).get("storage"))
+        previous_server = previous_output("mysql").apply(lambda m: (m or {}).get("server"))
         if secrets.mysql_root_password is None or secrets.mysql_replication_password is None:
             raise ConfigError([Problem("mysqlRootPassword", "MySQL passwords are required when mysql.enabled is true")])
         mysql = MySQLCluster(
@@ -270,6 +273,7 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
                 required_anti_affinity=spec.environment == "prod",
                 namespace_resource=namespaces.by_name.get(spec.mysql.namespace),
                 previous_storage=previous_storage,
+                previous_server=previous_server,
             ),
             opts=pulumi.ResourceOptions(provider=provider, depends_on=[*cluster_deps, addons]),
         )
@@ -278,6 +282,7 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
             "readHost": mysql.read_host,
             "members": mysql.members,
             "storage": mysql.storage,
+            "server": mysql.server,
             "users": [u.name for u in spec.mysql.users],
         }
 

@@ -20,7 +20,8 @@
 # interrupted seed (data without marker) is discarded and redone.
 #
 # How: initialize an empty data directory, start a private socket-only mysqld on
-# it, CLONE INSTANCE from the previous member (falling back to the primary) with
+# it, CLONE INSTANCE from the previous member (falling back to the primary, then to
+# the members above, for a donor of this member's version) with
 # the replication account, let that server stop (no supervisor restarts it:
 # ERROR 3707 is the expected outcome), start it once more to finish the clone
 # recovery and check performance_schema.clone_status, stop it, write the marker.
@@ -180,6 +181,8 @@ SQL
     case $out in
         # Cloned; the server wants a supervisor to restart it and has none here.
         *"ERROR 3707"*) return 0 ;;
+        # ER_CLONE_DONOR_VERSION: the members run two versions (an upgrade in progress).
+        *"ERROR 3864"*) log "$donor runs another MySQL version than this member; CLONE needs a donor of its own series" ;;
     esac
     log "clone from $donor failed: $(redact_error "$out")"
     return 1
@@ -201,11 +204,21 @@ if [ -e "$MYSQL_DATADIR" ]; then
 fi
 rm -f "$SEED_MARKER"
 
-# The previous member first (spreads the load off the primary), then the primary.
+# The previous member first (spreads the load off the primary), then the primary,
+# then the members above this one that exist. CLONE takes only a donor of the
+# recipient's own series; during an upgrade the StatefulSet rolls from the highest
+# ordinal down, so a member re-seeded then finds one of its version above it.
 donors=$(member_host $((ord - 1)))
 if [ "$ord" -gt 1 ]; then
     donors="$donors $(member_host 0)"
 fi
+above=$((ord + 1))
+while [ "$above" -lt "$MYSQL_MAX_MEMBERS" ]; do
+    if timeout 5 getent hosts "$(member_host "$above")" >/dev/null 2>&1; then
+        donors="$donors $(member_host "$above")"
+    fi
+    above=$((above + 1))
+done
 
 cloned=''
 for donor in $donors; do

@@ -7,6 +7,7 @@
 #   MYSQL_CLUSTER_NAME          the StatefulSet name
 #   MYSQL_SERVICE_DOMAIN        <headless service>.<namespace>.svc.<cluster domain>
 #   MYSQL_REPLICATION_USER      the replication (and clone donor) account
+#   MYSQL_MAX_MEMBERS           the most members a cluster may have (mysql.replicas)
 #   MYSQL_ROOT_PASSWORD         secretKeyRef, only where a script needs it
 #   MYSQL_REPLICATION_PASSWORD  secretKeyRef, only where a script needs it
 # Passwords never reach a command line: SQL goes to the client on stdin and

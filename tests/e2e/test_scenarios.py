@@ -152,7 +152,7 @@ def test_policy_pack_blocks_violation(stack_factory: Any) -> None:
     cfg["apps"][0]["replicas"] = 2
     stack.write_config(cfg)
     refused = stack.run("preview", "--policy-pack", pack, timeout=600, check=False)
-    assert refused.returncode != 0
+    assert refused.returncode != 0, refused.output
     assert "apps[0].service.type: NodePort is refused in prod" in refused.output, refused.output[-3000:]
 
 
@@ -214,7 +214,7 @@ def test_prod_destroy_refused_while_mysql_is_protected(stack_factory: Any, local
     stack = stack_factory("existing", {"environment": "prod", "mysql": {"replicas": 3}})
     stack.up()
     refused = stack.destroy(600, False)
-    assert refused.returncode != 0
+    assert refused.returncode != 0, refused.output
     assert "protected" in refused.output, refused.output[-3000:]
     assert local_cluster.get("statefulset", "mysql", "-n", "data")["status"].get("readyReplicas") == 3
     # lifting protection is a deliberate, separate step
@@ -222,3 +222,49 @@ def test_prod_destroy_refused_while_mysql_is_protected(stack_factory: Any, local
     stack.destroy()
     pvcs = local_cluster.get("pvc", "-n", "data")["items"]
     assert len(pvcs) == 3, "PVCs survive even an unprotected destroy"
+
+
+def _statefulset_image_and_replicas(local_cluster: Any) -> tuple[set[str], int]:
+    sts = local_cluster.get("statefulset", "mysql", "-n", "data")
+    images = {c["image"] for c in sts["spec"]["template"]["spec"]["containers"]}
+    return images, sts["spec"]["replicas"]
+
+
+def test_mysql_upgrade_is_guarded_by_the_last_deployment(stack_factory: Any, local_cluster: Any) -> None:
+    """The upgrade guard reads what the previous run deployed (the stack's own outputs, through a
+    StackReference in the real engine): a scale during a change of series and a downgrade are refused
+    with the reason and send the deployed StatefulSet; an upgrade to the next LTS series rolls."""
+    stack = stack_factory("existing", {"mysql": {"image": "mysql:8.4.6", "replicas": 2}})
+    stack.up()
+    assert _statefulset_image_and_replicas(local_cluster) == ({"mysql:8.4.6"}, 2)
+
+    stack.update_config({"mysql": {"image": "mysql:9.7.4", "replicas": 3}})
+    refused = stack.up(900, False)
+    assert refused.returncode != 0, refused.output
+    assert "mysql.replicas: cannot change from 2 to 3 while mysql.image moves from mysql:8.4.6 to mysql:9.7.4" in (
+        refused.output
+    ), refused.output[-3000:]
+    assert _statefulset_image_and_replicas(local_cluster) == ({"mysql:8.4.6"}, 2)
+
+    stack.update_config({"mysql": {"replicas": 2}})
+    stack.up()
+    assert _statefulset_image_and_replicas(local_cluster) == ({"mysql:9.7.4"}, 2)
+    assert stack.outputs()["mysql"]["server"] == {"name": "mysql", "namespace": "data", "image": "mysql:9.7.4",
+                                                  "members": 2}  # fmt: skip
+
+    stack.update_config({"mysql": {"image": "mysql:8.4.6"}})
+    downgrade = stack.up(900, False)
+    assert downgrade.returncode != 0
+    assert "mysql.image: cannot go from the deployed mysql:9.7.4 (9.7.4) down to mysql:8.4.6" in downgrade.output, (
+        downgrade.output[-3000:]
+    )
+    assert _statefulset_image_and_replicas(local_cluster) == ({"mysql:9.7.4"}, 2)
+
+    # the storage guard takes the same path: before the real engine showed it, an error it logged
+    # left `pulumi up` exiting 0
+    stack.update_config({"mysql": {"image": "mysql:9.7.4", "storage": {"size": "2Gi"}}})
+    grown = stack.up(900, False)
+    assert grown.returncode != 0
+    assert "mysql.storage.size: cannot change from 1Gi to 2Gi" in grown.output, grown.output[-3000:]
+    claim = local_cluster.get("statefulset", "mysql", "-n", "data")["spec"]["volumeClaimTemplates"][0]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"

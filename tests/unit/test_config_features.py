@@ -191,6 +191,26 @@ def test_existing_mode_local_volume_node_is_not_checked_without_nodes() -> None:
     assert parse(cfg).storage.volumes[0].local == LocalSource("/mnt/x", "anything")
 
 
+def _mysql(image: str) -> Mutator:
+    return both(top("mysql", {"enabled": True, "image": image}), top("mysqlRootPassword", SECRET),
+                top("mysqlReplicationPassword", SECRET))  # fmt: skip
+
+
+@pytest.mark.parametrize("image", ["mysql:8.4", "mysql:8.4.6", "mysql:9.7.4", "mysql:9.7.4-oraclelinux9"])
+def test_mysql_lts_images_pass_without_a_warning(image: str) -> None:
+    cfg = base()
+    _mysql(image)(cfg)
+    spec = parse(cfg)
+    assert spec.mysql.image == image and not [w for w in spec.warnings if w.startswith("mysql.image")]
+
+
+def test_a_mysql_image_without_a_version_is_a_warning_with_the_fix() -> None:
+    cfg = base()
+    _mysql("registry.example.com/db/mysql@sha256:" + "a" * 64)(cfg)
+    (warning,) = [w for w in parse(cfg).warnings if w.startswith("mysql.image")]
+    assert "names no MySQL version" in warning and "'registry.example.com/db/mysql:9.7'" in warning
+
+
 # --------------------------------------------------------------------------- rejected
 
 _BREAKER = {"consecutive5xxErrors": 5, "interval": "10s", "baseEjectionTime": "30s", "maxEjectionPercent": 50}
@@ -623,6 +643,9 @@ REJECTED: list[tuple[str, Mutator, str, str]] = [
         "mysql.storage.storageClass",
         "taken by another claim",
     ),
+    ("mysql-innovation", both(_mysql("mysql:9.6.0")), "mysql.image", "innovation release (9.6)"),
+    ("mysql-future-innovation", both(_mysql("mysql:9.8.0")), "mysql.image", "use an LTS series: 8.4 and 9.7"),
+    ("mysql-old", both(_mysql("mysql:8.0.40")), "mysql.image", "older than MySQL 8.4 LTS"),
 ]
 
 

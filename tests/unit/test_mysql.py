@@ -14,18 +14,25 @@ import pytest
 from components.mysql import (
     CNF_FILES,
     SCRIPT_FILES,
+    DeployedServer,
     MySQLCluster,
     MySQLClusterArgs,
     check_storage_change,
+    check_version_change,
+    server_from_output,
+    server_output,
     storage_from_output,
     storage_output,
 )
 from components.mysql_config import (
+    DEFAULT_MYSQL_IMAGE,
+    MYSQL_LTS_SERIES,
     MYSQL_PASSWORD_MAX_BYTES,
     MYSQL_REPLICATION_PASSWORD_MAX_BYTES,
     MySQLSpec,
     MySQLStorage,
     MySQLUserSpec,
+    mysql_version,
     password_limits,
     password_problem,
 )
@@ -552,19 +559,126 @@ def test_guard_passes_unchanged_storage_to_the_claim(mocks: PlatformMocks) -> No
     assert vct["spec"]["resources"]["requests"]["storage"] == "20Gi"
 
 
-def test_guard_rejects_a_change_and_keeps_the_deployed_claim(
-    mocks: PlatformMocks, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    errors: list[str] = []
-    monkeypatch.setattr(pulumi.log, "error", lambda msg, *a, **k: errors.append(msg))
+def test_guard_rejects_a_storage_change_and_stops_before_the_statefulset(mocks: PlatformMocks) -> None:
     previous = {**storage_output(SPEC), "size": "10Gi", "storageClass": "fast"}
-    build(previous_storage=pulumi.Output.from_input(previous))
-    assert any(e.startswith("mysql.storage.size: cannot change from 10Gi to 20Gi") for e in errors), errors
-    assert any(e.startswith("mysql.storage.storageClass: cannot change from fast") for e in errors), errors
-    vct = child(mocks, "statefulset").inputs["spec"]["volumeClaimTemplates"][0]
-    # the update fails with the explanation, and the claim template sent is the deployed one
-    assert vct["spec"]["resources"]["requests"]["storage"] == "10Gi"
-    assert vct["spec"]["storageClassName"] == "fast"
+    with pytest.raises(Exception) as refused:
+        build(previous_storage=pulumi.Output.from_input(previous))
+    text = str(refused.value)
+    assert "mysql.storage.size: cannot change from 10Gi to 20Gi" in text
+    assert "mysql.storage.storageClass: cannot change from fast" in text
+    assert "2 MySQL change(s) refused; the StatefulSet was not changed" in text
+    assert not [r for r in mocks.resources if r.type == "kubernetes:apps/v1:StatefulSet"]
+
+
+# --------------------------------------------------------------------------- version guard
+
+
+@pytest.mark.parametrize(
+    ("image", "version"),
+    [
+        ("mysql:8.4", (8, 4)),
+        ("mysql:8.4.6", (8, 4, 6)),
+        ("mysql:9.7.4-oraclelinux9", (9, 7, 4)),
+        ("registry.example.com:5000/db/mysql:9.7.4@sha256:" + "a" * 64, (9, 7, 4)),
+        ("mysql@sha256:" + "a" * 64, None),
+        ("corp/mysql:prod", None),
+        ("mysql:8", None),
+        ("mysql:8.4.6.1", None),
+    ],
+)
+def test_mysql_version_is_read_from_the_tag(image: str, version: tuple[int, ...] | None) -> None:
+    assert mysql_version(image) == version
+
+
+def test_default_image_is_the_older_supported_lts() -> None:
+    assert MYSQL_LTS_SERIES == ((8, 4), (9, 7))
+    assert mysql_version(DEFAULT_MYSQL_IMAGE) == MYSQL_LTS_SERIES[0] and SPEC.image == DEFAULT_MYSQL_IMAGE
+
+
+@pytest.mark.parametrize(
+    ("deployed", "image", "replicas"),
+    [
+        ("mysql:8.4.6", "mysql:8.4.6", 5),  # no version change: scaling is free
+        ("mysql:8.4.6", "mysql:8.4.7", 3),  # patch upgrade
+        ("mysql:8.4.7", "mysql:8.4.6", 3),  # patch downgrade within the LTS series
+        ("mysql:8.4.7", "mysql:8.4.7-oraclelinux9", 5),  # another variant of one version
+        ("mysql:8.4.6", "mysql:9.7.4", 3),  # the next LTS series
+        ("mysql:8.4", "mysql:9.7", 3),
+        ("mysql:8.4.6", "corp/mysql:prod", 5),  # no version in the tag: validate warns instead
+    ],
+)
+def test_version_changes_mysql_makes_in_place_are_accepted(deployed: str, image: str, replicas: int) -> None:
+    assert check_version_change(DeployedServer(deployed, 3), image, replicas) == []
+
+
+def test_first_deploy_has_nothing_to_guard() -> None:
+    assert check_version_change(None, "mysql:9.7.4", 5) == []
+
+
+def test_downgrade_to_an_older_series_is_refused_with_the_way_back() -> None:
+    (problem,) = check_version_change(DeployedServer("mysql:9.7.4", 3), "mysql:8.4.6", 3)
+    assert problem.startswith("mysql.image: cannot go from the deployed mysql:9.7.4 (9.7.4) down to mysql:8.4.6")
+    assert "does not downgrade a data directory" in problem and "logical dump" in problem
+
+
+def test_skipping_an_lts_series_is_refused() -> None:
+    (problem,) = check_version_change(DeployedServer("mysql:8.0.40", 3), "mysql:9.7.4", 3)
+    assert problem.startswith("mysql.image: cannot go from the deployed mysql:8.0.40 (8.0.40) to mysql:9.7.4")
+    assert "Go to 8.4 first" in problem
+
+
+def test_scaling_while_the_series_changes_is_refused() -> None:
+    (problem,) = check_version_change(DeployedServer("mysql:8.4.6", 3), "mysql:9.7.4", 5)
+    assert problem.startswith("mysql.replicas: cannot change from 3 to 5 while mysql.image moves")
+    assert "CLONE refuses a donor of another series" in problem
+    # a patch release and a scale together are fine: CLONE takes a donor of the same series
+    assert check_version_change(DeployedServer("mysql:8.4.6", 3), "mysql:8.4.7", 5) == []
+
+
+def test_server_output_round_trip_and_foreign_clusters() -> None:
+    exported = server_output(SPEC)
+    assert exported == {"name": "mysql", "namespace": "data", "image": "mysql:8.4", "members": 3}
+    assert server_from_output(exported, SPEC) == DeployedServer("mysql:8.4", 3)
+    assert server_from_output({**exported, "members": 3.0}, SPEC) == DeployedServer("mysql:8.4", 3)  # JSON number
+    for other in (
+        None,
+        {},
+        {**exported, "name": "x"},
+        {**exported, "namespace": "x"},
+        {**exported, "members": True},
+        {**exported, "image": ""},
+    ):
+        assert server_from_output(other, SPEC) is None
+
+
+def test_version_guard_sends_an_allowed_upgrade(mocks: PlatformMocks) -> None:
+    spec = replace(SPEC, image="mysql:9.7.4")
+    cluster = build(spec, previous_server=pulumi.Output.from_input({**server_output(SPEC), "image": "mysql:8.4.6"}))
+    sts = child(mocks, "statefulset").inputs["spec"]
+    assert {c["image"] for c in all_containers(mocks)} == {"mysql:9.7.4"}
+    assert sts["replicas"] == 3
+    assert resolve(cluster.server)["image"] == "mysql:9.7.4"
+
+
+def test_version_guard_refuses_with_every_problem_and_sends_nothing(mocks: PlatformMocks) -> None:
+    spec = replace(SPEC, image="mysql:9.7.4", replicas=5, storage=MySQLStorage("30Gi", "local-path"))
+    with pytest.raises(Exception) as refused:
+        build(
+            spec,
+            previous_storage=pulumi.Output.from_input(storage_output(SPEC)),
+            previous_server=pulumi.Output.from_input({**server_output(SPEC), "image": "mysql:8.4.6"}),
+        )
+    lines = str(refused.value).splitlines()
+    assert [line.split(":", 1)[0] for line in lines[-3:-1]] == ["mysql.storage.size", "mysql.replicas"], lines
+    assert lines[-1].endswith("2 MySQL change(s) refused; the StatefulSet was not changed")
+    assert not [r for r in mocks.resources if r.type == "kubernetes:apps/v1:StatefulSet"]
+
+
+def test_guard_reads_records_a_stack_reference_returns_as_secret(mocks: PlatformMocks) -> None:
+    previous = pulumi.Output.secret({**server_output(SPEC), "image": "mysql:8.4.6"})
+    build(replace(SPEC, image="mysql:9.7.4"), previous_server=previous)
+    sts = child(mocks, "statefulset").inputs["spec"]
+    assert sts["replicas"] == 3 and {c["image"] for c in all_containers(mocks)} == {"mysql:9.7.4"}
 
 
 # --------------------------------------------------------------------------- schema

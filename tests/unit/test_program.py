@@ -107,17 +107,25 @@ def test_outputs_never_contain_secrets(mocks: PlatformMocks) -> None:
     assert "mysql-primary.data.svc.cluster.local" in text
 
 
-def test_mysql_storage_change_is_refused_and_deployed_claims_kept(mocks: PlatformMocks, monkeypatch: pytest.MonkeyPatch) -> None:
-    errors: list[str] = []
-    monkeypatch.setattr(pulumi.log, "error", lambda msg, *a, **k: errors.append(msg))
+def test_mysql_storage_change_is_refused_from_the_stacks_own_record(mocks: PlatformMocks) -> None:
     raw = config_from_file(stack_file("staging"))  # 20Gi on local-path
     mocks.stack_outputs = {"mysql": {"storage": {"name": "mysql", "namespace": "data", "size": "10Gi",
-                                                  "storageClass": "local-path"}}}
-    run_stack(raw)
-    assert any(e.startswith("mysql.storage.size: cannot change from 10Gi to 20Gi") for e in errors), errors
-    (sts,) = mocks.of_type("kubernetes:apps/v1:StatefulSet")
-    claim = sts.inputs["spec"]["volumeClaimTemplates"][0]["spec"]
-    assert claim["resources"]["requests"]["storage"] == "10Gi"  # the deployed template, untouched
+                                                  "storageClass": "local-path"}}}  # fmt: skip
+    with pytest.raises(Exception) as refused:
+        run_stack(raw)
+    assert "mysql.storage.size: cannot change from 10Gi to 20Gi" in str(refused.value)
+    assert not mocks.of_type("kubernetes:apps/v1:StatefulSet")
+
+
+def test_mysql_downgrade_is_refused_from_the_stacks_own_record(mocks: PlatformMocks) -> None:
+    raw = config_from_file(stack_file("staging"))
+    assert raw["mysql"]["image"].startswith("mysql:8.4.")
+    mocks.stack_outputs = {"mysql": {"server": {"name": "mysql", "namespace": "data", "image": "mysql:9.7.4",
+                                                 "members": raw["mysql"]["replicas"]}}}  # fmt: skip
+    with pytest.raises(Exception) as refused:
+        run_stack(raw)
+    assert "mysql.image: cannot go from the deployed mysql:9.7.4 (9.7.4) down to mysql:8.4" in str(refused.value)
+    assert not mocks.of_type("kubernetes:apps/v1:StatefulSet")
 
 
 def test_mysql_unchanged_storage_deploys(mocks: PlatformMocks) -> None:
