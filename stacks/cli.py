@@ -294,18 +294,22 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    text = schema.render()
-    target = args.root / "stacks" / "stack.schema.json"
+    generated = {
+        args.root / "stacks" / "stack.schema.json": schema.render(),
+        args.root / "docs" / "config-reference.md": schema.reference(),
+    }
     if args.check:
-        if target.is_file() and target.read_text() == text:
-            return 0
-        print(f"{target.relative_to(args.root)} is stale: run python -m stacks schema --write", file=sys.stderr)
-        return 1
+        stale = [t for t, text in generated.items() if not (t.is_file() and t.read_text() == text)]
+        for target in stale:
+            print(f"{target.relative_to(args.root)} is stale: run python -m stacks schema --write", file=sys.stderr)
+        return 1 if stale else 0
     if args.write:
-        write_atomic(target, text)
-        print(f"wrote {target.relative_to(args.root)}")
+        for target, text in generated.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, text)
+            print(f"wrote {target.relative_to(args.root)}")
         return 0
-    sys.stdout.write(text)
+    sys.stdout.write(generated[args.root / "stacks" / "stack.schema.json"])
     return 0
 
 
@@ -431,8 +435,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the committed copy, stacks/stack.schema.json, on their first line.",
     )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--write", action="store_true", help="write it to stacks/stack.schema.json")
-    mode.add_argument("--check", action="store_true", help="exit 1 when stacks/stack.schema.json is stale")
+    mode.add_argument(
+        "--write", action="store_true", help="write it to stacks/stack.schema.json, and docs/config-reference.md"
+    )
+    mode.add_argument(
+        "--check", action="store_true", help="exit 1 when stacks/stack.schema.json or docs/config-reference.md is stale"
+    )
     p.set_defaults(func=cmd_schema)
     return parser
 

@@ -3,7 +3,9 @@
 `python -m stacks schema` prints it; `stacks/stack.schema.json` is the committed copy the
 stack files name on their first line (`# yaml-language-server: $schema=stacks/stack.schema.json`)
 so that an editor completes keys and flags mistakes as you type. A test fails when the
-committed copy is stale: regenerate it with `python -m stacks schema --write`.
+committed copy is stale: regenerate it with `python -m stacks schema --write`, which also
+writes `docs/config-reference.md`, every key as a table row (type, default, description),
+from the same schema.
 
 Every section is described key by key from its component's config model (types, defaults,
 descriptions, unknown keys refused), the stack's own settings from `StackSettings`. A few
@@ -14,6 +16,7 @@ across nodes, tier rules, cross-references, secrets being set).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +95,107 @@ def stack_schema() -> dict[str, Any]:
 
 def render() -> str:
     return json.dumps(stack_schema(), indent=2, sort_keys=False) + "\n"
+
+
+# --------------------------------------------------------------------------- docs/config-reference.md
+
+REFERENCE_FILE = Path(__file__).resolve().parent.parent / "docs" / "config-reference.md"
+_SECRET_REF = "#/$defs/Secret"
+
+
+def _ref(prop: Mapping[str, Any]) -> str | None:
+    ref = prop.get("$ref")
+    return ref.rsplit("/", 1)[-1] if isinstance(ref, str) and ref != _SECRET_REF else None
+
+
+def _type(prop: Mapping[str, Any]) -> str:
+    """How a key's value is written, in words: the models' own types, not the schema's
+    leniency for YAML (numbers that are strings, booleans that are "true")."""
+    variants = [v for v in prop.get("anyOf", [prop]) if v.get("type") != "null"]
+    optional = len(variants) < len(prop.get("anyOf", [prop]))
+    first = variants[0] if variants else {}
+    if _ref(first):
+        text = "section"
+    elif first.get("$ref") == _SECRET_REF:
+        text = "secret"
+    elif "enum" in first:
+        text = "one of " + ", ".join(f"`{v}`" for v in first["enum"])
+    elif first.get("type") == "boolean":
+        text = "boolean"
+    elif first.get("type") == "integer":
+        low, high = first.get("minimum"), first.get("maximum")
+        text = "integer"
+        if low is not None and high is not None and high < 2**31 - 1:
+            text += f" {low}–{high}"
+        elif low is not None:
+            text += f" ≥ {low}"
+    elif first.get("type") == "array":
+        items = first.get("items", {})
+        text = "list of sections" if _ref(items) else f"list of {_type(items)}s"
+        if "enum" in items:
+            text = "list of " + ", ".join(f"`{v}`" for v in items["enum"])
+    elif first.get("type") == "object":
+        extra = first.get("additionalProperties")
+        text = ("map of sections" if _ref(extra) else "map of strings") if isinstance(extra, dict) else "mapping (free)"
+    else:
+        text = "string"
+    return f"{text}, optional" if optional and "default" not in prop else text
+
+
+def _default(prop: Mapping[str, Any]) -> str:
+    if "default" not in prop:
+        return ""
+    value = prop["default"]
+    if value is None:
+        return "none"
+    return f"`{value}`" if isinstance(value, str) and value else f"`{json.dumps(value)}`"
+
+
+def _nested(prop: Mapping[str, Any]) -> tuple[str | None, str]:
+    """The model a key's value is (or is a list or map of), and the path suffix of its keys."""
+    variants = [v for v in prop.get("anyOf", [prop]) if v.get("type") != "null"]
+    first = variants[0] if variants else {}
+    if _ref(first):
+        return _ref(first), ""
+    if first.get("type") == "array" and _ref(first.get("items", {})):
+        return _ref(first["items"]), "[]"
+    if isinstance(first.get("additionalProperties"), dict) and _ref(first["additionalProperties"]):
+        return _ref(first["additionalProperties"]), ".<name>"
+    return None, ""
+
+
+def _rows(prefix: str, prop: Mapping[str, Any], defs: Mapping[str, Any], out: list[str], required: bool) -> None:
+    nested, suffix = _nested(prop)
+    description = prop.get("description") or (defs[nested].get("description", "") if nested else "")
+    if prop.get("$ref") == _SECRET_REF:
+        description = _SECRET["description"]
+    description = " ".join(str(description).split()).replace("|", "\\|")
+    default = "required" if required else _default(prop)
+    out.append(f"| `{prefix}` | {_type(prop)} | {default} | {description} |")
+    if nested:
+        needed = set(defs[nested].get("required") or ())
+        for key, child in (defs[nested].get("properties") or {}).items():
+            _rows(f"{prefix}{suffix}.{key}", child, defs, out, key in needed)
+
+
+def reference() -> str:
+    """docs/config-reference.md: every key of a stack file, with its type, default and
+    description, from the same models as the schema."""
+    schema = stack_schema()
+    defs = schema["$defs"]
+    out = [
+        "# Stack config reference",
+        "",
+        "Generated by `python -m stacks schema --write` from the config models, like",
+        "`stacks/stack.schema.json`; do not edit (a test fails when it is stale). Every key is",
+        f"written under the `{NAMESPACE}:` namespace of `Pulumi.<stack>.yaml`. `docs/config.md` has a",
+        "full example and how values are checked; rules that span keys or sections (roles across",
+        "nodes, what prod requires, cross-references) are `python -m stacks validate`'s.",
+        "",
+        "| key | type | default | description |",
+        "| --- | --- | --- | --- |",
+    ]
+    config = schema["properties"]["config"]
+    for name, prop in config["properties"].items():
+        _rows(name.split(":", 1)[1], prop, defs, out, name in (config.get("required") or ()))
+    return "\n".join(out) + "\n"

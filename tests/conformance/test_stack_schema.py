@@ -37,6 +37,28 @@ def test_schema_check_fails_when_the_committed_copy_is_stale(tmp_path: Path, cap
     assert main(["--root", str(tmp_path), "schema", "--write"]) == 0
     assert main(["--root", str(tmp_path), "schema", "--check"]) == 0
     assert (tmp_path / "stacks" / "stack.schema.json").read_text() == schema.render()
+    assert (tmp_path / "docs" / "config-reference.md").read_text() == schema.reference()
+
+
+def test_the_committed_reference_is_the_generated_one() -> None:
+    assert schema.REFERENCE_FILE.read_text() == schema.reference(), "stale: run python -m stacks schema --write"
+
+
+def test_the_reference_has_a_row_for_every_key_of_every_model() -> None:
+    rows = {line.split("`")[1] for line in schema.reference().splitlines() if line.startswith("| `")}
+    leaves = {row.rsplit(".", 1)[-1] for row in rows}
+    defs = schema.stack_schema()["$defs"]
+    for name, model in defs.items():
+        for key in model.get("properties") or {}:
+            if name != "Secret":
+                assert key in leaves, f"{name}.{key} has no row"
+    # the settings a user types most, with their type and default as the models give them
+    table = {line.split("`")[1]: line for line in schema.reference().splitlines() if line.startswith("| `")}
+    assert "| integer 1–9 | `3` |" in table["mysql.replicas"]
+    assert "| string | `mysql:8.4` |" in table["mysql.image"]
+    assert "| string | required |" in table["cluster.nodes[].name"]
+    assert "| map of sections |" in table["cluster.registryMirrors"]
+    assert "| secret |" in table["mysqlRootPassword"]
 
 
 @pytest.mark.parametrize("stack", STACKS, ids=lambda p: p.name)
