@@ -42,7 +42,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -289,6 +289,15 @@ def _resources(requests: Mapping[str, str], limits: Mapping[str, str]) -> k8s.co
     )
 
 
+class _Guarded(NamedTuple):
+    """The StatefulSet's fields the guards protect: plain values, or Outputs of them."""
+
+    storage_size: pulumi.Input[str]
+    storage_class: Any  # str, None (the cluster's default class) or an Output of either
+    image: pulumi.Input[str]
+    replicas: pulumi.Input[int]
+
+
 class MySQLCluster(pulumi.ComponentResource):
     """One primary (ordinal 0) and `spec.replicas - 1` GTID replicas seeded by CLONE."""
 
@@ -301,13 +310,25 @@ class MySQLCluster(pulumi.ComponentResource):
     def __init__(self, name: str, args: MySQLClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("k8s-platform:mysql:MySQLCluster", name, None, opts)
         spec = args.spec
-        ns = spec.namespace
         after_ns = [args.namespace_resource] if args.namespace_resource is not None else []
         child = pulumi.ResourceOptions(parent=self, depends_on=after_ns)
         secret_name = f"{spec.name}-credentials"
         config_name = f"{spec.name}-config"
-        service_domain = f"{spec.name}.{ns}.svc.{args.cluster_domain}"
+        service_domain = f"{spec.name}.{spec.namespace}.svc.{args.cluster_domain}"
 
+        self._credentials(name, args, secret_name, child)
+        self._accounts(name, args, child)
+        config_hash = self._configuration(name, spec, config_name, child)
+        self._services(name, spec, child)
+        guarded = self._guarded_fields(args)
+        self._statefulset(name, args, child, guarded, (secret_name, config_name, service_domain, config_hash))
+        self._disruption_budget(name, spec, child)
+        self._network_policy(name, spec, child)
+        self._outputs(args)
+
+    def _credentials(self, name: str, args: MySQLClusterArgs, secret_name: str, child: pulumi.ResourceOptions) -> None:
+        """Secret `<name>-credentials`: the root and replication passwords."""
+        spec = args.spec
         self.secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata=_meta(spec, secret_name, "credentials"),
@@ -321,6 +342,9 @@ class MySQLCluster(pulumi.ComponentResource):
             ),
         )
 
+    def _accounts(self, name: str, args: MySQLClusterArgs, child: pulumi.ResourceOptions) -> None:
+        """ConfigMap `<name>-users` and Secret `<name>-app-users`: the apps' accounts."""
+        spec = args.spec
         # The applications' accounts: a list and a Secret the primary's sidecar reads from a
         # projected volume, so adding a user or rotating a password restarts no pod.
         missing = sorted({u.name for u in spec.users} - set(args.user_passwords))
@@ -344,6 +368,8 @@ class MySQLCluster(pulumi.ComponentResource):
             ),
         )
 
+    def _configuration(self, name: str, spec: MySQLSpec, config_name: str, child: pulumi.ResourceOptions) -> str:
+        """ConfigMap `<name>-config` (the cnf files and scripts); returns the hash the pods carry."""
         config_data = load_scripts()
         self.config_map = k8s.core.v1.ConfigMap(
             f"{name}-config",
@@ -354,7 +380,10 @@ class MySQLCluster(pulumi.ComponentResource):
         # Pods restart when the configuration or scripts change (the ConfigMap keeps
         # its name, so nothing else would tell the StatefulSet).
         config_hash = hashlib.sha256(json.dumps(config_data, sort_keys=True).encode()).hexdigest()
+        return config_hash
 
+    def _services(self, name: str, spec: MySQLSpec, child: pulumi.ResourceOptions) -> None:
+        """The headless Service (member DNS), `<name>-primary` (writes) and `<name>-read`."""
         port = k8s.core.v1.ServicePortArgs(name="mysql", port=MYSQL_PORT, target_port="mysql", protocol="TCP")
         self.headless_service = k8s.core.v1.Service(
             f"{name}-headless",
@@ -384,6 +413,9 @@ class MySQLCluster(pulumi.ComponentResource):
             opts=child,
         )
 
+    def _guarded_fields(self, args: MySQLClusterArgs) -> _Guarded:
+        """The StatefulSet's fields the storage and version guards protect."""
+        spec = args.spec
         # The StatefulSet's fields the guards protect: plain values, or Outputs that resolve to them
         # once the previous deployment's records are read and found compatible.
         storage_size: pulumi.Input[str] = spec.storage.size
@@ -399,7 +431,19 @@ class MySQLCluster(pulumi.ComponentResource):
             storage_class = checked.apply(lambda sp: sp.storage.storage_class or None)
             image = checked.apply(lambda sp: sp.image)
             replicas = checked.apply(lambda sp: sp.replicas)
+        return _Guarded(storage_size, storage_class, image, replicas)
 
+    def _statefulset(
+        self,
+        name: str,
+        args: MySQLClusterArgs,
+        child: pulumi.ResourceOptions,
+        guarded: _Guarded,
+        names: tuple[str, str, str, str],
+    ) -> None:
+        """StatefulSet `<name>`: OrderedReady, a PVC per member, retained on delete and scale-down."""
+        spec = args.spec
+        secret_name, config_name, service_domain, config_hash = names
         sts_meta = _meta(spec, spec.name, "database")
         # retain_on_delete leaves the StatefulSet behind on destroy; a later `pulumi up` adopts it
         # by server-side apply. A fixed field manager makes that an update of our own fields
@@ -410,7 +454,7 @@ class MySQLCluster(pulumi.ComponentResource):
             metadata=sts_meta,
             spec=k8s.apps.v1.StatefulSetSpecArgs(
                 service_name=spec.name,
-                replicas=replicas,
+                replicas=guarded.replicas,
                 pod_management_policy="OrderedReady",
                 update_strategy=k8s.apps.v1.StatefulSetUpdateStrategyArgs(type="RollingUpdate"),
                 persistent_volume_claim_retention_policy=(
@@ -419,14 +463,14 @@ class MySQLCluster(pulumi.ComponentResource):
                     )
                 ),
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=_selector(spec)),
-                template=self._pod_template(spec, args, secret_name, config_name, service_domain, config_hash, image),
+                template=self._pod_template(spec, args, secret_name, config_name, service_domain, config_hash, guarded.image),
                 volume_claim_templates=[
                     k8s.core.v1.PersistentVolumeClaimArgs(
                         metadata=k8s.meta.v1.ObjectMetaArgs(name=DATA_VOLUME, labels=_labels(spec)),
                         spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                             access_modes=["ReadWriteOnce"],
-                            storage_class_name=storage_class,
-                            resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": storage_size}),
+                            storage_class_name=guarded.storage_class,
+                            resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": guarded.storage_size}),
                         ),
                     )
                 ],
@@ -451,6 +495,8 @@ class MySQLCluster(pulumi.ComponentResource):
             ),
         )
 
+    def _disruption_budget(self, name: str, spec: MySQLSpec, child: pulumi.ResourceOptions) -> None:
+        """PodDisruptionBudget `<name>`: one member down at a time."""
         self.pdb = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=_meta(spec, spec.name, "database"),
@@ -461,6 +507,8 @@ class MySQLCluster(pulumi.ComponentResource):
             opts=child,
         )
 
+    def _network_policy(self, name: str, spec: MySQLSpec, child: pulumi.ResourceOptions) -> None:
+        """NetworkPolicy `<name>`: port 3306 from the `allow_from` peers and the members."""
         peers = [
             k8s.networking.v1.NetworkPolicyPeerArgs(
                 namespace_selector=k8s.meta.v1.LabelSelectorArgs(
@@ -495,6 +543,8 @@ class MySQLCluster(pulumi.ComponentResource):
             opts=child,
         )
 
+    def _outputs(self, args: MySQLClusterArgs) -> None:
+        spec = args.spec
         svc_suffix = f".svc.{args.cluster_domain}"
         self.primary_host = pulumi.Output.concat(
             self.primary_service.metadata.name, ".", self.primary_service.metadata.namespace, svc_suffix
@@ -545,107 +595,7 @@ class MySQLCluster(pulumi.ComponentResource):
         config_hash: str,
         image: pulumi.Input[str],
     ) -> k8s.core.v1.PodTemplateSpecArgs:
-        def secret_env(var: str, key: str) -> k8s.core.v1.EnvVarArgs:
-            return k8s.core.v1.EnvVarArgs(
-                name=var,
-                value_from=k8s.core.v1.EnvVarSourceArgs(
-                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name, key=key)
-                ),
-            )
-
-        base_env = [
-            k8s.core.v1.EnvVarArgs(
-                name="POD_NAME",
-                value_from=k8s.core.v1.EnvVarSourceArgs(
-                    field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="metadata.name")
-                ),
-            ),
-            k8s.core.v1.EnvVarArgs(name="MYSQL_CLUSTER_NAME", value=spec.name),
-            k8s.core.v1.EnvVarArgs(name="MYSQL_SERVICE_DOMAIN", value=service_domain),
-            k8s.core.v1.EnvVarArgs(name="MYSQL_REPLICATION_USER", value=REPLICATION_USER),
-            k8s.core.v1.EnvVarArgs(name="MYSQL_MAX_MEMBERS", value=str(MYSQL_MAX_MEMBERS)),
-        ]
-        root_pw = secret_env("MYSQL_ROOT_PASSWORD", ROOT_PASSWORD_KEY)
-        repl_pw = secret_env("MYSQL_REPLICATION_PASSWORD", REPLICATION_PASSWORD_KEY)
-
-        def mount(volume: str, path: str, read_only: bool = False) -> k8s.core.v1.VolumeMountArgs:
-            return k8s.core.v1.VolumeMountArgs(name=volume, mount_path=path, read_only=read_only)
-
-        scripts = mount("scripts", SCRIPTS_MOUNT, read_only=True)
-        data = mount(DATA_VOLUME, DATA_MOUNT)
-        conf = mount("conf", CONF_DIR)
-        conf_ro = mount("conf", CONF_DIR, read_only=True)
-        client = mount("client", CLIENT_CNF_DIR)
-        client_ro = mount("client", CLIENT_CNF_DIR, read_only=True)
-        main_resources = _resources(spec.resources.requests, spec.resources.limits)
-
-        def exec_probe(kind: str, period: int, failures: int, timeout: int = 5) -> k8s.core.v1.ProbeArgs:
-            return k8s.core.v1.ProbeArgs(
-                exec_=k8s.core.v1.ExecActionArgs(command=[f"{SCRIPTS_MOUNT}/probe.sh", kind]),
-                period_seconds=period,
-                timeout_seconds=timeout,
-                failure_threshold=failures,
-            )
-
-        init_config = k8s.core.v1.ContainerArgs(
-            name="config",
-            image=image,
-            command=[f"{SCRIPTS_MOUNT}/init-config.sh"],
-            env=[*base_env, root_pw],
-            volume_mounts=[scripts, conf, client],
-            security_context=_container_security(),
-            resources=_resources({"cpu": "10m", "memory": "32Mi"}, {"memory": "64Mi"}),
-        )
-        # Runs a private mysqld while initializing or cloning, so it gets the database's resources.
-        # The root password only matters on the primary's first initialization.
-        init_seed = k8s.core.v1.ContainerArgs(
-            name="seed",
-            image=image,
-            command=[f"{SCRIPTS_MOUNT}/init-data.sh"],
-            env=[*base_env, root_pw, repl_pw],
-            volume_mounts=[scripts, data, conf_ro, client_ro],
-            security_context=_container_security(),
-            resources=main_resources,
-        )
-        mysql = k8s.core.v1.ContainerArgs(
-            name="mysql",
-            image=image,
-            args=["mysqld"],
-            ports=[k8s.core.v1.ContainerPortArgs(name="mysql", container_port=MYSQL_PORT, protocol="TCP")],
-            # No password: `seed` has made the data directory, so the image's entrypoint skips its
-            # own initialization (which would put MYSQL_ROOT_PASSWORD into SQL unescaped).
-            env=base_env,
-            volume_mounts=[data, conf_ro, client_ro, scripts],
-            resources=main_resources,
-            security_context=_container_security(),
-            startup_probe=exec_probe("startup", period=10, failures=60),
-            liveness_probe=exec_probe("liveness", period=10, failures=6),
-            readiness_probe=exec_probe("readiness", period=10, failures=3),
-        )
-        agent = k8s.core.v1.ContainerArgs(
-            name="replication",
-            image=image,
-            command=[f"{SCRIPTS_MOUNT}/replication-agent.sh"],
-            env=[*base_env, repl_pw, k8s.core.v1.EnvVarArgs(name="MYSQL_APP_USERS_DIR", value=APP_USERS_MOUNT)],
-            volume_mounts=[scripts, client_ro, mount("app-users", APP_USERS_MOUNT, read_only=True)],
-            security_context=_container_security(),
-            resources=_resources({"cpu": "10m", "memory": "32Mi"}, {"memory": "128Mi"}),
-        )
-
-        term = k8s.core.v1.PodAffinityTermArgs(
-            topology_key=HOSTNAME_LABEL,
-            label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=_selector(spec)),
-        )
-        anti_affinity = (
-            k8s.core.v1.PodAntiAffinityArgs(required_during_scheduling_ignored_during_execution=[term])
-            if args.required_anti_affinity
-            else k8s.core.v1.PodAntiAffinityArgs(
-                preferred_during_scheduling_ignored_during_execution=[
-                    k8s.core.v1.WeightedPodAffinityTermArgs(weight=100, pod_affinity_term=term)
-                ]
-            )
-        )
-
+        init_containers, containers = _containers(spec, _pod_env(spec, secret_name, service_domain), image)
         return k8s.core.v1.PodTemplateSpecArgs(
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 labels={**_labels(spec), "app.kubernetes.io/component": "database"},
@@ -666,41 +616,163 @@ class MySQLCluster(pulumi.ComponentResource):
                     fs_group_change_policy="OnRootMismatch",
                     seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
                 ),
-                affinity=k8s.core.v1.AffinityArgs(pod_anti_affinity=anti_affinity),
-                init_containers=[init_config, init_seed],
-                containers=[mysql, agent],
-                volumes=[
-                    k8s.core.v1.VolumeArgs(
-                        name="scripts",
-                        config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=config_name, default_mode=0o555),
+                affinity=k8s.core.v1.AffinityArgs(pod_anti_affinity=_anti_affinity(spec, args.required_anti_affinity)),
+                init_containers=init_containers,
+                containers=containers,
+                volumes=_pod_volumes(spec, config_name),
+            ),
+        )
+
+
+def _pod_env(spec: MySQLSpec, secret_name: str, service_domain: str) -> tuple[list[Any], Any, Any]:
+    """The env every container gets, and the two password variables (secretKeyRef) some add."""
+
+    def secret_env(var: str, key: str) -> k8s.core.v1.EnvVarArgs:
+        return k8s.core.v1.EnvVarArgs(
+            name=var,
+            value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name, key=key)
+            ),
+        )
+
+    base_env = [
+        k8s.core.v1.EnvVarArgs(
+            name="POD_NAME",
+            value_from=k8s.core.v1.EnvVarSourceArgs(
+                field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="metadata.name")
+            ),
+        ),
+        k8s.core.v1.EnvVarArgs(name="MYSQL_CLUSTER_NAME", value=spec.name),
+        k8s.core.v1.EnvVarArgs(name="MYSQL_SERVICE_DOMAIN", value=service_domain),
+        k8s.core.v1.EnvVarArgs(name="MYSQL_REPLICATION_USER", value=REPLICATION_USER),
+        k8s.core.v1.EnvVarArgs(name="MYSQL_MAX_MEMBERS", value=str(MYSQL_MAX_MEMBERS)),
+    ]
+    root_pw = secret_env("MYSQL_ROOT_PASSWORD", ROOT_PASSWORD_KEY)
+    repl_pw = secret_env("MYSQL_REPLICATION_PASSWORD", REPLICATION_PASSWORD_KEY)
+    return base_env, root_pw, repl_pw
+
+
+def _containers(
+    spec: MySQLSpec, env: tuple[list[Any], Any, Any], image: pulumi.Input[str]
+) -> tuple[list[k8s.core.v1.ContainerArgs], list[k8s.core.v1.ContainerArgs]]:
+    """The init containers `config` and `seed`, then `mysql` and the `replication` sidecar."""
+    base_env, root_pw, repl_pw = env
+
+    def mount(volume: str, path: str, read_only: bool = False) -> k8s.core.v1.VolumeMountArgs:
+        return k8s.core.v1.VolumeMountArgs(name=volume, mount_path=path, read_only=read_only)
+
+    scripts = mount("scripts", SCRIPTS_MOUNT, read_only=True)
+    data = mount(DATA_VOLUME, DATA_MOUNT)
+    conf = mount("conf", CONF_DIR)
+    conf_ro = mount("conf", CONF_DIR, read_only=True)
+    client = mount("client", CLIENT_CNF_DIR)
+    client_ro = mount("client", CLIENT_CNF_DIR, read_only=True)
+    main_resources = _resources(spec.resources.requests, spec.resources.limits)
+
+    def exec_probe(kind: str, period: int, failures: int, timeout: int = 5) -> k8s.core.v1.ProbeArgs:
+        return k8s.core.v1.ProbeArgs(
+            exec_=k8s.core.v1.ExecActionArgs(command=[f"{SCRIPTS_MOUNT}/probe.sh", kind]),
+            period_seconds=period,
+            timeout_seconds=timeout,
+            failure_threshold=failures,
+        )
+
+    init_config = k8s.core.v1.ContainerArgs(
+        name="config",
+        image=image,
+        command=[f"{SCRIPTS_MOUNT}/init-config.sh"],
+        env=[*base_env, root_pw],
+        volume_mounts=[scripts, conf, client],
+        security_context=_container_security(),
+        resources=_resources({"cpu": "10m", "memory": "32Mi"}, {"memory": "64Mi"}),
+    )
+    # Runs a private mysqld while initializing or cloning, so it gets the database's resources.
+    # The root password only matters on the primary's first initialization.
+    init_seed = k8s.core.v1.ContainerArgs(
+        name="seed",
+        image=image,
+        command=[f"{SCRIPTS_MOUNT}/init-data.sh"],
+        env=[*base_env, root_pw, repl_pw],
+        volume_mounts=[scripts, data, conf_ro, client_ro],
+        security_context=_container_security(),
+        resources=main_resources,
+    )
+    mysql = k8s.core.v1.ContainerArgs(
+        name="mysql",
+        image=image,
+        args=["mysqld"],
+        ports=[k8s.core.v1.ContainerPortArgs(name="mysql", container_port=MYSQL_PORT, protocol="TCP")],
+        # No password: `seed` has made the data directory, so the image's entrypoint skips its
+        # own initialization (which would put MYSQL_ROOT_PASSWORD into SQL unescaped).
+        env=base_env,
+        volume_mounts=[data, conf_ro, client_ro, scripts],
+        resources=main_resources,
+        security_context=_container_security(),
+        startup_probe=exec_probe("startup", period=10, failures=60),
+        liveness_probe=exec_probe("liveness", period=10, failures=6),
+        readiness_probe=exec_probe("readiness", period=10, failures=3),
+    )
+    agent = k8s.core.v1.ContainerArgs(
+        name="replication",
+        image=image,
+        command=[f"{SCRIPTS_MOUNT}/replication-agent.sh"],
+        env=[*base_env, repl_pw, k8s.core.v1.EnvVarArgs(name="MYSQL_APP_USERS_DIR", value=APP_USERS_MOUNT)],
+        volume_mounts=[scripts, client_ro, mount("app-users", APP_USERS_MOUNT, read_only=True)],
+        security_context=_container_security(),
+        resources=_resources({"cpu": "10m", "memory": "32Mi"}, {"memory": "128Mi"}),
+    )
+    return [init_config, init_seed], [mysql, agent]
+
+
+def _anti_affinity(spec: MySQLSpec, required: bool) -> k8s.core.v1.PodAntiAffinityArgs:
+    """Members on different nodes: required (prod) or preferred."""
+    term = k8s.core.v1.PodAffinityTermArgs(
+        topology_key=HOSTNAME_LABEL,
+        label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=_selector(spec)),
+    )
+    return (
+        k8s.core.v1.PodAntiAffinityArgs(required_during_scheduling_ignored_during_execution=[term])
+        if required
+        else k8s.core.v1.PodAntiAffinityArgs(
+            preferred_during_scheduling_ignored_during_execution=[
+                k8s.core.v1.WeightedPodAffinityTermArgs(weight=100, pod_affinity_term=term)
+            ]
+        )
+    )
+
+
+def _pod_volumes(spec: MySQLSpec, config_name: str) -> list[k8s.core.v1.VolumeArgs]:
+    """The scripts, the rendered configuration, the apps' accounts and root's option file."""
+    return [
+        k8s.core.v1.VolumeArgs(
+            name="scripts",
+            config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=config_name, default_mode=0o555),
+        ),
+        k8s.core.v1.VolumeArgs(name="conf", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+        k8s.core.v1.VolumeArgs(
+            name="app-users",
+            projected=k8s.core.v1.ProjectedVolumeSourceArgs(
+                default_mode=0o440,
+                sources=[
+                    k8s.core.v1.VolumeProjectionArgs(
+                        config_map=k8s.core.v1.ConfigMapProjectionArgs(name=f"{spec.name}-users")
                     ),
-                    k8s.core.v1.VolumeArgs(name="conf", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
-                    k8s.core.v1.VolumeArgs(
-                        name="app-users",
-                        projected=k8s.core.v1.ProjectedVolumeSourceArgs(
-                            default_mode=0o440,
-                            sources=[
-                                k8s.core.v1.VolumeProjectionArgs(
-                                    config_map=k8s.core.v1.ConfigMapProjectionArgs(name=f"{spec.name}-users")
-                                ),
-                                k8s.core.v1.VolumeProjectionArgs(
-                                    secret=k8s.core.v1.SecretProjectionArgs(
-                                        name=f"{spec.name}-app-users",
-                                        items=[
-                                            k8s.core.v1.KeyToPathArgs(key=u.name, path=f"passwords/{u.name}")
-                                            for u in spec.users
-                                        ]
-                                        or None,
-                                    )
-                                ),
-                            ],
-                        ),
-                    ),
-                    # The root option file lives in memory only.
-                    k8s.core.v1.VolumeArgs(
-                        name="client",
-                        empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit="1Mi"),
+                    k8s.core.v1.VolumeProjectionArgs(
+                        secret=k8s.core.v1.SecretProjectionArgs(
+                            name=f"{spec.name}-app-users",
+                            items=[
+                                k8s.core.v1.KeyToPathArgs(key=u.name, path=f"passwords/{u.name}")
+                                for u in spec.users
+                            ]
+                            or None,
+                        )
                     ),
                 ],
             ),
-        )
+        ),
+        # The root option file lives in memory only.
+        k8s.core.v1.VolumeArgs(
+            name="client",
+            empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(medium="Memory", size_limit="1Mi"),
+        ),
+    ]
