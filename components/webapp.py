@@ -304,23 +304,41 @@ class WebApp(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("k8s-platform:webapp:WebApp", name, None, opts)
-        app = args.spec
-        labels = app_labels(app)
-
-        def meta(object_name: str = "", annotations: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(
-                name=object_name or app.name, namespace=app.namespace, labels=labels, annotations=annotations
-            )
-
+        self._app = app = args.spec
         missing = sorted(k for k in app.secret_env.values() if k not in args.secret_values)
         if missing:
             raise ValueError(f"app {app.name!r}: no value passed for the secret config key(s) {', '.join(missing)}")
+        deps = self._config_and_secret(name, args)
+        deps += self._claims(name, args)
+        self._deployment(name, args, deps)
+        self._service(name, args)
+        self._ingress(name, args)
+        self._traffic_policy(name, args)
+        self._hpa(name, app)
+        self.register_outputs(
+            {
+                "deployment": self.deployment.metadata.name,
+                "service": self.service_name,
+                "serviceType": app.service.type,
+                "url": self.url,
+            }
+        )
+
+    def _meta(self, object_name: str = "", annotations: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
+        app = self._app
+        return k8s.meta.v1.ObjectMetaArgs(
+            name=object_name or app.name, namespace=app.namespace, labels=app_labels(app), annotations=annotations
+        )
+
+    def _config_and_secret(self, name: str, args: WebAppArgs) -> list[pulumi.Resource]:
+        """ConfigMap `<app>-config` (app.config) and Secret `<app>-secret` (secretEnv), when set."""
+        app = args.spec
         deps: list[pulumi.Resource] = []
         self.config_map = None
         if app.config is not None:
             self.config_map = k8s.core.v1.ConfigMap(
                 f"{name}-config",
-                metadata=meta(config_map_name(app)),
+                metadata=self._meta(config_map_name(app)),
                 data=dict(sorted(app.config.data.items())),
                 opts=pulumi.ResourceOptions(parent=self),
             )
@@ -329,7 +347,7 @@ class WebApp(pulumi.ComponentResource):
         if app.secret_env:
             self.secret = k8s.core.v1.Secret(
                 f"{name}-secret",
-                metadata=meta(secret_name(app)),
+                metadata=self._meta(secret_name(app)),
                 type="Opaque",
                 string_data={
                     env_name: pulumi.Output.secret(args.secret_values[key])
@@ -338,18 +356,27 @@ class WebApp(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["data", "stringData"]),
             )
             deps.append(self.secret)
+        return deps
+
+    def _claims(self, name: str, args: WebAppArgs) -> list[pulumi.Resource]:
+        """A PersistentVolumeClaim per volume, retained on delete."""
+        app = args.spec
         self.claims = {}
         for vol in app.volumes:
             self.claims[vol.name] = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-pvc-{vol.name}",
-                metadata=meta(claim_name(app, vol.name)),
+                metadata=self._meta(claim_name(app, vol.name)),
                 spec=claim_spec(vol.claim),
                 # The data outlives the app: `pulumi destroy` or dropping the volume from the
                 # stack leaves the claim (and its volume) in the cluster.
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=args.protect),
             )
-            deps.append(self.claims[vol.name])
+        return list(self.claims.values())
 
+    def _deployment(self, name: str, args: WebAppArgs, deps: list[pulumi.Resource]) -> None:
+        """The Deployment, after its ConfigMap, Secret and claims."""
+        app = args.spec
+        labels = app_labels(app)
         digest = config_hash(app, args.secret_values)
         volumes, mounts = _volumes(app)
         init_containers, container = _containers(app, _env(app), mounts)
@@ -357,7 +384,7 @@ class WebApp(pulumi.ComponentResource):
         rollout = pulumi.CustomTimeouts(create=f"{app.rollout_timeout}s", update=f"{app.rollout_timeout}s")
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=meta(),
+            metadata=self._meta(),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 # With an HPA the autoscaler owns the replica count; declaring it here
                 # too would make every `pulumi up` reset the scale.
@@ -395,6 +422,10 @@ class WebApp(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=deps, custom_timeouts=rollout),
         )
 
+    def _service(self, name: str, args: WebAppArgs) -> None:
+        """The Service; LoadBalancer without a load balancer add-on is not awaited."""
+        app = args.spec
+        rollout = pulumi.CustomTimeouts(create=f"{app.rollout_timeout}s", update=f"{app.rollout_timeout}s")
         svc = app.service
         annotations: dict[str, str] | None = None
         if svc.type == "LoadBalancer" and not args.load_balancer_available:
@@ -406,7 +437,7 @@ class WebApp(pulumi.ComponentResource):
             annotations = {"pulumi.com/skipAwait": "true"}
         self.service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata=meta(annotations=annotations),
+            metadata=self._meta(annotations=annotations),
             spec=k8s.core.v1.ServiceSpecArgs(
                 type=svc.type,
                 selector=selector_labels(app),
@@ -427,6 +458,9 @@ class WebApp(pulumi.ComponentResource):
 
         self.service_name = self.service.metadata.name
 
+    def _ingress(self, name: str, args: WebAppArgs) -> None:
+        """The Ingress and the app's URL, when app.ingress is set."""
+        app = args.spec
         self.ingress = None
         self.url = None
         if app.ingress is not None:
@@ -437,37 +471,33 @@ class WebApp(pulumi.ComponentResource):
             ingress_annotations = None if args.load_balancer_available else {"pulumi.com/skipAwait": "true"}
             self.ingress = k8s.networking.v1.Ingress(
                 f"{name}-ingress",
-                metadata=meta(annotations=ingress_annotations),
+                metadata=self._meta(annotations=ingress_annotations),
                 spec=_ingress_spec(app, args.ingress_class),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             scheme = "https://" if ing.tls_secret else "http://"
             self.url = pulumi.Output.concat(scheme, ing.host, ing.path)
 
+    def _traffic_policy(self, name: str, args: WebAppArgs) -> None:
+        """The mesh's traffic policy, for a meshed app with resilience settings."""
+        app = args.spec
         self.traffic_policy = None
         if app.mesh and app.resilience is not None:
             self.traffic_policy = mesh.AppTrafficPolicy(
                 f"{name}-mesh",
                 mesh.AppTrafficPolicyArgs(
-                    spec=app, service_port=svc.port, cluster_domain=args.cluster_domain, labels=labels
+                    spec=app, service_port=app.service.port, cluster_domain=args.cluster_domain, labels=app_labels(app)
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.service]),
             )
 
+    def _hpa(self, name: str, app: AppSpec) -> None:
+        """The HorizontalPodAutoscaler, when app.hpa is set."""
         self.hpa = None
         if app.hpa is not None:
             self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
                 f"{name}-hpa",
-                metadata=meta(),
+                metadata=self._meta(),
                 spec=_hpa_spec(app),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-
-        self.register_outputs(
-            {
-                "deployment": self.deployment.metadata.name,
-                "service": self.service_name,
-                "serviceType": svc.type,
-                "url": self.url,
-            }
-        )
