@@ -4,8 +4,9 @@ Starts the local control plane, the loopback chart repository and (kubespray mod
 sshd control host with kubespray v2.31.0's own tree (tests/e2e/lib). Each run brings a
 fresh stack with the e2e platform (add-ons, a Helm release, MySQL, an app) up from
 nothing (full), up again unchanged (no-op), previews it, adds a worker (kubespray mode),
-and destroys it. Prints medians per operation, the playbooks each step ran, the ratio
-no-op / full and the size of the state after the full up. The control host's kubespray
+and destroys it; then times the floor, an empty Python program's no-op `up` and `preview`
+on the same engine. Prints medians per operation, the playbooks each step ran, the ratios
+no-op / full and no-op / floor, and the size of the state after the full up. The control host's kubespray
 venv is built before the first run (as a team's control host keeps one), so "full up"
 is a first deployment with kubespray already prepared.
 
@@ -54,6 +55,23 @@ def state_bytes(stack: E2EStack) -> int:
     return total
 
 
+def floor_stack(base: Path) -> E2EStack:
+    """The floor: an empty Python program (no resource, no provider) on the same engine, language
+    host, venv and kind of backend as the platform's stacks."""
+    project = base / "project"
+    project.mkdir(parents=True)
+    (project / "Pulumi.yaml").write_text(
+        "name: floor\nruntime:\n  name: python\n  options:\n    toolchain: pip\n    virtualenv: .venv\n"
+    )
+    (project / "__main__.py").write_text("import pulumi  # noqa: F401\n")
+    (project / ".venv").symlink_to(ROOT / ".venv")
+    stack = E2EStack(dir=project, state_dir=base / "state", name="floor")
+    stack.state_dir.mkdir(parents=True)
+    stack.run("stack", "init", "floor", "--secrets-provider", "passphrase", timeout=120)
+    stack.up(300)
+    return stack
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -64,7 +82,8 @@ def main() -> int:
         print(f"bench-e2e needs the engine: {why}", file=sys.stderr)
         return 1
     ks = args.mode == "kubespray"
-    steps = ["full up", "no-op up", "preview"] + (["add-worker up"] if ks else []) + ["destroy"]
+    floor_steps = ["floor no-op up", "floor preview"]
+    steps = ["full up", "no-op up", "preview"] + (["add-worker up"] if ks else []) + ["destroy"] + floor_steps
     times: dict[str, list[float]] = {k: [] for k in steps}
     playbooks: dict[str, list[str]] = {}
     sizes: list[int] = []
@@ -81,6 +100,7 @@ def main() -> int:
                 wheels = ensure_wheelhouse(ROOT / "components" / "kubespray_releases" / "v2.31.0.requirements.txt")
                 host = ControlHost(base / "control-host", env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels)})
                 host.start()
+            floor = floor_stack(base / "floor")
             for run in range(args.runs):
                 secret_cfg = {"mysqlRootPassword": "root-" + secrets.token_urlsafe(12),
                               "mysqlReplicationPassword": "repl-" + secrets.token_urlsafe(12)}  # fmt: skip
@@ -119,6 +139,9 @@ def main() -> int:
                     step("add-worker up", stack.up, 900)
                 step("destroy", stack.destroy, 900)
                 cluster.reset_baseline()
+                # side by side with the platform's, in the same run
+                times["floor no-op up"].append(timed(floor.up, 300))
+                times["floor preview"].append(timed(floor.preview, 300))
                 print(f"run {run + 1}/{args.runs}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()),
                       flush=True)  # fmt: skip
         finally:
@@ -132,6 +155,9 @@ def main() -> int:
         ran = f"   playbooks: {', '.join(playbooks[k]) or 'none'}" if k in playbooks else ""
         print(f"  {k:<14} {v:6.1f} s{ran}")
     print(f"  no-op / full ratio: {med['no-op up'] / med['full up']:.2f}")
+    print(f"  no-op up / the floor's: {med['no-op up'] / med['floor no-op up']:.2f}×; "
+          f"preview / the floor's: {med['preview'] / med['floor preview']:.2f}× "
+          "(the floor: an empty Python program on the same engine)")  # fmt: skip
     print(f"  state after a full up: {statistics.median(sizes) / 1024:.0f} KiB")
     print(json.dumps({"mode": args.mode, "median_s": med, "state_bytes": sizes}), file=sys.stderr)
     return 0
