@@ -10,7 +10,7 @@ calls `build` with real secrets; `python -m stacks render` calls it under mocks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,79 +114,121 @@ def _effective_kube_version(spec: PlatformSpec) -> str:
     return rel.default_kube_version if rel else ""
 
 
-def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack: str = "") -> dict[str, Any]:
-    """Register every resource of the stack; returns the stack outputs."""
-    stack = stack or pulumi.get_stack()
-    outputs: dict[str, Any] = {"environment": spec.environment, "clusterMode": spec.cluster.mode}
-    cluster_deps: list[pulumi.Resource] = []
-    taints_from: tuple[str, ...] = ()
+@dataclass
+class _Build:
+    """What every step of `build` shares: the stack's spec and secrets, and what it has built."""
+
+    spec: PlatformSpec
+    secrets: ProgramSecrets
+    project_root: Path
+    stack: str
+    outputs: dict[str, Any]
+    # what every in-cluster resource waits for (the kubespray cluster, when there is one)
+    cluster_deps: list[pulumi.Resource] = field(default_factory=list)
     self_ref: pulumi.StackReference | None = None
 
-    def previous_output(key: str) -> pulumi.Output[Any]:
+    def previous_output(self, key: str) -> pulumi.Output[Any]:
         """This stack's own output `key` from its last update (guards compare against it)."""
-        nonlocal self_ref
-        if self_ref is None:
-            self_ref = pulumi.StackReference(
+        if self.self_ref is None:
+            self.self_ref = pulumi.StackReference(
                 f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
             )
-        return self_ref.get_output(key)
+        return self.self_ref.get_output(key)
 
+
+def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack: str = "") -> dict[str, Any]:
+    """Register every resource of the stack; returns the stack outputs."""
+    b = _Build(spec, secrets, project_root, stack or pulumi.get_stack(),
+               {"environment": spec.environment, "clusterMode": spec.cluster.mode})  # fmt: skip
+    taints_from: tuple[str, ...] = ()
     if spec.cluster.mode == "kubespray":
-        if secrets.ssh_private_key is None:
-            raise ConfigError([Problem("sshPrivateKey", "is required in kubespray mode")])
-        cluster = KubesprayCluster(
-            "cluster",
-            KubesprayClusterArgs(
-                cluster=spec.cluster,
-                schedulable_control_plane=spec.schedulable_control_plane,
-                ssh_private_key=secrets.ssh_private_key,
-                inventory_name=f"k8s-platform-{stack}",
-                kube_version=_effective_kube_version(spec),
-                previous=pulumi.Output.all(
-                    kubeVersion=previous_output("kubeVersion"), clusterLayout=previous_output("clusterLayout")
-                ),
-                previous_kubeconfig=previous_output("kubeconfig"),
-                previous_kubeconfig_refresh=previous_output("kubeconfigRefresh"),
-                registry_cas={
-                    m.registry: (project_root / m.ca).read_text(encoding="utf-8")
-                    for m in spec.cluster.registry_mirrors
-                    if m.ca
-                },
-            ),
-        )
-        kubeconfig = cluster.kubeconfig
-        cluster_deps.append(cluster)
-        outputs["inventoryDir"] = cluster.inventory_dir
-        # recorded only once the cluster (and any upgrade) went through: the next run's guard
-        # (the reader's stdout is secret; the version derived from its completion is not)
-        outputs["kubeVersion"] = pulumi.Output.unsecret(
-            cluster.kubeconfig_reader.stdout.apply(lambda _: _effective_kube_version(spec))
-        )
-        # the layout the plan of the next update starts from, recorded the same way
-        layout = cluster_plan.layout(spec.cluster, spec.schedulable_control_plane)
-        outputs["clusterLayout"] = pulumi.Output.unsecret(cluster.kubeconfig_reader.stdout.apply(lambda _: layout))
-        outputs["nodes"] = [n.name for n in spec.cluster.members]
-        # the refresh token the next run compares with, and when the exported client certificate
-        # ends (a date, no secret)
-        outputs["kubeconfigRefresh"] = cluster.kubeconfig_refresh
-        outputs["kubeconfigExpires"] = pulumi.Output.unsecret(
-            cluster.kubeconfig.apply(lambda k: (d.date().isoformat() if (d := client_cert_not_after(k)) else ""))
-        )
+        kubeconfig = _kubespray_cluster(b)
     else:
         kubeconfig = _existing_kubeconfig(spec, secrets)
         if spec.schedulable_control_plane:
             taints_from = tuple(n.name for n in spec.cluster.nodes if n.is_control_plane)
+    provider = _provider(b, kubeconfig)
+    in_cluster = pulumi.ResourceOptions(provider=provider, depends_on=b.cluster_deps)
+    namespaces = _namespaces(b, in_cluster)
+    addons = _addons(b, taints_from, in_cluster)
+    if spec.cluster.mode == "kubespray" and spec.cluster.etcd_backup.schedule:
+        _etcd_snapshots(b, in_cluster)
+    volumes = _volumes(b, in_cluster)
 
+    def after_addons() -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(provider=provider, depends_on=[*b.cluster_deps, addons])
+
+    _releases(b, namespaces, after_addons)
+    secret_values = _named_secret_values(spec, secrets)
+    if spec.mysql.enabled:
+        _mysql(b, namespaces, secret_values, after_addons())
+    _apps(b, provider, namespaces, addons, volumes, secret_values)
+    return b.outputs
+
+
+def _kubespray_cluster(b: _Build) -> pulumi.Output[str]:
+    """The cluster kubespray installs on the stack's machines, and the records the next run's
+    guards read; returns its kubeconfig."""
+    spec, secrets, project_root, stack, outputs = b.spec, b.secrets, b.project_root, b.stack, b.outputs
+    previous_output = b.previous_output
+    if secrets.ssh_private_key is None:
+        raise ConfigError([Problem("sshPrivateKey", "is required in kubespray mode")])
+    cluster = KubesprayCluster(
+        "cluster",
+        KubesprayClusterArgs(
+            cluster=spec.cluster,
+            schedulable_control_plane=spec.schedulable_control_plane,
+            ssh_private_key=secrets.ssh_private_key,
+            inventory_name=f"k8s-platform-{stack}",
+            kube_version=_effective_kube_version(spec),
+            previous=pulumi.Output.all(
+                kubeVersion=previous_output("kubeVersion"), clusterLayout=previous_output("clusterLayout")
+            ),
+            previous_kubeconfig=previous_output("kubeconfig"),
+            previous_kubeconfig_refresh=previous_output("kubeconfigRefresh"),
+            registry_cas={
+                m.registry: (project_root / m.ca).read_text(encoding="utf-8")
+                for m in spec.cluster.registry_mirrors
+                if m.ca
+            },
+        ),
+    )
+    kubeconfig = cluster.kubeconfig
+    b.cluster_deps.append(cluster)
+    outputs["inventoryDir"] = cluster.inventory_dir
+    # recorded only once the cluster (and any upgrade) went through: the next run's guard
+    # (the reader's stdout is secret; the version derived from its completion is not)
+    outputs["kubeVersion"] = pulumi.Output.unsecret(
+        cluster.kubeconfig_reader.stdout.apply(lambda _: _effective_kube_version(spec))
+    )
+    # the layout the plan of the next update starts from, recorded the same way
+    layout = cluster_plan.layout(spec.cluster, spec.schedulable_control_plane)
+    outputs["clusterLayout"] = pulumi.Output.unsecret(cluster.kubeconfig_reader.stdout.apply(lambda _: layout))
+    outputs["nodes"] = [n.name for n in spec.cluster.members]
+    # the refresh token the next run compares with, and when the exported client certificate
+    # ends (a date, no secret)
+    outputs["kubeconfigRefresh"] = cluster.kubeconfig_refresh
+    outputs["kubeconfigExpires"] = pulumi.Output.unsecret(
+        cluster.kubeconfig.apply(lambda k: (d.date().isoformat() if (d := client_cert_not_after(k)) else ""))
+    )
+    return kubeconfig
+
+
+def _provider(b: _Build, kubeconfig: Any) -> k8s.Provider:
+    spec, cluster_deps = b.spec, b.cluster_deps
     provider = k8s.Provider(
         "k8s",
         kubeconfig=kubeconfig,
         context=spec.cluster.context or None,
         opts=pulumi.ResourceOptions(depends_on=cluster_deps, additional_secret_outputs=["kubeconfig"]),
     )
-    outputs["kubeconfig"] = pulumi.Output.secret(kubeconfig)
-    in_cluster = pulumi.ResourceOptions(provider=provider, depends_on=cluster_deps)
+    b.outputs["kubeconfig"] = pulumi.Output.secret(kubeconfig)
+    return provider
 
-    namespaces = PlatformNamespaces(
+
+def _namespaces(b: _Build, in_cluster: pulumi.ResourceOptions) -> PlatformNamespaces:
+    spec = b.spec
+    return PlatformNamespaces(
         "namespaces",
         NamespacesArgs(
             names=spec.namespaces,
@@ -195,7 +237,11 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
         ),
         opts=in_cluster,
     )
-    addons = ClusterAddons(
+
+
+def _addons(b: _Build, taints_from: tuple[str, ...], in_cluster: pulumi.ResourceOptions) -> ClusterAddons:
+    spec = b.spec
+    return ClusterAddons(
         "addons",
         ClusterAddonsArgs(
             spec=spec.addons,
@@ -207,25 +253,30 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
         opts=in_cluster,
     )
 
-    if spec.cluster.mode == "kubespray" and spec.cluster.etcd_backup.schedule:
-        extra = spec.cluster.extra_vars
-        snapshots = EtcdSnapshots(
-            "etcd-snapshots",
-            EtcdSnapshotsArgs(
-                backup=spec.cluster.etcd_backup,
-                members=tuple(n.name for n in spec.cluster.members if n.is_etcd),
-                image=mirrored(spec.cluster.etcd_backup.image, spec.cluster.image_repos.docker),
-                # kubespray's own variables, when the stack changes them through extraVars
-                bin_dir=str(extra.get("bin_dir", KUBESPRAY_BIN_DIR)),
-                cert_dir=str(extra.get("etcd_cert_dir", KUBESPRAY_ETCD_CERT_DIR)),
-            ),
-            opts=in_cluster,
-        )
-        outputs["etcdSnapshots"] = {
-            "schedule": spec.cluster.etcd_backup.schedule,
-            "cronjobs": [f"kube-system/{cronjob_name(m)}" for m in snapshots.cronjobs],
-        }
 
+def _etcd_snapshots(b: _Build, in_cluster: pulumi.ResourceOptions) -> None:
+    spec, outputs = b.spec, b.outputs
+    extra = spec.cluster.extra_vars
+    snapshots = EtcdSnapshots(
+        "etcd-snapshots",
+        EtcdSnapshotsArgs(
+            backup=spec.cluster.etcd_backup,
+            members=tuple(n.name for n in spec.cluster.members if n.is_etcd),
+            image=mirrored(spec.cluster.etcd_backup.image, spec.cluster.image_repos.docker),
+            # kubespray's own variables, when the stack changes them through extraVars
+            bin_dir=str(extra.get("bin_dir", KUBESPRAY_BIN_DIR)),
+            cert_dir=str(extra.get("etcd_cert_dir", KUBESPRAY_ETCD_CERT_DIR)),
+        ),
+        opts=in_cluster,
+    )
+    outputs["etcdSnapshots"] = {
+        "schedule": spec.cluster.etcd_backup.schedule,
+        "cronjobs": [f"kube-system/{cronjob_name(m)}" for m in snapshots.cronjobs],
+    }
+
+
+def _volumes(b: _Build, in_cluster: pulumi.ResourceOptions) -> StaticVolumes | None:
+    spec, outputs = b.spec, b.outputs
     volumes = None
     if spec.storage.volumes:
         volumes = StaticVolumes(
@@ -234,7 +285,13 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
             opts=in_cluster,
         )
         outputs["persistentVolumes"] = sorted(volumes.by_name)
+    return volumes
 
+
+def _releases(
+    b: _Build, namespaces: PlatformNamespaces, after_addons: Callable[[], pulumi.ResourceOptions]
+) -> None:
+    spec, outputs, project_root = b.spec, b.outputs, b.project_root
     releases = []
     for release in spec.helm.releases:
         ns = namespaces.by_name.get(release.namespace)
@@ -242,7 +299,7 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
             HelmRelease(
                 f"release-{release.namespace}-{release.name}",
                 HelmReleaseArgs(spec=release, project_root=str(project_root), namespace_resource=ns),
-                opts=pulumi.ResourceOptions(provider=provider, depends_on=[*cluster_deps, addons]),
+                opts=after_addons(),
             )
         )
     outputs["helmReleases"] = [
@@ -252,40 +309,53 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
         for r in releases
     ]
 
-    secret_values = _named_secret_values(spec, secrets)
-    if spec.mysql.enabled:
-        # Kubernetes forbids changing a StatefulSet's volumeClaimTemplates: compare with what this
-        # stack deployed last time (its own previous outputs) and refuse before the StatefulSet is sent.
-        # Likewise a change of image MySQL cannot make (a downgrade, a skipped LTS series, a scale
-        # while the series changes).
-        previous_storage = previous_output("mysql").apply(lambda m: (m or {}).get("storage"))
-        previous_server = previous_output("mysql").apply(lambda m: (m or {}).get("server"))
-        if secrets.mysql_root_password is None or secrets.mysql_replication_password is None:
-            raise ConfigError([Problem("mysqlRootPassword", "MySQL passwords are required when mysql.enabled is true")])
-        mysql = MySQLCluster(
-            spec.mysql.name,
-            MySQLClusterArgs(
-                spec=spec.mysql,
-                root_password=secrets.mysql_root_password,
-                replication_password=secrets.mysql_replication_password,
-                user_passwords={u.name: secret_values[u.password_secret] for u in spec.mysql.users},
-                protect=spec.environment == "prod",
-                required_anti_affinity=spec.environment == "prod",
-                namespace_resource=namespaces.by_name.get(spec.mysql.namespace),
-                previous_storage=previous_storage,
-                previous_server=previous_server,
-            ),
-            opts=pulumi.ResourceOptions(provider=provider, depends_on=[*cluster_deps, addons]),
-        )
-        outputs["mysql"] = {
-            "primaryHost": mysql.primary_host,
-            "readHost": mysql.read_host,
-            "members": mysql.members,
-            "storage": mysql.storage,
-            "server": mysql.server,
-            "users": [u.name for u in spec.mysql.users],
-        }
 
+def _mysql(
+    b: _Build, namespaces: PlatformNamespaces, secret_values: Mapping[str, Any], after_addons: pulumi.ResourceOptions
+) -> None:
+    spec, secrets, outputs, previous_output = b.spec, b.secrets, b.outputs, b.previous_output
+    # Kubernetes forbids changing a StatefulSet's volumeClaimTemplates: compare with what this
+    # stack deployed last time (its own previous outputs) and refuse before the StatefulSet is sent.
+    # Likewise a change of image MySQL cannot make (a downgrade, a skipped LTS series, a scale
+    # while the series changes).
+    previous_storage = previous_output("mysql").apply(lambda m: (m or {}).get("storage"))
+    previous_server = previous_output("mysql").apply(lambda m: (m or {}).get("server"))
+    if secrets.mysql_root_password is None or secrets.mysql_replication_password is None:
+        raise ConfigError([Problem("mysqlRootPassword", "MySQL passwords are required when mysql.enabled is true")])
+    mysql = MySQLCluster(
+        spec.mysql.name,
+        MySQLClusterArgs(
+            spec=spec.mysql,
+            root_password=secrets.mysql_root_password,
+            replication_password=secrets.mysql_replication_password,
+            user_passwords={u.name: secret_values[u.password_secret] for u in spec.mysql.users},
+            protect=spec.environment == "prod",
+            required_anti_affinity=spec.environment == "prod",
+            namespace_resource=namespaces.by_name.get(spec.mysql.namespace),
+            previous_storage=previous_storage,
+            previous_server=previous_server,
+        ),
+        opts=after_addons,
+    )
+    outputs["mysql"] = {
+        "primaryHost": mysql.primary_host,
+        "readHost": mysql.read_host,
+        "members": mysql.members,
+        "storage": mysql.storage,
+        "server": mysql.server,
+        "users": [u.name for u in spec.mysql.users],
+    }
+
+
+def _apps(
+    b: _Build,
+    provider: k8s.Provider,
+    namespaces: PlatformNamespaces,
+    addons: ClusterAddons,
+    volumes: StaticVolumes | None,
+    secret_values: Mapping[str, Any],
+) -> None:
+    spec, cluster_deps = b.spec, b.cluster_deps
     apps = {}
     cluster_domain = spec.addons.mesh.cluster_domain if spec.addons.mesh is not None else "cluster.local"
     for app in spec.apps:
@@ -307,8 +377,7 @@ def build(spec: PlatformSpec, secrets: ProgramSecrets, project_root: Path, stack
             ),
         )
         apps[f"{app.namespace}/{app.name}"] = {"service": web.service_name, "url": web.url}
-    outputs["apps"] = apps
-    return outputs
+    b.outputs["apps"] = apps
 
 
 def deploy(raw_config: dict[str, Any], secrets: ProgramSecrets, project_root: Path, stack: str = "") -> dict[str, Any]:
