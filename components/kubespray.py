@@ -37,7 +37,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,31 @@ def _write_file(path: str, content: str) -> str:
     return f"printf '%s' {shlex.quote(encoded)} | base64 -d > {path}.tmp && mv {path}.tmp {path}"
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What the steps of a KubesprayCluster share: where kubespray lives on the control host, how
+    to reach it, and the ansible command line every playbook runs with."""
+
+    name: str
+    args: KubesprayClusterArgs
+    ks: Any  # the stack's cluster.kubespray
+    ch: Any  # the stack's cluster.controlHost
+    src: str
+    venv: str
+    inv_dir: str
+    logs: str
+    connection: command.remote.ConnectionArgs
+    ansible_env: str
+    login: str
+    playbook: Callable[..., str]
+    digest: str
+    snapshot: str
+    removal_vars: str
+    applied: str
+    kubectl: str
+    kube_version: str
+
+
 class KubesprayCluster(pulumi.ComponentResource):
     """Runs kubespray over SSH from the control host; exports the admin kubeconfig as a secret."""
 
@@ -157,18 +182,39 @@ class KubesprayCluster(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KubesprayClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("k8s-platform:cluster:KubesprayCluster", name, None, opts)
+        run = self._context(name, args)
+        self.workdir = run.ks.workdir
+        self.inventory_dir = f"{run.ks.workdir}/inventory/{args.inventory_name}"
+        self.admin_conf_path = f"{self.inventory_dir}/artifacts/admin.conf"
+        self.cluster_digest = run.digest
+
+        self._prepare(run)
+        self._inventory(run)
+        self._cluster(run)
+        self._workers(run)
+        self._upgrade(run)
+        self._kubeconfig(run)
+        self._health_gate(run)
+        self._reset(run)
+        self.register_outputs(
+            {
+                "kubeconfig": self.kubeconfig,
+                "inventoryDir": self.inventory_dir,
+                "clusterDigest": run.digest,
+            }
+        )
+
+    @staticmethod
+    def _context(name: str, args: KubesprayClusterArgs) -> _Run:
+        """The control host's paths and connection, and the ansible command line every step uses."""
         cluster = args.cluster
         assert cluster.kubespray is not None and cluster.control_host is not None
         ks = cluster.kubespray
         ch = cluster.control_host
-
-        self.workdir = ks.workdir
         src = f"{_q(ks.workdir)}/src"
         venv = f"{_q(ks.workdir)}/venv"
         inv_dir = f"{_q(ks.workdir)}/inventory/{shlex.quote(args.inventory_name)}"
         logs = f"{_q(ks.workdir)}/logs"
-        self.inventory_dir = f"{ks.workdir}/inventory/{args.inventory_name}"
-        self.admin_conf_path = f"{self.inventory_dir}/artifacts/admin.conf"
 
         proxy = None
         if ch.proxy_jump is not None:
@@ -190,6 +236,71 @@ class KubesprayCluster(pulumi.ComponentResource):
             per_dial_timeout=10,
         )
 
+        forks = min(max(len(cluster.nodes), 5), 50)
+        key_flag = f" --private-key {_q(cluster.ansible_key_path)}" if cluster.ansible_key_path else ""
+        checking, ssh_opts = ssh_args(cluster, f"{_dq(ks.workdir)}/inventory/{args.inventory_name}/known_hosts")
+        ansible_env = (
+            f"ANSIBLE_PIPELINING=True ANSIBLE_HOST_KEY_CHECKING={checking} ANSIBLE_FORCE_COLOR=False "
+            f'ANSIBLE_SSH_ARGS="{ssh_opts}"'
+        )
+        login = f"--become --user {shlex.quote(cluster.ansible_user)}{key_flag}"
+        base = f"{ansible_env} {venv}/bin/ansible-playbook -i {inv_dir}/hosts.yaml {login} --forks {forks}"
+
+        def playbook(label: str, args_: str, pre: str = "") -> str:
+            """Run one playbook with its log on the control host and a short tail in Pulumi."""
+            label_q = shlex.quote(label)
+            return "\n".join(
+                [
+                    "set -u",
+                    # logs may carry what the nodes print: readable by the control host user only
+                    "umask 077",
+                    f"cd {src} || exit 1",
+                    f"mkdir -p {logs}",
+                    f'log={logs}/{shlex.quote(label + "-")}"$(date -u +%Y%m%dT%H%M%SZ)".log',
+                    pre,
+                    f'{base} {args_} > "$log" 2>&1',
+                    "rc=$?",
+                    'if [ "$rc" -ne 0 ]; then',
+                    f"  printf '%s failed (exit %s); full log on the control host: %s\\n' {label_q} \"$rc\" \"$log\" >&2",
+                    # the tail shown in Pulumi's output and state: lines that look like key
+                    # material or credentials are withheld (they stay in the private log)
+                    f'  tail -n {LOG_TAIL_LINES} "$log" | sed -E {shlex.quote(REDACT_SED)} >&2',
+                    '  exit "$rc"',
+                    "fi",
+                    f"printf '%s ok; full log: %s\\n' {label_q} \"$log\"",
+                    "grep -A20 'PLAY RECAP' \"$log\" | tail -n 20 || true",
+                ]
+            )
+
+        digest = inv.cluster_digest(cluster, args.schedulable_control_plane)
+        applied = f"{inv_dir}/hosts.applied.yaml"
+        # cluster.etcdBackup.beforeChanges: a snapshot on the first etcd member before anything
+        # changes a running cluster (admin.conf exists once cluster.yml has installed it)
+        snapshot = (
+            "\n".join(
+                [
+                    f"if [ -f {inv_dir}/artifacts/admin.conf ]; then",
+                    playbook("etcd-snapshot", f"{inv_dir}/etcd-snapshot.yml"),
+                    # where it went, in Pulumi's output
+                    """grep -o 'etcd snapshot saved: [^"]*' "$log" | tail -n 1 || true""",
+                    "fi",
+                ]
+            )
+            if cluster.etcd_backup.before_changes
+            else ""
+        )
+        removal_vars = f"-e skip_confirmation=true -e @{inv_dir}/remove-vars.yaml"
+        kubectl = f"{inv_dir}/artifacts/kubectl --kubeconfig {inv_dir}/artifacts/admin.conf"
+        kube_version = cluster.kube_version or "kubespray-default"
+        return _Run(
+            name=name, args=args, ks=ks, ch=ch, src=src, venv=venv, inv_dir=inv_dir, logs=logs,
+            connection=connection, ansible_env=ansible_env, login=login, playbook=playbook, digest=digest,
+            snapshot=snapshot, removal_vars=removal_vars, applied=applied, kubectl=kubectl, kube_version=kube_version,
+        )  # fmt: skip
+
+    def _prepare(self, run: _Run) -> None:
+        """Fetches kubespray (its commit checked) and installs its requirements on the control host."""
+        name, args, cluster, connection, src, venv, logs, ks, ch = run.name, run.args, run.args.cluster, run.connection, run.src, run.venv, run.logs, run.ks, run.ch
         # git fetch of a single tag works for any source: upstream, a mirror, or a local path
         ref = "refs/tags/" + ks.version if ks.version.startswith("v") else ks.version
         verify_commit = (
@@ -288,6 +399,10 @@ class KubesprayCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
+
+    def _inventory(self, run: _Run) -> None:
+        """Writes the inventory, group_vars and the files the playbooks read."""
+        name, args, cluster, connection, inv_dir = run.name, run.args, run.args.cluster, run.connection, run.inv_dir
         rendered = inv.render(cluster, args.schedulable_control_plane)
         inventory_script = "\n".join(
             [
@@ -320,61 +435,11 @@ class KubesprayCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.prepare]),
         )
 
-        forks = min(max(len(cluster.nodes), 5), 50)
-        key_flag = f" --private-key {_q(cluster.ansible_key_path)}" if cluster.ansible_key_path else ""
-        checking, ssh_opts = ssh_args(cluster, f"{_dq(ks.workdir)}/inventory/{args.inventory_name}/known_hosts")
-        ansible_env = (
-            f"ANSIBLE_PIPELINING=True ANSIBLE_HOST_KEY_CHECKING={checking} ANSIBLE_FORCE_COLOR=False "
-            f'ANSIBLE_SSH_ARGS="{ssh_opts}"'
-        )
-        login = f"--become --user {shlex.quote(cluster.ansible_user)}{key_flag}"
-        base = f"{ansible_env} {venv}/bin/ansible-playbook -i {inv_dir}/hosts.yaml {login} --forks {forks}"
 
-        def playbook(label: str, args_: str, pre: str = "") -> str:
-            """Run one playbook with its log on the control host and a short tail in Pulumi."""
-            label_q = shlex.quote(label)
-            return "\n".join(
-                [
-                    "set -u",
-                    # logs may carry what the nodes print: readable by the control host user only
-                    "umask 077",
-                    f"cd {src} || exit 1",
-                    f"mkdir -p {logs}",
-                    f'log={logs}/{shlex.quote(label + "-")}"$(date -u +%Y%m%dT%H%M%SZ)".log',
-                    pre,
-                    f'{base} {args_} > "$log" 2>&1',
-                    "rc=$?",
-                    'if [ "$rc" -ne 0 ]; then',
-                    f"  printf '%s failed (exit %s); full log on the control host: %s\\n' {label_q} \"$rc\" \"$log\" >&2",
-                    # the tail shown in Pulumi's output and state: lines that look like key
-                    # material or credentials are withheld (they stay in the private log)
-                    f'  tail -n {LOG_TAIL_LINES} "$log" | sed -E {shlex.quote(REDACT_SED)} >&2',
-                    '  exit "$rc"',
-                    "fi",
-                    f"printf '%s ok; full log: %s\\n' {label_q} \"$log\"",
-                    "grep -A20 'PLAY RECAP' \"$log\" | tail -n 20 || true",
-                ]
-            )
-
-        digest = inv.cluster_digest(cluster, args.schedulable_control_plane)
-        self.cluster_digest = digest
-        applied = f"{inv_dir}/hosts.applied.yaml"
-        # cluster.etcdBackup.beforeChanges: a snapshot on the first etcd member before anything
-        # changes a running cluster (admin.conf exists once cluster.yml has installed it)
-        snapshot = (
-            "\n".join(
-                [
-                    f"if [ -f {inv_dir}/artifacts/admin.conf ]; then",
-                    playbook("etcd-snapshot", f"{inv_dir}/etcd-snapshot.yml"),
-                    # where it went, in Pulumi's output
-                    """grep -o 'etcd snapshot saved: [^"]*' "$log" | tail -n 1 || true""",
-                    "fi",
-                ]
-            )
-            if cluster.etcd_backup.before_changes
-            else ""
-        )
-        removal_vars = f"-e skip_confirmation=true -e @{inv_dir}/remove-vars.yaml"
+    def _cluster(self, run: _Run) -> None:
+        """cluster.yml (after a snapshot and the members that leave), after the registry mirrors."""
+        name, args, cluster, connection, playbook, venv, inv_dir = run.name, run.args, run.args.cluster, run.connection, run.playbook, run.venv, run.inv_dir
+        digest, snapshot, removal_vars, applied = run.digest, run.snapshot, run.removal_vars, run.applied
         # Control-plane and etcd members leave the way kubespray documents: remove-node.yml with
         # the node still in the inventory (the one cluster.yml applied last), then cluster.yml
         # with the new one. Which members left is read on the control host, from that record.
@@ -409,14 +474,22 @@ class KubesprayCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=cluster_deps),
         )
 
-        kubectl = f"{inv_dir}/artifacts/kubectl --kubeconfig {inv_dir}/artifacts/admin.conf"
+
+    def _workers(self, run: _Run) -> None:
+        """A command per worker-only node: scale.yml when it joins, remove-node.yml when it leaves."""
+        name, cluster, connection, playbook, inv_dir = run.name, run.args.cluster, run.connection, run.playbook, run.inv_dir
+        kubectl, removal_vars = run.kubectl, run.removal_vars
         self.nodes: dict[str, command.remote.Command] = {}
         for node in cluster.members:
             if not node.worker_only:
                 continue
             self.nodes[node.name] = self._worker(name, node, connection, playbook, kubectl, inv_dir, removal_vars)
 
-        kube_version = cluster.kube_version or "kubespray-default"
+
+    def _upgrade(self, run: _Run) -> None:
+        """upgrade-cluster.yml when cluster.kubeVersion changes."""
+        name, args, connection, playbook, inv_dir = run.name, run.args, run.connection, run.playbook, run.inv_dir
+        kubectl, snapshot, kube_version = run.kubectl, run.snapshot, run.kube_version
         self.upgrade = command.remote.Command(
             f"{name}-upgrade",
             connection=connection,
@@ -447,6 +520,11 @@ class KubesprayCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster, *self.nodes.values()]),
         )
 
+
+    def _kubeconfig(self, run: _Run) -> None:
+        """Reads admin.conf from the first control-plane node: the exported kubeconfig."""
+        name, args, cluster, connection, src, venv, inv_dir, logs, ks = run.name, run.args, run.args.cluster, run.connection, run.src, run.venv, run.inv_dir, run.logs, run.ks
+        ansible_env, login, digest, kube_version = run.ansible_env, run.login, run.digest, run.kube_version
         # admin.conf as the first control-plane node has it now (kubespray's client role copies
         # it on cluster.yml; the certificate renewal timer renews it there, not on this host),
         # then printed: the exported kubeconfig. Re-read after every cluster.yml and upgrade,
@@ -491,6 +569,11 @@ class KubesprayCluster(pulumi.ComponentResource):
             self.kubeconfig_reader.stdout.apply(lambda text: rewrite_server(text, server))
         )
 
+
+    def _health_gate(self, run: _Run) -> None:
+        """The health gate, after every change of the cluster."""
+        name, cluster, connection, inv_dir = run.name, run.args.cluster, run.connection, run.inv_dir
+        digest, kube_version = run.digest, run.kube_version
         self.health: command.remote.Command | None = None
         gate = cluster.health_gate
         if gate.enabled:
@@ -515,6 +598,10 @@ class KubesprayCluster(pulumi.ComponentResource):
                 ),
             )
 
+
+    def _reset(self, run: _Run) -> None:
+        """reset.yml on destroy, when cluster.resetOnDestroy is set."""
+        name, cluster, connection, playbook = run.name, run.args.cluster, run.connection, run.playbook
         self.reset: command.remote.Command | None = None
         if cluster.reset_on_destroy:
             self.reset = command.remote.Command(
@@ -527,13 +614,6 @@ class KubesprayCluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.cluster]),
             )
 
-        self.register_outputs(
-            {
-                "kubeconfig": self.kubeconfig,
-                "inventoryDir": self.inventory_dir,
-                "clusterDigest": digest,
-            }
-        )
 
     def _refresh_token(self, previous_kubeconfig: Any, previous_token: Any) -> str:
         """The reader's refresh trigger: unchanged until the exported certificate nears its end."""
